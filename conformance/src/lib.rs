@@ -1,0 +1,1 @@
+//! efisock-conformance (being written).

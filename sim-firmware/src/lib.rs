@@ -1,0 +1,1 @@
+//! efisock-sim (being written).
