@@ -8,7 +8,9 @@
 
 extern crate alloc;
 
+pub mod addr;
 pub mod error;
 pub mod firmware;
 
+pub use addr::{htonl, htons, inet_aton, inet_ntoa, ntohl, ntohs, parse_socket_addr};
 pub use error::{Errno, Error, ErrorKind, Result};
