@@ -11,3 +11,4 @@
 pub mod mix;
 pub mod pattern;
 pub mod peers;
+pub mod runner;
