@@ -12,3 +12,4 @@ pub mod mix;
 pub mod pattern;
 pub mod peers;
 pub mod runner;
+pub mod trace;
