@@ -8,8 +8,10 @@
 //! semantics are the reference the cases check.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod mix;
 pub mod pattern;
 pub mod peers;
 pub mod runner;
+pub mod suite;
 pub mod trace;
