@@ -262,6 +262,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn service_peers_can_move_to_host_threads() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<ServicePeer>();
+        assert_send::<ConnectBackSender>();
+    }
+
+    #[test]
     fn port_table_is_consistent() {
         for &(port, service) in listening_services() {
             assert_eq!(service.port(), port);

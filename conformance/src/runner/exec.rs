@@ -31,7 +31,7 @@ pub struct Plan {
     pub base_seed: u64,
     /// Seeds to run every selected case with (see [`super::seed::sweep`]).
     pub seeds: Vec<u64>,
-    /// Case filters; empty selects everything (see [`matches`]).
+    /// Case filters; empty selects everything (see [`matches()`]).
     pub filters: Vec<String>,
     /// Options other than seed and filter that a replay must repeat
     /// (profile, quirks), already split into arguments.
