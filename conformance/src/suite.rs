@@ -125,9 +125,21 @@ pub fn run<T: Target>(
     let summary = if opts.trace {
         let (recorder, mut handle) = TraceRecorder::new();
         let subscriber = tracing_subscriber::registry().with(recorder);
-        tracing::subscriber::with_default(subscriber, || {
+        let summary = tracing::subscriber::with_default(subscriber, || {
             run_cases(cases, &plan, make, &mut *reporter, Some(&mut handle))
-        })
+        });
+        drop(reporter);
+        let table = handle.run_summary();
+        let _ = if opts.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"type": "trace_summary", "table": table})
+            )
+        } else {
+            write!(out, "\nfirmware calls, whole run:\n{table}")
+        };
+        summary
     } else {
         run_cases(cases, &plan, make, &mut *reporter, None)
     };
@@ -208,6 +220,11 @@ mod tests {
     fn trace_flag_captures_the_case_events() {
         let (code, out, _) = go(&["--trace", "--filter", "trace/poll"], CASES);
         assert_eq!(code, EXIT_PASS, "{out}");
+        let tail = out
+            .split("firmware calls, whole run:\n")
+            .nth(1)
+            .expect(&out);
+        assert!(tail.lines().any(|l| l.starts_with("Tcp4.Poll ")), "{out}");
         assert!(
             out.contains("      [   0.000001000] #1 Tcp4.Poll() = SUCCESS  <0.000001>"),
             "{out}"

@@ -105,7 +105,9 @@ pub fn run_one<T: Target>(
     make: &mut dyn FnMut(u64) -> Result<T, String>,
 ) -> CaseReport {
     let started = Instant::now();
-    let (passed, message, virtual_ns) = match make(seed) {
+    let built = catch_unwind(AssertUnwindSafe(|| make(seed)))
+        .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
+    let (passed, message, virtual_ns) = match built {
         Err(e) => (false, Some(format!("target setup failed: {e}")), 0),
         Ok(mut target) => {
             let outcome = catch_unwind(AssertUnwindSafe(|| {

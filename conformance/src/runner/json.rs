@@ -16,6 +16,10 @@
 //! `{"type":"summary","passed":u64,"failed":u64,"total":u64,"wall_ns":u64,
 //!   "virtual_ns":u64,"base_seed":"0x…","seeds":["0x…",…],
 //!   "failures":[{"id":str,"seed":"0x…"},…]}`
+//!
+//! With `--trace`, one more line follows the summary:
+//! `{"type":"trace_summary","table":str}` (the per-call table over the whole
+//! run, written by the suite driver).
 
 use std::io::Write;
 

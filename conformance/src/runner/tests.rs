@@ -153,6 +153,25 @@ fn setup_failure_is_a_case_failure() {
 }
 
 #[test]
+fn setup_panic_is_a_case_failure_not_an_abort() {
+    let mut rep = TextReporter::new(Vec::new());
+    let mut bad = |_seed: u64| -> Result<Fake, String> { panic!("smoltcp exploded") };
+    let s = run_cases(
+        &cases(),
+        &plan(vec![1], &["basic"]),
+        &mut bad,
+        &mut rep,
+        None,
+    );
+    assert_eq!((s.passed, s.failed), (0, 2));
+    let out = String::from_utf8(rep.into_inner()).unwrap();
+    assert!(
+        out.contains("target setup failed: panicked: smoltcp exploded"),
+        "{out}"
+    );
+}
+
+#[test]
 fn json_lines_follow_the_schema() {
     let mut rep = JsonReporter::new(Vec::new());
     let s = run_cases(&cases(), &plan(vec![3], &[]), &mut make, &mut rep, None);

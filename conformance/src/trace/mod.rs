@@ -14,13 +14,15 @@
 //! ```
 //!
 //! followed by a per-call summary table (count, errors = status other than
-//! SUCCESS, total and average virtual time), sorted by total time.
+//! SUCCESS, total and average virtual time), sorted by total time. Each case
+//! gets its own log and table; the handle also accumulates a run-wide table
+//! ([`TraceHandle::run_summary`]) printed after the last case.
 
 mod recorder;
 mod render;
 
 pub use recorder::{MAX_EVENTS, TraceEvent, TraceHandle, TraceRecorder};
-pub use render::{render_events, render_log, render_summary};
+pub use render::{CallStats, render_events, render_log, render_summary};
 
 /// Target of firmware-call events.
 pub const TARGET_FW: &str = "efisock::fw";

@@ -7,7 +7,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
-use super::{TARGET_COMPLETION, TARGET_FW, TARGET_NOTIFY};
+use super::{CallStats, TARGET_COMPLETION, TARGET_FW, TARGET_NOTIFY};
 use crate::runner::CaseTrace;
 
 /// At most this many events are kept per capture; more are counted as
@@ -112,6 +112,7 @@ impl Visit for Fields {
 struct Log {
     events: Vec<TraceEvent>,
     dropped: u64,
+    run: CallStats,
 }
 
 fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
@@ -195,13 +196,22 @@ impl TraceHandle {
         log.dropped = 0;
     }
 
-    /// Renders the log and summary table, then clears.
+    /// Renders the log and summary table, adds the events to the run-wide
+    /// statistics, then clears the log.
     pub fn take_rendered(&self) -> String {
         let mut log = lock(&self.log);
         let out = super::render::render_events(&log.events, log.dropped);
+        let Log { events, run, .. } = &mut *log;
+        run.add(events);
         log.events.clear();
         log.dropped = 0;
         out
+    }
+
+    /// The per-call table over every case rendered so far (events dropped
+    /// at the [`MAX_EVENTS`] limit are not in it; each case's log says so).
+    pub fn run_summary(&self) -> String {
+        lock(&self.log).run.render()
     }
 }
 

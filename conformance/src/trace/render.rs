@@ -75,90 +75,121 @@ pub fn render_log(events: &[TraceEvent]) -> String {
     out
 }
 
-#[derive(Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Row {
     count: u64,
     errors: u64,
     total_ns: u64,
 }
 
-/// The per-call table (sorted by total virtual time, then name), and a line
-/// counting completions and notifies.
-pub fn render_summary(events: &[TraceEvent]) -> String {
-    let mut rows: BTreeMap<&str, Row> = BTreeMap::new();
-    let (mut completions, mut failed_completions, mut notifies) = (0u64, 0u64, 0u64);
-    for ev in events {
-        match ev {
-            TraceEvent::Call {
-                call,
-                status,
-                elapsed_ns,
-                ..
-            } => {
-                let row = rows.entry(opt_str(call)).or_default();
-                row.count += 1;
-                if !is_success(opt_str(status)) {
-                    row.errors += 1;
+/// Aggregated per-call statistics; can be accumulated over many cases.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallStats {
+    rows: BTreeMap<String, Row>,
+    completions: u64,
+    failed_completions: u64,
+    notifies: u64,
+}
+
+impl CallStats {
+    /// Statistics of `events`.
+    pub fn of(events: &[TraceEvent]) -> Self {
+        let mut s = Self::default();
+        s.add(events);
+        s
+    }
+
+    /// Adds `events` to the statistics.
+    pub fn add(&mut self, events: &[TraceEvent]) {
+        for ev in events {
+            match ev {
+                TraceEvent::Call {
+                    call,
+                    status,
+                    elapsed_ns,
+                    ..
+                } => {
+                    let row = self.rows.entry(opt_str(call).to_string()).or_default();
+                    row.count += 1;
+                    if !is_success(opt_str(status)) {
+                        row.errors += 1;
+                    }
+                    row.total_ns = row.total_ns.saturating_add(elapsed_ns.unwrap_or(0));
                 }
-                row.total_ns = row.total_ns.saturating_add(elapsed_ns.unwrap_or(0));
-            }
-            TraceEvent::Completion { status, .. } => {
-                completions += 1;
-                if !is_success(opt_str(status)) {
-                    failed_completions += 1;
+                TraceEvent::Completion { status, .. } => {
+                    self.completions += 1;
+                    if !is_success(opt_str(status)) {
+                        self.failed_completions += 1;
+                    }
                 }
+                TraceEvent::Notify { .. } => self.notifies += 1,
             }
-            TraceEvent::Notify { .. } => notifies += 1,
         }
     }
-    let mut sorted: Vec<(&str, Row)> = rows.into_iter().collect();
-    sorted.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(b.0)));
-    let width = sorted
-        .iter()
-        .map(|r| r.0.len())
-        .max()
-        .unwrap_or(0)
-        .max("total".len());
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<width$}  {:>8}  {:>7}  {:>14}  {:>12}",
-        "call", "count", "errors", "total virt s", "avg virt us"
-    );
-    let (mut count, mut errors, mut total) = (0u64, 0u64, 0u64);
-    for (name, r) in &sorted {
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.completions == 0 && self.notifies == 0
+    }
+
+    /// The table (sorted by total virtual time, then name) and a line
+    /// counting completions and notifies.
+    pub fn render(&self) -> String {
+        let mut sorted: Vec<(&String, &Row)> = self.rows.iter().collect();
+        sorted.sort_by(|a, b| b.1.total_ns.cmp(&a.1.total_ns).then(a.0.cmp(b.0)));
+        let width = sorted
+            .iter()
+            .map(|r| r.0.len())
+            .max()
+            .unwrap_or(0)
+            .max("total".len());
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>8}  {:>7}  {:>14}  {:>12}",
+            "call", "count", "errors", "total virt s", "avg virt us"
+        );
+        let (mut count, mut errors, mut total) = (0u64, 0u64, 0u64);
+        for (name, r) in &sorted {
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>8}  {:>7}  {:>14.6}  {:>12.3}",
+                name,
+                r.count,
+                r.errors,
+                r.total_ns as f64 / 1e9,
+                r.total_ns as f64 / 1e3 / r.count as f64
+            );
+            count += r.count;
+            errors += r.errors;
+            total = total.saturating_add(r.total_ns);
+        }
+        let avg = if count == 0 {
+            0.0
+        } else {
+            total as f64 / 1e3 / count as f64
+        };
         let _ = writeln!(
             out,
             "{:<width$}  {:>8}  {:>7}  {:>14.6}  {:>12.3}",
-            name,
-            r.count,
-            r.errors,
-            r.total_ns as f64 / 1e9,
-            r.total_ns as f64 / 1e3 / r.count as f64
+            "total",
+            count,
+            errors,
+            total as f64 / 1e9,
+            avg
         );
-        count += r.count;
-        errors += r.errors;
-        total = total.saturating_add(r.total_ns);
+        let _ = writeln!(
+            out,
+            "completions: {} ({} not SUCCESS), notifies: {}",
+            self.completions, self.failed_completions, self.notifies
+        );
+        out
     }
-    let avg = if count == 0 {
-        0.0
-    } else {
-        total as f64 / 1e3 / count as f64
-    };
-    let _ = writeln!(
-        out,
-        "{:<width$}  {:>8}  {:>7}  {:>14.6}  {:>12.3}",
-        "total",
-        count,
-        errors,
-        total as f64 / 1e9,
-        avg
-    );
-    let _ = writeln!(
-        out,
-        "completions: {completions} ({failed_completions} not SUCCESS), notifies: {notifies}"
-    );
-    out
+}
+
+/// The per-call table of `events` (see [`CallStats::render`]).
+pub fn render_summary(events: &[TraceEvent]) -> String {
+    CallStats::of(events).render()
 }
 
 /// The log, a blank line, the summary, and a note if events were dropped.

@@ -120,5 +120,18 @@ fn case_trace_clears_between_cases_and_marks_missing_fields() {
         );
         assert!(out.contains("\ncall "), "{out}");
         assert!(handle.events().is_empty(), "end() clears");
+        handle.begin();
+        emit_sample();
+        handle.end();
     });
+    // The run-wide table has the two cases rendered with end(), not the
+    // events cleared by the first begin().
+    let run = handle.run_summary();
+    let close = run.lines().find(|l| l.starts_with("Tcp4.Close")).unwrap();
+    assert_eq!(close.split_whitespace().nth(1), Some("1"), "{run}");
+    let transmit = run
+        .lines()
+        .find(|l| l.starts_with("Tcp4.Transmit"))
+        .unwrap();
+    assert_eq!(transmit.split_whitespace().nth(1), Some("3"), "{run}");
 }
