@@ -15,3 +15,5 @@ pub mod peers;
 pub mod runner;
 pub mod suite;
 pub mod trace;
+
+pub use peers::ports;
