@@ -1,0 +1,22 @@
+//! The fixed port table shared by every target (simulator, QEMU host peers).
+//!
+//! Cases name services by these constants, never by literal numbers, so a
+//! port change is one edit here.
+
+/// [`Service::Echo`](super::Service::Echo).
+pub const ECHO: u16 = 7007;
+/// [`Service::Sink`](super::Service::Sink).
+pub const SINK: u16 = 7009;
+/// [`Service::SourceFin`](super::Service::SourceFin).
+pub const SOURCE_FIN: u16 = 7010;
+/// [`Service::SourceRst`](super::Service::SourceRst).
+pub const SOURCE_RST: u16 = 7011;
+/// [`Service::AcceptClose`](super::Service::AcceptClose).
+pub const ACCEPT_CLOSE: u16 = 7012;
+/// [`Service::AcceptHold`](super::Service::AcceptHold).
+pub const ACCEPT_HOLD: u16 = 7013;
+/// [`Service::ConnectBack`](super::Service::ConnectBack).
+pub const CONNECT_BACK: u16 = 7014;
+/// A port nothing listens on: connecting to it is refused (on EDK2 the
+/// connect token completes `EFI_CONNECTION_RESET`).
+pub const REFUSED: u16 = 7999;
