@@ -89,10 +89,18 @@ pub fn run<P: Platform>(p: &P, cfg: &SmokeConfig, emit: Emit<'_>) -> SmokeOutcom
             summary.str("address", &fmt_ip(addr));
             let mut tcp = TcpRun::new(p, cfg);
             let code = tcp.run(emit);
+            if code == EXIT_OK {
+                // Observation only (does not change the exit code): what a
+                // Connect to a port nobody listens on completes with.
+                let probe = closed_port_probe(p, cfg);
+                emit("STEP", &probe);
+            }
             summary
                 .u64("connect_polls", tcp.connect_polls)
                 .bool("transmit_done_in_call", tcp.tx_in_call)
                 .u64_array("rx_segments", &tcp.rx_sizes)
+                .u64_array("rx_polls", &tcp.rx_polls)
+                .u64_array("rx_wait_us", &tcp.rx_wait_us)
                 .str("fin_seen_as", tcp.fin_seen_as)
                 .u64("echoed_bytes", tcp.echoed);
             code
@@ -221,6 +229,91 @@ struct RxData1 {
     frag: [Tcp4FragmentData; 1],
 }
 
+/// Connect to `port + 1` on the same host, where the host side has no
+/// listener: EDK2 reports the RST as the Connect token's status. Returns the
+/// step's JSON; never fails the run.
+fn closed_port_probe<P: Platform>(p: &P, cfg: &SmokeConfig) -> String {
+    let boot = p.boot();
+    let svc = p.tcp4_service();
+    let mut j = JsonObject::new();
+    let port = cfg.port.wrapping_add(1).max(1);
+    j.str("step", "closed_port_probe")
+        .u64("port", u64::from(port));
+    let child = match svc.create_child() {
+        Ok(c) => c,
+        Err(s) => {
+            j.str("create_child", st(s));
+            return j.finish();
+        }
+    };
+    let mut leaked = false;
+    if let Ok(tcp) = svc.open_tcp4(child) {
+        let cfg_data = Tcp4ConfigData {
+            type_of_service: 0,
+            time_to_live: 64,
+            access_point: Tcp4AccessPoint {
+                use_default_address: Boolean::TRUE,
+                station_address: Ipv4Address([0; 4]),
+                subnet_mask: Ipv4Address([0; 4]),
+                station_port: 0,
+                remote_address: Ipv4Address(cfg.remote),
+                remote_port: port,
+                active_flag: Boolean::TRUE,
+            },
+            control_option: ptr::null_mut(),
+        };
+        // SAFETY: valid for reads during the call; null control option.
+        let s = unsafe { tcp.configure(&cfg_data) };
+        j.str("configure", st(s));
+        // SAFETY: no notify function, so no context lifetime to honour.
+        let ev =
+            unsafe { boot.create_event(EventType::empty(), Tpl::CALLBACK, None, ptr::null_mut()) };
+        let tok = PoolBuf::for_type::<Tcp4ConnectionToken>(boot);
+        if let (Status::SUCCESS, Ok(ev), Ok(tok)) = (s, ev, tok) {
+            let t = tok.as_ptr::<Tcp4ConnectionToken>();
+            // SAFETY: pool memory sized for the token, not firmware-owned.
+            unsafe {
+                (*t).completion_token.event = ev;
+                (*t).completion_token.status = Status::NOT_READY;
+            }
+            // SAFETY: the token lives in pool memory until signalled (leaked
+            // below otherwise).
+            let c = unsafe { tcp.connect(t) };
+            j.str("connect", st(c));
+            let mut signalled = c != Status::SUCCESS;
+            if c == Status::SUCCESS {
+                let mut run = TcpRun::new(p, cfg);
+                run.outstanding.push(ev);
+                let w = run.wait(&tcp, ev);
+                j.u64("polls", w.polls).u64("wait_us", w.ns / 1000);
+                if w.done {
+                    // SAFETY: signalled: the firmware wrote the status.
+                    j.str("token", st(unsafe { (*t).completion_token.status }));
+                    signalled = true;
+                } else {
+                    j.str("error", "timeout");
+                }
+            }
+            // SAFETY: null is the documented reset argument.
+            let r = unsafe { tcp.configure(ptr::null()) };
+            j.str("configure_null", st(r));
+            if !signalled {
+                signalled = boot.check_event(ev) == Status::SUCCESS;
+            }
+            if signalled {
+                drop(tok);
+                let _ = boot.close_event(ev);
+            } else {
+                tok.leak();
+                leaked = true;
+            }
+        }
+    }
+    j.str("destroy_child", st(svc.destroy_child(child)))
+        .bool("leaked_token", leaked);
+    j.finish()
+}
+
 /// How a bounded wait ended.
 struct Waited {
     done: bool,
@@ -289,6 +382,10 @@ struct TcpRun<'p, P: Platform> {
     connect_polls: u64,
     tx_in_call: bool,
     rx_sizes: Vec<u64>,
+    /// Polls each Receive needed (0: completed inside the call).
+    rx_polls: Vec<u64>,
+    /// Microseconds each Receive waited after its call returned.
+    rx_wait_us: Vec<u64>,
     fin_seen_as: &'static str,
     echoed: u64,
 }
@@ -319,6 +416,8 @@ impl<'p, P: Platform> TcpRun<'p, P> {
             connect_polls: 0,
             tx_in_call: false,
             rx_sizes: Vec::new(),
+            rx_polls: Vec::new(),
+            rx_wait_us: Vec::new(),
             fin_seen_as: "none",
             echoed: 0,
         }
@@ -652,10 +751,11 @@ impl<'p, P: Platform> TcpRun<'p, P> {
                 return Err(EXIT_TCP);
             }
             self.rx_sizes.push(u64::from(len));
+            self.rx_polls.push(w.polls);
+            self.rx_wait_us.push(w.ns / 1000);
             // SAFETY: not firmware-owned (signalled); `len <= cap` bytes.
             let got = unsafe { &mem.rx_buf.bytes()[..len as usize] };
             echoed.extend_from_slice(got);
-            let _ = w.ns;
             if echoed.len() > total {
                 mismatch = true;
             }
