@@ -4,6 +4,8 @@
 //! Dependency-free on purpose: it must build quickly and work before any
 //! other crate compiles, so it only shells out with `std::process::Command`.
 
+mod qemu;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,6 +18,10 @@ COMMANDS:
     test            the full test command: toolchain check, cargo fmt --check,
                     cargo clippy (-D warnings), cargo test --workspace, and the
                     in-QEMU conformance run (not implemented yet)
+    qemu-smoke      build the UEFI app, boot it in OVMF under QEMU and run the
+                    raw TCP4 smoke test against a host echo server
+                    ([--debug] [--timeout SECS]); installs QEMU/OVMF/the UEFI
+                    toolchain with apt-get when run as root
     help            print this help
 
 OPTIONS (test):
@@ -59,6 +65,13 @@ fn main() -> ExitCode {
             }
             test(keep_going)
         }
+        Some("qemu-smoke") => match qemu::qemu_smoke(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask qemu-smoke: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(other) => {
             eprintln!("xtask: unknown command '{other}' (see cargo xtask --help)");
             ExitCode::from(2)
