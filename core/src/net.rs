@@ -203,7 +203,9 @@ impl<P: Platform> Inner<P> {
     }
 
     /// The one wait loop: safe point → condition → deadline → strategy step.
-    /// Returns None when the deadline passed first.
+    /// Returns None when the deadline passed first. The condition is always
+    /// checked at least twice, around at least one `Tcp4.Poll` or strategy
+    /// step, so a zero timeout means "poll once", never "look at stale state".
     pub fn wait<R>(
         &self,
         st: &mut State<P>,
@@ -214,6 +216,7 @@ impl<P: Platform> Inner<P> {
         if let Ok(mut s) = self.strategy.try_borrow_mut() {
             s.begin();
         }
+        let mut stepped = false;
         loop {
             self.safe_point(&ctx, st);
             if let Some(r) = cond(&ctx, st) {
@@ -221,9 +224,24 @@ impl<P: Platform> Inner<P> {
             }
             if let Some(d) = deadline {
                 if ctx.now() >= d {
-                    return None;
+                    if stepped {
+                        return None;
+                    }
+                    // A zero (or already expired) timeout still gives the
+                    // firmware one Tcp4.Poll, so "check once" sees fresh
+                    // completions instead of stale state.
+                    stepped = true;
+                    ctx.stats.wait_iteration();
+                    Io {
+                        ctx: &ctx,
+                        st: &mut *st,
+                        deadline,
+                    }
+                    .poll_firmware();
+                    continue;
                 }
             }
+            stepped = true;
             ctx.stats.wait_iteration();
             let mut io = Io {
                 ctx: &ctx,
@@ -269,7 +287,11 @@ impl<P: Platform> WaitIo for Io<'_, '_, P> {
             Some((tcp, instance)) => {
                 let _ = self.ctx.poll(tcp, instance);
             }
-            None => self.ctx.stall(1),
+            // Nothing to poll: let time pass (at most 1 ms, capped at the deadline).
+            None => {
+                let us = crate::strategy::cap_to_deadline(self, 1000);
+                self.ctx.stall(us)
+            }
         }
     }
     fn stall(&mut self, us: u64) {

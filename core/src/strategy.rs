@@ -20,7 +20,8 @@ pub trait WaitIo {
     /// Tokens the firmware currently owns.
     fn pending_tokens(&self) -> usize;
     /// `Tcp4.Poll` once (one instance suffices: it drives the shared MNP).
-    /// With no TCP4 instance alive it stalls 1 µs instead, so time advances.
+    /// With no TCP4 instance alive it stalls instead (up to 1 ms, capped at
+    /// the deadline), so time advances.
     fn poll_firmware(&mut self);
     /// `Stall(us)`: busy-wait; timers and notify functions keep running.
     fn stall(&mut self, us: u64);

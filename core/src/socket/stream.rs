@@ -35,7 +35,7 @@ pub(crate) fn block_on<P: Platform, R>(
         .get(&id)
         .ok_or(Error::os(Errno::EBADF, api))?
         .timeout;
-    let mut run = |ctx: &Ctx<'_, P>, st: &mut State<P>| {
+    let run = |ctx: &Ctx<'_, P>, st: &mut State<P>| {
         let State { slots, socks, .. } = st;
         match socks.get_mut(&id) {
             Some(sock) => check(ctx, slots, sock),
@@ -43,7 +43,10 @@ pub(crate) fn block_on<P: Platform, R>(
         }
     };
     match time::blocking(ctx.now(), timeout) {
-        Blocking::No => run(&ctx, st).unwrap_or(Err(Error::os(Errno::EAGAIN, api))),
+        // Nonblocking: check, Tcp4.Poll once, check again; then EAGAIN.
+        Blocking::No => inner
+            .wait(st, Some(ctx.now()), run)
+            .unwrap_or(Err(Error::os(Errno::EAGAIN, api))),
         Blocking::Until(deadline) => inner
             .wait(st, deadline, run)
             .unwrap_or(Err(Error::timeout(api))),
@@ -204,7 +207,7 @@ impl<P: Platform + 'static> Socket<P> {
         self.with("sendall", |inner, ctx, st| {
             let mut off = 0usize;
             let timeout = st.socks[&self.id].timeout;
-            let mut step = |ctx: &Ctx<'_, P>, st: &mut State<P>| -> Option<Result<()>> {
+            let step = |ctx: &Ctx<'_, P>, st: &mut State<P>| -> Option<Result<()>> {
                 let State { slots, socks, .. } = st;
                 let sock = match socks.get_mut(&self.id) {
                     Some(s) => s,
@@ -219,7 +222,9 @@ impl<P: Platform + 'static> Socket<P> {
                 Some(Ok(()))
             };
             match time::blocking(ctx.now(), timeout) {
-                Blocking::No => step(ctx, st).unwrap_or(Err(Error::os(Errno::EAGAIN, "sendall"))),
+                Blocking::No => inner
+                    .wait(st, Some(ctx.now()), step)
+                    .unwrap_or(Err(Error::os(Errno::EAGAIN, "sendall"))),
                 Blocking::Until(d) => inner
                     .wait(st, d, step)
                     .unwrap_or(Err(Error::timeout("sendall"))),
