@@ -39,6 +39,17 @@ pub enum Shutdown {
     Both,
 }
 
+impl Shutdown {
+    /// (read, write): the directions this shuts.
+    pub(crate) const fn directions(self) -> (bool, bool) {
+        match self {
+            Shutdown::Read => (true, false),
+            Shutdown::Write => (false, true),
+            Shutdown::Both => (true, true),
+        }
+    }
+}
+
 /// Where a socket is in its life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Phase {
@@ -103,7 +114,7 @@ pub(crate) struct Sock<T> {
     pub close_err: Option<Error>,
 }
 
-impl<T: Tcp4> Sock<T> {
+impl<T> Sock<T> {
     /// A fresh socket on a new child.
     pub fn new(tcp: T, child: Handle, instance: u64) -> Self {
         Sock {
@@ -141,6 +152,25 @@ impl<T: Tcp4> Sock<T> {
         }
     }
 
+    /// Readiness inputs for select/poller.
+    pub fn readiness(&self, send_budget: usize) -> Readiness {
+        readiness(&ReadyInputs {
+            phase: self.phase,
+            rx_queued: !self.rx.is_empty(),
+            rx_eof: self.rx_eof || self.shut_rd,
+            rx_err: self.rx_err.is_some(),
+            accept_queued: !self.accept_q.is_empty() || self.accept_err.is_some(),
+            connect_done: self.connect_done,
+            budget_free: self.tx_queued < send_budget
+                && self.tx_pending.len() < crate::net::MAX_TX_SLOTS,
+            shut_wr: self.shut_wr,
+            so_error: self.so_error.is_some(),
+            reset: self.reset,
+        })
+    }
+}
+
+impl<T: Tcp4> Sock<T> {
     /// All slots this socket holds.
     pub fn slots(&self) -> Vec<SlotId> {
         let mut v: Vec<SlotId> = Vec::new();
@@ -374,23 +404,6 @@ impl<T: Tcp4> Sock<T> {
     /// The pending error for SO_ERROR: taken (cleared).
     pub fn take_so_error(&mut self) -> Option<Error> {
         self.so_error.take()
-    }
-
-    /// Readiness inputs for select/poller.
-    pub fn readiness(&self, send_budget: usize) -> Readiness {
-        readiness(&ReadyInputs {
-            phase: self.phase,
-            rx_queued: !self.rx.is_empty(),
-            rx_eof: self.rx_eof || self.shut_rd,
-            rx_err: self.rx_err.is_some(),
-            accept_queued: !self.accept_q.is_empty() || self.accept_err.is_some(),
-            connect_done: self.connect_done,
-            budget_free: self.tx_queued < send_budget
-                && self.tx_pending.len() < crate::net::MAX_TX_SLOTS,
-            shut_wr: self.shut_wr,
-            so_error: self.so_error.is_some(),
-            reset: self.reset,
-        })
     }
 }
 
@@ -669,6 +682,22 @@ mod tests {
         i.connect_done = true;
         let r = readiness(&i);
         assert!(r.write && r.read && r.except && r.hup);
+    }
+
+    #[test]
+    fn shutdown_directions() {
+        assert_eq!(Shutdown::Read.directions(), (true, false));
+        assert_eq!(Shutdown::Write.directions(), (false, true));
+        assert_eq!(Shutdown::Both.directions(), (true, true));
+    }
+
+    #[test]
+    fn shut_rd_makes_readable_and_hup() {
+        let mut s: Sock<()> = Sock::new((), core::ptr::null_mut(), 1);
+        s.phase = Phase::Connected;
+        s.shut_rd = true;
+        let r = s.readiness(10);
+        assert!(r.read && r.hup && r.write);
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub(crate) fn block_on<P: Platform, R>(
 
 /// What recv can return now: Some(Ok(n)) bytes copied (0 = EOF), an error,
 /// or None (would block).
-fn recv_now<T>(
+pub(crate) fn recv_now<T>(
     slots: &SlotTable,
     sock: &mut Sock<T>,
     out: &mut dyn FnMut(&mut Sock<T>) -> usize,
@@ -98,6 +98,39 @@ fn recv_now<T>(
     }
 }
 
+/// Whether a send may proceed, before looking at the budget.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Fail with this error.
+    Fail(Error),
+    /// Wait (connect still pending).
+    Block,
+    /// Connected: go on.
+    Open,
+}
+
+/// The send error table: write side shut → EPIPE; peer reset → ECONNRESET
+/// (every time); a stored error (failed Transmit/connect) → raised once;
+/// not connected → ENOTCONN; connecting → wait.
+pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
+    if sock.shut_wr || sock.fin_wanted || sock.close_slot.is_some() {
+        return Gate::Fail(Error::os(Errno::EPIPE, "send: write side shut down"));
+    }
+    if sock.reset {
+        return Gate::Fail(Error::os(Errno::ECONNRESET, "send"));
+    }
+    if let Some(e) = sock.so_error.take() {
+        return Gate::Fail(e);
+    }
+    match sock.phase {
+        Phase::Fresh | Phase::Listening | Phase::Failed => {
+            Gate::Fail(Error::os(Errno::ENOTCONN, "send"))
+        }
+        Phase::Connecting => Gate::Block,
+        Phase::Connected => Gate::Open,
+    }
+}
+
 /// Queues up to `data.len()` bytes in one Transmit. None: budget full.
 fn send_now<P: Platform>(
     ctx: &Ctx<'_, P>,
@@ -105,20 +138,10 @@ fn send_now<P: Platform>(
     sock: &mut Sock<Tcp4Of<P>>,
     data: &[u8],
 ) -> Option<Result<usize>> {
-    if sock.shut_wr || sock.fin_wanted || sock.close_slot.is_some() {
-        return Some(Err(Error::os(Errno::EPIPE, "send: write side shut down")));
-    }
-    if sock.reset {
-        return Some(Err(Error::os(Errno::ECONNRESET, "send")));
-    }
-    if let Some(e) = sock.so_error.take() {
-        return Some(Err(e));
-    }
-    match sock.phase {
-        Phase::Fresh | Phase::Listening => return Some(Err(Error::os(Errno::ENOTCONN, "send"))),
-        Phase::Failed => return Some(Err(Error::os(Errno::ENOTCONN, "send"))),
-        Phase::Connecting => return None,
-        Phase::Connected => {}
+    match send_gate(sock) {
+        Gate::Fail(e) => return Some(Err(e)),
+        Gate::Block => return None,
+        Gate::Open => {}
     }
     if data.is_empty() {
         return Some(Ok(0));
@@ -230,5 +253,119 @@ impl<P: Platform + 'static> Socket<P> {
                     .unwrap_or(Err(Error::timeout("sendall"))),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FirmwareCall;
+    use crate::firmware::status;
+
+    fn sock(phase: Phase) -> Sock<()> {
+        let mut s = Sock::new((), core::ptr::null_mut(), 1);
+        s.phase = phase;
+        s
+    }
+
+    fn recv(s: &mut Sock<()>, n: usize) -> Option<Result<Vec<u8>>> {
+        let slots = SlotTable::new(0);
+        let mut out = Vec::new();
+        let r = recv_now(&slots, s, &mut |s: &mut Sock<()>| {
+            let k = n.min(s.rx.len());
+            out.extend(s.rx.drain(..k));
+            k
+        });
+        r.map(|r| r.map(|_| out))
+    }
+
+    #[test]
+    fn recv_takes_at_most_n_and_leaves_the_rest() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"hello");
+        assert_eq!(recv(&mut s, 1).unwrap().unwrap(), b"h");
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"ello");
+        assert_eq!(recv(&mut s, 10), None, "would block");
+    }
+
+    #[test]
+    fn eof_is_sticky_and_comes_after_data() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"ab");
+        s.rx_eof = true;
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"ab");
+        for _ in 0..3 {
+            assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
+        }
+    }
+
+    #[test]
+    fn reset_is_raised_once_after_data_then_eof() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"x");
+        let e = Error::from_status(FirmwareCall::Receive, status::CONNECTION_RESET);
+        s.rx_err = Some(e.clone());
+        s.so_error = Some(e);
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"x");
+        let err = recv(&mut s, 10).unwrap().unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ECONNRESET));
+        assert!(s.so_error.is_none(), "raising it clears SO_ERROR");
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
+    }
+
+    #[test]
+    fn shut_rd_reads_eof_even_with_data() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"x");
+        s.shut_rd = true;
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
+    }
+
+    #[test]
+    fn recv_when_not_connected() {
+        for phase in [Phase::Fresh, Phase::Listening] {
+            let err = recv(&mut sock(phase), 1).unwrap().unwrap_err();
+            assert_eq!(err.errno(), Some(Errno::ENOTCONN));
+        }
+        assert_eq!(recv(&mut sock(Phase::Connecting), 1), None);
+        let mut failed = sock(Phase::Failed);
+        failed.so_error = Some(Error::from_status(
+            FirmwareCall::Connect,
+            status::CONNECTION_RESET,
+        ));
+        let err = recv(&mut failed, 1).unwrap().unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ECONNREFUSED));
+        let err = recv(&mut failed, 1).unwrap().unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ENOTCONN));
+    }
+
+    #[test]
+    fn send_gate_table() {
+        assert_eq!(send_gate(&mut sock(Phase::Connected)), Gate::Open);
+        assert_eq!(send_gate(&mut sock(Phase::Connecting)), Gate::Block);
+        for phase in [Phase::Fresh, Phase::Listening, Phase::Failed] {
+            match send_gate(&mut sock(phase)) {
+                Gate::Fail(e) => assert_eq!(e.errno(), Some(Errno::ENOTCONN)),
+                g => panic!("{phase:?}: {g:?}"),
+            }
+        }
+        let mut s = sock(Phase::Connected);
+        s.shut_wr = true;
+        assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::EPIPE)));
+        let mut s = sock(Phase::Connected);
+        s.reset = true;
+        for _ in 0..2 {
+            assert!(
+                matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::ECONNRESET))
+            );
+        }
+        let mut s = sock(Phase::Connected);
+        s.so_error = Some(Error::from_status(FirmwareCall::Transmit, Status::TIMEOUT));
+        assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::ETIMEDOUT)));
+        assert_eq!(
+            send_gate(&mut s),
+            Gate::Open,
+            "a stored error is raised once"
+        );
     }
 }

@@ -364,11 +364,12 @@ impl<P: Platform + 'static> Socket<P> {
             if sock.phase != Phase::Connected {
                 return Err(Error::os(Errno::ENOTCONN, "shutdown"));
             }
-            if matches!(how, Shutdown::Read | Shutdown::Both) {
+            let (rd, wr) = how.directions();
+            if rd {
                 sock.shut_rd = true;
                 sock.rx.clear();
             }
-            if matches!(how, Shutdown::Write | Shutdown::Both) && !sock.shut_wr {
+            if wr && !sock.shut_wr {
                 sock.shut_wr = true;
                 sock.fin_wanted = true;
                 let id = self.id;
