@@ -534,7 +534,7 @@ impl<P: Platform + 'static> Socket<P> {
     /// `SO_REUSEADDR`. EDK2 cannot share a port held by another instance
     /// (TIME_WAIT included). With the option on, `listen`/`connect` on an
     /// explicitly bound port retry `Configure` for up to
-    /// [`listen::REUSE_WAIT`] while the port is held (outlasting EDK2's 2 s
+    /// [`crate::REUSE_WAIT`] while the port is held (outlasting EDK2's 2 s
     /// TIME_WAIT), instead of failing at once with EADDRINUSE. Two live
     /// sockets of this `Net` still cannot bind the same port.
     pub fn set_reuseaddr(&self, on: bool) -> Result<()> {
