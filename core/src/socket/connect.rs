@@ -257,6 +257,9 @@ fn start<P: Platform>(
     let status = slots.submit_connect(ctx, &sock.tcp, slot);
     if status != Status::SUCCESS {
         slots.free(ctx, slot);
+        // Unconfigure, so a later connect configures the new destination.
+        let _ = ctx.configure(&sock.tcp, sock.instance, None);
+        sock.configured = false;
         return Err(Error::from_status(FirmwareCall::Connect, status));
     }
     sock.connect_slot = Some(slot);
