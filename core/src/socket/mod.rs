@@ -351,7 +351,8 @@ impl<T: Tcp4> Sock<T> {
         }
         if self.phase == Phase::Listening
             && !closing
-            && self.accept_q.len() < teardown::MAX_ACCEPT_QUEUE
+            && self.accept_err.is_none()
+            && self.accept_q.len() < (self.backlog.max(1) as usize).min(teardown::MAX_ACCEPT_QUEUE)
         {
             self.arm_accept(ctx, slots);
         }
