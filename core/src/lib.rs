@@ -3,6 +3,8 @@
 //! A platform-agnostic socket layer (no_std + alloc) in the style of Python's
 //! `socket` and `select` modules, driving the firmware's asynchronous TCP4
 //! protocol through the small trait boundary in [`firmware`].
+//!
+//! Start with [`Net::new`], then [`Net::socket`]; see `docs/architecture.md`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
@@ -12,5 +14,24 @@ pub mod addr;
 pub mod error;
 pub mod firmware;
 
-pub use addr::{htonl, htons, inet_aton, inet_ntoa, ntohl, ntohs, parse_socket_addr};
-pub use error::{Errno, Error, ErrorKind, Result};
+mod completion;
+mod fw;
+#[cfg(feature = "std")]
+mod io;
+mod ipconfig;
+mod net;
+mod poller;
+mod select;
+mod socket;
+pub mod strategy;
+mod time;
+mod token;
+
+pub use addr::{htonl, htons, inet_aton, inet_ntoa, ntohl, ntohs, parse_socket_addr};pub use error::{Errno, Error, ErrorKind, Result};
+pub use ipconfig::STATIC_WAIT;
+pub use net::{Net, NetConfig, NetStats, Resources};
+pub use poller::{Interest, PollEvent, Poller};
+pub use select::Selected;
+pub use socket::listen::REUSE_WAIT;
+pub use socket::{Shutdown, Socket, SocketId};
+pub use strategy::{PollStrategy, WaitIo, strategies};

@@ -7,6 +7,9 @@ use crate::pattern::Fnv64;
 
 /// Length of a source request: the 8-byte BE byte count.
 pub const SOURCE_REQUEST_LEN: usize = 8;
+/// Length of a sink request (the header before the data): the 8-byte BE
+/// byte count.
+pub const SINK_REQUEST_LEN: usize = 8;
 /// Length of a connect-back request: 2-byte BE port + 8-byte BE byte count.
 pub const CONNECT_BACK_REQUEST_LEN: usize = 10;
 /// Length of the sink's report: 8-byte BE count + 8-byte BE FNV-1a-64.
@@ -17,8 +20,13 @@ pub fn source_request(n: u64) -> [u8; SOURCE_REQUEST_LEN] {
     n.to_be_bytes()
 }
 
-/// The request a client sends to the connect-back service: connect back to
-/// the client's `port` and send `n` bytes.
+/// The header a client sends to the sink before its `n` data bytes.
+pub fn sink_request(n: u64) -> [u8; SINK_REQUEST_LEN] {
+    n.to_be_bytes()
+}
+
+/// The request a client sends to a connect-back service (plain or echo-check):
+/// connect back to the client's `port` and send `n` bytes.
 pub fn connect_back_request(port: u16, n: u64) -> [u8; CONNECT_BACK_REQUEST_LEN] {
     let mut out = [0u8; CONNECT_BACK_REQUEST_LEN];
     out[..2].copy_from_slice(&port.to_be_bytes());
@@ -37,7 +45,8 @@ pub fn parse_connect_back_request(req: &[u8; CONNECT_BACK_REQUEST_LEN]) -> (u16,
 /// The sink's report for a stream: byte count then checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SinkReport {
-    /// Bytes received before the client's FIN.
+    /// Data bytes counted: the announced length, or fewer if the client's FIN
+    /// came first (bytes beyond the announced length are never counted).
     pub count: u64,
     /// FNV-1a-64 of those bytes.
     pub checksum: u64,
@@ -131,5 +140,6 @@ mod tests {
         assert_eq!(req[0], 0xab);
         assert_eq!(parse_connect_back_request(&req), (0xabcd, 1 << 40));
         assert_eq!(source_request(5), [0, 0, 0, 0, 0, 0, 0, 5]);
+        assert_eq!(sink_request(0x0102), [0, 0, 0, 0, 0, 0, 1, 2]);
     }
 }

@@ -1,0 +1,527 @@
+//! `Net`: the socket layer on one firmware, its shared state and the one
+//! wait loop everything blocks in.
+//!
+//! Why one shared state: completions arrive for tokens, not sockets; select
+//! and teardown need to see every socket, every slot and the graveyard at
+//! each safe point. Sockets are handles (`SocketId`) into this state, which
+//! lives behind an `Rc<RefCell<..>>` (single-threaded, like UEFI boot
+//! services). Notify functions never touch it (see `completion`).
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::mem::ManuallyDrop;
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use crate::completion::{Clock, CompletionQueue, read_clock};
+use crate::error::{Errno, Error, FirmwareCall, Result};
+use crate::firmware::{Event, EventType, Platform, Status, Tcp4Of, Tpl};
+use crate::fw::{Ctx, FIRMWARE_CALLS, Stats, call_index};
+use crate::poller::Poller;
+use crate::select::Selected;
+use crate::socket::teardown::Corpse;
+use crate::socket::{Sock, Socket, SocketId};
+use crate::strategy::{PollStrategy, WaitIo, default_strategy};
+use crate::time;
+use crate::token::SlotTable;
+
+/// Token slots one socket may use besides Transmits (Connect, Accept,
+/// Receive, Close).
+pub(crate) const FIXED_SLOTS_PER_SOCKET: usize = 4;
+/// Transmit tokens one socket may have in flight.
+pub(crate) const MAX_TX_SLOTS: usize = 16;
+
+/// Tunables of a [`Net`].
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Buffer of the one Receive kept armed per connected socket (default 64 KiB).
+    pub recv_buffer_size: usize,
+    /// Bytes a socket may have queued in pending Transmits (default 256 KiB).
+    pub send_budget: usize,
+    /// Live sockets (listening, connected or fresh) at most (default 64);
+    /// beyond it `socket()`/`accept()` fail with ENOBUFS.
+    pub max_sockets: usize,
+    /// How long a blocking close waits for the graceful Close before the
+    /// Configure(NULL) fallback (default 10 s).
+    pub close_timeout: Duration,
+    /// Bound on a blocking connect on a socket without timeout (default
+    /// None: the firmware's own connect timer, 75 s on EDK2).
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            recv_buffer_size: 64 * 1024,
+            send_budget: 256 * 1024,
+            max_sockets: 64,
+            close_timeout: Duration::from_secs(10),
+            connect_timeout: None,
+        }
+    }
+}
+
+impl NetConfig {
+    /// Size of one Transmit buffer.
+    pub(crate) fn tx_chunk(&self) -> usize {
+        self.send_budget.clamp(1, 64 * 1024)
+    }
+    /// Slot table size (and completion queue bound). The graveyard shares
+    /// it: a socket whose slots are still pending in the graveyard keeps its
+    /// share until they are signalled.
+    pub(crate) fn slot_limit(&self) -> usize {
+        self.max_sockets.max(1) * 2 * (FIXED_SLOTS_PER_SOCKET + MAX_TX_SLOTS)
+    }
+}
+
+/// Counters since the `Net` was created; exact.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetStats {
+    /// Firmware calls, indexed like [`NetStats::CALLS`].
+    pub calls: [u64; 14],
+    /// `Tcp4.Poll` calls.
+    pub polls: u64,
+    /// `Stall` calls.
+    pub stalls: u64,
+    /// Timer waits (`SetTimer` + `WaitForEvent`).
+    pub timer_waits: u64,
+    /// Strategy steps taken by wait loops.
+    pub waits: u64,
+    /// Token completions drained.
+    pub completions: u64,
+    /// Notify records drained (one per signalled token event).
+    pub notifies: u64,
+    /// Notify records that found the queue full (always 0 unless the
+    /// firmware broke its contract).
+    pub overflows: u64,
+}
+
+impl NetStats {
+    /// The order of [`NetStats::calls`].
+    pub const CALLS: [FirmwareCall; 14] = FIRMWARE_CALLS;
+
+    /// Calls made to `call`.
+    pub fn calls_of(&self, call: FirmwareCall) -> u64 {
+        self.calls[call_index(call)]
+    }
+
+    /// All firmware calls.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.iter().sum()
+    }
+}
+
+/// Live firmware resources; all zero after a successful [`Net::shutdown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resources {
+    /// TCP4 children created or accepted and not yet destroyed.
+    pub children: usize,
+    /// Events created and not closed.
+    pub events: usize,
+    /// Pool allocations not freed.
+    pub pool_allocations: usize,
+    /// Tokens the firmware owns.
+    pub pending_tokens: usize,
+    /// Closed sockets still waiting for the firmware (graveyard entries).
+    pub graveyard: usize,
+}
+
+impl Resources {
+    /// True when nothing is held.
+    pub fn is_zero(&self) -> bool {
+        *self == Resources::default()
+    }
+}
+
+/// All mutable state of a `Net`.
+pub(crate) struct State<P: Platform> {
+    pub slots: SlotTable,
+    pub socks: BTreeMap<SocketId, Sock<Tcp4Of<P>>>,
+    pub corpses: Vec<Corpse<Tcp4Of<P>>>,
+    pub next_id: u32,
+    pub next_instance: u64,
+    pub timer: Option<Event>,
+    pub down: bool,
+}
+
+impl<P: Platform> State<P> {
+    /// A fresh instance number (for traces; 0 is "no instance").
+    pub fn instance(&mut self) -> u64 {
+        self.next_instance += 1;
+        self.next_instance
+    }
+}
+
+/// Shared core of a `Net`.
+pub(crate) struct Inner<P: Platform> {
+    platform: ManuallyDrop<Box<P>>,
+    queue: ManuallyDrop<Box<CompletionQueue>>,
+    pub cfg: NetConfig,
+    pub stats: Stats,
+    pub state: RefCell<State<P>>,
+    pub strategy: RefCell<Box<dyn PollStrategy>>,
+}
+
+impl<P: Platform> Inner<P> {
+    /// The call context.
+    pub fn ctx(&self) -> Ctx<'_, P> {
+        Ctx {
+            p: &self.platform,
+            stats: &self.stats,
+            queue: &self.queue,
+            cfg: &self.cfg,
+        }
+    }
+
+    /// Drains the completion queue, advances every socket and the graveyard.
+    pub fn safe_point(&self, ctx: &Ctx<'_, P>, st: &mut State<P>) {
+        let mut drained = false;
+        while let Some(rec) = ctx.queue.pop() {
+            drained = true;
+            ctx.stats.notify();
+            if let Some((kind, instance, status)) = st.slots.complete(rec.slot) {
+                ctx.stats.completion();
+                SlotTable::trace_completion(kind, instance, rec.slot, status, rec.t_ns, ctx.now());
+            } else {
+                tracing::warn!(target: "efisock::completion", slot = rec.slot, "stale completion record ignored");
+            }
+        }
+        let _ = drained;
+        let State {
+            slots,
+            socks,
+            corpses,
+            ..
+        } = st;
+        for sock in socks.values_mut() {
+            sock.progress(ctx, slots);
+        }
+        crate::socket::teardown::reap(ctx, slots, corpses);
+    }
+
+    /// The one wait loop: safe point → condition → deadline → strategy step.
+    /// Returns None when the deadline passed first. The condition is always
+    /// checked at least twice, around at least one `Tcp4.Poll` or strategy
+    /// step, so a zero timeout means "poll once", never "look at stale state".
+    pub fn wait<R>(
+        &self,
+        st: &mut State<P>,
+        deadline: Option<u64>,
+        mut cond: impl FnMut(&Ctx<'_, P>, &mut State<P>) -> Option<R>,
+    ) -> Option<R> {
+        let ctx = self.ctx();
+        if let Ok(mut s) = self.strategy.try_borrow_mut() {
+            s.begin();
+        }
+        let mut stepped = false;
+        loop {
+            self.safe_point(&ctx, st);
+            if let Some(r) = cond(&ctx, st) {
+                return Some(r);
+            }
+            if let Some(d) = deadline {
+                if ctx.now() >= d {
+                    if stepped {
+                        return None;
+                    }
+                    // A zero (or already expired) timeout still gives the
+                    // firmware one Tcp4.Poll, so "check once" sees fresh
+                    // completions instead of stale state.
+                    stepped = true;
+                    ctx.stats.wait_iteration();
+                    Io {
+                        ctx: &ctx,
+                        st: &mut *st,
+                        deadline,
+                    }
+                    .poll_firmware();
+                    continue;
+                }
+            }
+            stepped = true;
+            ctx.stats.wait_iteration();
+            let mut io = Io {
+                ctx: &ctx,
+                st: &mut *st,
+                deadline,
+            };
+            match self.strategy.try_borrow_mut() {
+                Ok(mut s) => s.step(&mut io),
+                // Unreachable in practice (strategies cannot re-enter); still
+                // make progress rather than spin.
+                Err(_) => io.poll_firmware(),
+            }
+        }
+    }
+}
+
+/// The `WaitIo` a strategy drives.
+struct Io<'a, 'c, P: Platform> {
+    ctx: &'a Ctx<'c, P>,
+    st: &'a mut State<P>,
+    deadline: Option<u64>,
+}
+
+impl<P: Platform> WaitIo for Io<'_, '_, P> {
+    fn now_ns(&self) -> u64 {
+        self.ctx.now()
+    }
+    fn deadline_ns(&self) -> Option<u64> {
+        self.deadline
+    }
+    fn pending_tokens(&self) -> usize {
+        self.st.slots.pending()
+    }
+    fn poll_firmware(&mut self) {
+        let target = self
+            .st
+            .socks
+            .values()
+            .map(|s| (&s.tcp, s.instance))
+            .chain(self.st.corpses.iter().map(|c| (&c.tcp, c.instance)))
+            .next();
+        match target {
+            Some((tcp, instance)) => {
+                let _ = self.ctx.poll(tcp, instance);
+            }
+            // Nothing to poll: let time pass (at most 1 ms, capped at the deadline).
+            None => {
+                let us = crate::strategy::cap_to_deadline(self, 1000);
+                self.ctx.stall(us)
+            }
+        }
+    }
+    fn stall(&mut self, us: u64) {
+        self.ctx.stall(us);
+    }
+    fn wait_timer(&mut self, us: u64) {
+        let timer = match self.st.timer {
+            Some(t) => Some(t),
+            None => match self.ctx.create_event(
+                EventType::TIMER,
+                Tpl::APPLICATION,
+                None,
+                core::ptr::null_mut(),
+            ) {
+                Ok(t) => {
+                    self.st.timer = Some(t);
+                    Some(t)
+                }
+                Err(_) => None,
+            },
+        };
+        let ok = timer.is_some_and(|t| self.ctx.wait_timer(t, us) == Status::SUCCESS);
+        if !ok {
+            // No timer available: a stall of the same length still lets
+            // the firmware's timers run.
+            self.ctx.stall(us);
+        }
+    }
+    fn completions(&self) -> u64 {
+        self.ctx.stats.completions.get()
+    }
+}
+
+/// The socket layer on one firmware. Cheap to clone (shared state).
+pub struct Net<P: Platform> {
+    pub(crate) inner: Rc<Inner<P>>,
+}
+
+impl<P: Platform> Clone for Net<P> {
+    fn clone(&self) -> Self {
+        Net {
+            inner: Rc::clone(&self.inner),
+        }
+    }
+}
+
+impl<P: Platform + 'static> Net<P> {
+    /// A socket layer with the default configuration.
+    pub fn new(platform: P) -> Self {
+        Self::with_config(platform, NetConfig::default())
+    }
+
+    /// A socket layer with `config`.
+    pub fn with_config(platform: P, config: NetConfig) -> Self {
+        let platform = Box::new(platform);
+        let clock = Clock {
+            read: read_clock::<P::Boot>,
+            ctx: platform.boot() as *const P::Boot as *const (),
+        };
+        let limit = config.slot_limit();
+        let queue = Box::new(CompletionQueue::new(limit, clock));
+        // Losslessness: one record per slot at most.
+        debug_assert!(queue.capacity() >= limit);
+        Net {
+            inner: Rc::new(Inner {
+                platform: ManuallyDrop::new(platform),
+                queue: ManuallyDrop::new(queue),
+                cfg: config,
+                stats: Stats::default(),
+                state: RefCell::new(State {
+                    slots: SlotTable::new(limit),
+                    socks: BTreeMap::new(),
+                    corpses: Vec::new(),
+                    next_id: 3,
+                    next_instance: 0,
+                    timer: None,
+                    down: false,
+                }),
+                strategy: RefCell::new(default_strategy()),
+            }),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &NetConfig {
+        &self.inner.cfg
+    }
+
+    /// A new AF_INET SOCK_STREAM socket (a fresh TCP4 child).
+    pub fn socket(&self) -> Result<Socket<P>> {
+        let inner = &*self.inner;
+        let mut st = inner.state.borrow_mut();
+        let ctx = inner.ctx();
+        inner.safe_point(&ctx, &mut st);
+        if st.down {
+            return Err(Error::os(Errno::ENETDOWN, "socket: Net was shut down"));
+        }
+        if st.socks.len() >= inner.cfg.max_sockets {
+            return Err(Error::os(Errno::ENOBUFS, "socket: max_sockets reached"));
+        }
+        let instance = st.instance();
+        let (child, tcp) = ctx
+            .create_child(instance)
+            .map_err(|s| Error::from_status(FirmwareCall::CreateChild, s))?;
+        let id = SocketId(st.next_id);
+        st.next_id = st.next_id.wrapping_add(1);
+        st.socks.insert(id, Sock::new(tcp, child, instance));
+        drop(st);
+        Ok(Socket::from_parts(self.clone(), id))
+    }
+
+    /// `select.select`: the ready subsets of the given sockets.
+    pub fn select(
+        &self,
+        read: &[&Socket<P>],
+        write: &[&Socket<P>],
+        except: &[&Socket<P>],
+        timeout: Option<Duration>,
+    ) -> Result<Selected> {
+        crate::select::select(self, read, write, except, timeout)
+    }
+
+    /// A selectors/mio-style poller over this `Net`'s sockets.
+    pub fn poller(&self) -> Poller<P> {
+        Poller::new(self.clone())
+    }
+
+    /// Obtains an address by DHCP if the interface has none, waiting at most
+    /// `timeout`; returns the station address.
+    pub fn dhcp(&self, timeout: Duration) -> Result<Ipv4Addr> {
+        crate::ipconfig::dhcp(self, timeout)
+    }
+
+    /// Sets a static address (policy STATIC + manual address + gateway).
+    pub fn set_static(
+        &self,
+        addr: Ipv4Addr,
+        mask: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        crate::ipconfig::set_static(self, addr, mask, gateway)
+    }
+
+    /// Station address and subnet mask; None while unconfigured.
+    pub fn address(&self) -> Result<Option<(Ipv4Addr, Ipv4Addr)>> {
+        let inner = &*self.inner;
+        crate::ipconfig::address(&inner.ctx())
+    }
+
+    /// Replaces the poll strategy used by every wait.
+    pub fn set_strategy(&self, strategy: Box<dyn PollStrategy>) {
+        *self.inner.strategy.borrow_mut() = strategy;
+    }
+
+    /// Name of the current strategy.
+    pub fn strategy_name(&self) -> &'static str {
+        self.inner.strategy.borrow().name()
+    }
+
+    /// Waits `d` while the stack keeps progressing (completions are processed).
+    pub fn sleep(&self, d: Duration) {
+        let inner = &*self.inner;
+        let mut st = inner.state.borrow_mut();
+        let deadline = time::deadline(inner.ctx().now(), Some(d));
+        inner.wait(&mut st, deadline, |_, _| None::<()>);
+    }
+
+    /// Monotonic time since the firmware's origin.
+    pub fn now(&self) -> Duration {
+        Duration::from_nanos(self.inner.ctx().now())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NetStats {
+        let s = &self.inner.stats;
+        let mut calls = [0u64; 14];
+        for (i, c) in s.calls.iter().enumerate() {
+            calls[i] = c.get();
+        }
+        NetStats {
+            calls,
+            polls: s.polls.get(),
+            stalls: s.stalls.get(),
+            timer_waits: s.timer_waits.get(),
+            waits: s.wait_iterations.get(),
+            completions: s.completions.get(),
+            notifies: s.notifies.get(),
+            overflows: self.inner.queue.overflows(),
+        }
+    }
+
+    /// Live resources.
+    pub fn resources(&self) -> Resources {
+        let inner = &*self.inner;
+        let st = inner.state.borrow();
+        Resources {
+            children: inner.stats.children.get(),
+            events: inner.stats.events.get(),
+            pool_allocations: inner.stats.pool.get(),
+            pending_tokens: st.slots.pending(),
+            graveyard: st.corpses.len(),
+        }
+    }
+
+    /// Closes every socket, waits (at most `timeout`) for every token to be
+    /// signalled, destroys the children, closes events and frees pool memory.
+    /// Afterwards `resources()` is all zero and `socket()` fails with
+    /// ENETDOWN. If the firmware still owns tokens at the deadline, their
+    /// memory is kept (never freed while firmware-owned) and ETIMEDOUT is
+    /// returned.
+    pub fn shutdown(&self, timeout: Duration) -> Result<()> {
+        crate::socket::teardown::shutdown_all(&self.inner, timeout)
+    }
+}
+
+impl<P: Platform> Drop for Inner<P> {
+    fn drop(&mut self) {
+        let timeout = self.cfg.close_timeout;
+        let clean = crate::socket::teardown::shutdown_all(self, timeout).is_ok()
+            && self.state.get_mut().slots.pending() == 0;
+        if clean {
+            // SAFETY: no event exists any more, so no notify function can
+            // reach the queue or the clock; dropped exactly once here.
+            unsafe {
+                ManuallyDrop::drop(&mut self.queue);
+                ManuallyDrop::drop(&mut self.platform);
+            }
+        }
+        // Otherwise the firmware still owns tokens whose events point at the
+        // queue (and whose notify reads the platform's clock): both are
+        // leaked on purpose, never freed under the firmware.
+    }
+}

@@ -1,0 +1,371 @@
+//! `send`, `sendall`, `recv`, `recv_into`.
+//!
+//! Why this shape: received data is already in user space (the Receive kept
+//! armed by `progress` moved it there), so recv only takes from a queue and
+//! never loses data on timeout; send copies into pool-backed Transmit tokens
+//! within a byte budget, because the firmware references (not copies) the
+//! buffer until the token completes.
+//!
+//! Errors: after ECONNRESET is raised once, recv returns b"" (EOF), as
+//! Linux/CPython do; send keeps raising ECONNRESET. After `shutdown(Write)`
+//! send raises EPIPE.
+
+use alloc::vec::Vec;
+
+use crate::error::{Errno, Error, Result};
+use crate::firmware::{Platform, Status, Tcp4Of};
+use crate::fw::Ctx;
+use crate::net::{Inner, MAX_TX_SLOTS, State};
+use crate::socket::{Phase, Sock, Socket, SocketId};
+use crate::time::{self, Blocking};
+use crate::token::{AllocError, SlotState, SlotTable, TokenKind};
+
+/// Runs `check` until it yields, honouring the socket's blocking mode:
+/// nonblocking → one check then EAGAIN; timeout → `Error::timeout(api)`.
+pub(crate) fn block_on<P: Platform, R>(
+    inner: &Inner<P>,
+    st: &mut State<P>,
+    id: SocketId,
+    api: &'static str,
+    mut check: impl FnMut(&Ctx<'_, P>, &mut SlotTable, &mut Sock<Tcp4Of<P>>) -> Option<Result<R>>,
+) -> Result<R> {
+    let ctx = inner.ctx();
+    let timeout = st
+        .socks
+        .get(&id)
+        .ok_or(Error::os(Errno::EBADF, api))?
+        .timeout;
+    let run = |ctx: &Ctx<'_, P>, st: &mut State<P>| {
+        let State { slots, socks, .. } = st;
+        match socks.get_mut(&id) {
+            Some(sock) => check(ctx, slots, sock),
+            None => Some(Err(Error::os(Errno::EBADF, api))),
+        }
+    };
+    match time::blocking(ctx.now(), timeout) {
+        // Nonblocking: check, Tcp4.Poll once, check again; then EAGAIN.
+        Blocking::No => inner
+            .wait(st, Some(ctx.now()), run)
+            .unwrap_or(Err(Error::os(Errno::EAGAIN, api))),
+        Blocking::Until(deadline) => inner
+            .wait(st, deadline, run)
+            .unwrap_or(Err(Error::timeout(api))),
+    }
+}
+
+/// What recv can return now: Some(Ok(n)) bytes copied (0 = EOF), an error,
+/// or None (would block).
+pub(crate) fn recv_now<T>(
+    slots: &SlotTable,
+    sock: &mut Sock<T>,
+    out: &mut dyn FnMut(&mut Sock<T>) -> usize,
+) -> Option<Result<usize>> {
+    if sock.shut_rd {
+        return Some(Ok(0));
+    }
+    if !sock.rx.is_empty() {
+        return Some(Ok(out(sock)));
+    }
+    if let Some(e) = sock.rx_err.take() {
+        // Raised once; afterwards the stream reads as ended (Linux).
+        sock.rx_eof = true;
+        if sock.so_error.as_ref() == Some(&e) {
+            sock.so_error = None;
+        }
+        return Some(Err(e));
+    }
+    if sock.rx_eof {
+        return Some(Ok(0));
+    }
+    match sock.phase {
+        Phase::Fresh | Phase::Listening => Some(Err(Error::os(Errno::ENOTCONN, "recv"))),
+        Phase::Failed => Some(Err(sock
+            .so_error
+            .take()
+            .unwrap_or(Error::os(Errno::ENOTCONN, "recv")))),
+        Phase::Connecting => None,
+        Phase::Connected => {
+            let receiving = sock
+                .recv_slot
+                .is_some_and(|id| slots.state(id) == SlotState::Pending);
+            if sock.close_slot.is_some() && !receiving {
+                // Our Close went out: no Receive can be armed any more.
+                Some(Ok(0))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Whether a send may proceed, before looking at the budget.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Fail with this error.
+    Fail(Error),
+    /// Wait (connect still pending).
+    Block,
+    /// Connected: go on.
+    Open,
+}
+
+/// The send error table: write side shut → EPIPE; peer reset → ECONNRESET
+/// (every time); a stored error (failed Transmit/connect) → raised once;
+/// not connected → ENOTCONN; connecting → wait.
+pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
+    if sock.shut_wr || sock.fin_wanted || sock.close_slot.is_some() {
+        return Gate::Fail(Error::os(Errno::EPIPE, "send: write side shut down"));
+    }
+    if sock.reset {
+        return Gate::Fail(Error::os(Errno::ECONNRESET, "send"));
+    }
+    if let Some(e) = sock.so_error.take() {
+        return Gate::Fail(e);
+    }
+    match sock.phase {
+        Phase::Fresh | Phase::Listening | Phase::Failed => {
+            Gate::Fail(Error::os(Errno::ENOTCONN, "send"))
+        }
+        Phase::Connecting => Gate::Block,
+        Phase::Connected => Gate::Open,
+    }
+}
+
+/// Queues up to `data.len()` bytes in one Transmit. None: budget full.
+fn send_now<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    slots: &mut SlotTable,
+    sock: &mut Sock<Tcp4Of<P>>,
+    data: &[u8],
+) -> Option<Result<usize>> {
+    match send_gate(sock) {
+        Gate::Fail(e) => return Some(Err(e)),
+        Gate::Block => return None,
+        Gate::Open => {}
+    }
+    if data.is_empty() {
+        return Some(Ok(0));
+    }
+    let free = ctx.cfg.send_budget.saturating_sub(sock.tx_queued);
+    if free == 0 || sock.tx_pending.len() >= MAX_TX_SLOTS {
+        return None;
+    }
+    let slot = match sock.tx_idle.pop() {
+        Some(id) => id,
+        None => match slots.alloc(ctx, TokenKind::Transmit, ctx.cfg.tx_chunk(), sock.instance) {
+            Ok(id) => id,
+            Err(AllocError::TableFull) if !sock.tx_pending.is_empty() => return None,
+            Err(_) => {
+                return Some(Err(Error::os(
+                    Errno::ENOBUFS,
+                    "send: no token slot or pool memory",
+                )));
+            }
+        },
+    };
+    let n = data.len().min(free);
+    let (status, queued) = slots.submit_transmit(ctx, &sock.tcp, slot, &data[..n]);
+    if status != Status::SUCCESS {
+        sock.tx_idle.push(slot);
+        return Some(Err(Error::from_status(
+            crate::error::FirmwareCall::Transmit,
+            status,
+        )));
+    }
+    sock.tx_pending.push_back(slot);
+    sock.tx_queued += queued;
+    Some(Ok(queued))
+}
+
+impl<P: Platform + 'static> Socket<P> {
+    /// Receives up to `bufsize` bytes; an empty Vec means EOF (or bufsize 0).
+    pub fn recv(&self, bufsize: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.with("recv", |inner, _, st| {
+            if bufsize == 0 {
+                return Ok(0);
+            }
+            block_on(inner, st, self.id, "recv", |_, slots, sock| {
+                recv_now(slots, sock, &mut |s: &mut Sock<Tcp4Of<P>>| {
+                    let n = bufsize.min(s.rx.len());
+                    out.extend(s.rx.drain(..n));
+                    n
+                })
+            })
+        })?;
+        Ok(out)
+    }
+
+    /// Receives into `buf`; returns the byte count (0 = EOF or empty buf).
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.with("recv_into", |inner, _, st| {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            block_on(inner, st, self.id, "recv_into", |_, slots, sock| {
+                recv_now(slots, sock, &mut |s: &mut Sock<Tcp4Of<P>>| {
+                    let n = buf.len().min(s.rx.len());
+                    for (dst, src) in buf.iter_mut().zip(s.rx.drain(..n)) {
+                        *dst = src;
+                    }
+                    n
+                })
+            })
+        })
+    }
+
+    /// Queues some of `data`; returns how many bytes were accepted (at most
+    /// the free send budget). Nonblocking with the budget full: EAGAIN.
+    pub fn send(&self, data: &[u8]) -> Result<usize> {
+        self.with("send", |inner, _, st| {
+            block_on(inner, st, self.id, "send", |ctx, slots, sock| {
+                send_now(ctx, slots, sock, data)
+            })
+        })
+    }
+
+    /// Sends all of `data` (the timeout covers the whole call). On error or
+    /// timeout, an unknown prefix may have been queued, as in Python.
+    pub fn sendall(&self, data: &[u8]) -> Result<()> {
+        self.with("sendall", |inner, ctx, st| {
+            let mut off = 0usize;
+            let timeout = st.socks[&self.id].timeout;
+            let step = |ctx: &Ctx<'_, P>, st: &mut State<P>| -> Option<Result<()>> {
+                let State { slots, socks, .. } = st;
+                let sock = match socks.get_mut(&self.id) {
+                    Some(s) => s,
+                    None => return Some(Err(Error::os(Errno::EBADF, "sendall"))),
+                };
+                while off < data.len() {
+                    match send_now(ctx, slots, sock, &data[off..])? {
+                        Ok(n) => off += n,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                Some(Ok(()))
+            };
+            match time::blocking(ctx.now(), timeout) {
+                Blocking::No => inner
+                    .wait(st, Some(ctx.now()), step)
+                    .unwrap_or(Err(Error::os(Errno::EAGAIN, "sendall"))),
+                Blocking::Until(d) => inner
+                    .wait(st, d, step)
+                    .unwrap_or(Err(Error::timeout("sendall"))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FirmwareCall;
+    use crate::firmware::status;
+
+    fn sock(phase: Phase) -> Sock<()> {
+        let mut s = Sock::new((), core::ptr::null_mut(), 1);
+        s.phase = phase;
+        s
+    }
+
+    fn recv(s: &mut Sock<()>, n: usize) -> Option<Result<Vec<u8>>> {
+        let slots = SlotTable::new(0);
+        let mut out = Vec::new();
+        let r = recv_now(&slots, s, &mut |s: &mut Sock<()>| {
+            let k = n.min(s.rx.len());
+            out.extend(s.rx.drain(..k));
+            k
+        });
+        r.map(|r| r.map(|_| out))
+    }
+
+    #[test]
+    fn recv_takes_at_most_n_and_leaves_the_rest() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"hello");
+        assert_eq!(recv(&mut s, 1).unwrap().unwrap(), b"h");
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"ello");
+        assert_eq!(recv(&mut s, 10), None, "would block");
+    }
+
+    #[test]
+    fn eof_is_sticky_and_comes_after_data() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"ab");
+        s.rx_eof = true;
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"ab");
+        for _ in 0..3 {
+            assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
+        }
+    }
+
+    #[test]
+    fn reset_is_raised_once_after_data_then_eof() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"x");
+        let e = Error::from_status(FirmwareCall::Receive, status::CONNECTION_RESET);
+        s.rx_err = Some(e.clone());
+        s.so_error = Some(e);
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"x");
+        let err = recv(&mut s, 10).unwrap().unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ECONNRESET));
+        assert!(s.so_error.is_none(), "raising it clears SO_ERROR");
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
+    }
+
+    #[test]
+    fn shut_rd_reads_eof_even_with_data() {
+        let mut s = sock(Phase::Connected);
+        s.rx.extend(b"x");
+        s.shut_rd = true;
+        assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
+    }
+
+    #[test]
+    fn recv_when_not_connected() {
+        for phase in [Phase::Fresh, Phase::Listening] {
+            let err = recv(&mut sock(phase), 1).unwrap().unwrap_err();
+            assert_eq!(err.errno(), Some(Errno::ENOTCONN));
+        }
+        assert_eq!(recv(&mut sock(Phase::Connecting), 1), None);
+        let mut failed = sock(Phase::Failed);
+        failed.so_error = Some(Error::from_status(
+            FirmwareCall::Connect,
+            status::CONNECTION_RESET,
+        ));
+        let err = recv(&mut failed, 1).unwrap().unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ECONNREFUSED));
+        let err = recv(&mut failed, 1).unwrap().unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ENOTCONN));
+    }
+
+    #[test]
+    fn send_gate_table() {
+        assert_eq!(send_gate(&mut sock(Phase::Connected)), Gate::Open);
+        assert_eq!(send_gate(&mut sock(Phase::Connecting)), Gate::Block);
+        for phase in [Phase::Fresh, Phase::Listening, Phase::Failed] {
+            match send_gate(&mut sock(phase)) {
+                Gate::Fail(e) => assert_eq!(e.errno(), Some(Errno::ENOTCONN)),
+                g => panic!("{phase:?}: {g:?}"),
+            }
+        }
+        let mut s = sock(Phase::Connected);
+        s.shut_wr = true;
+        assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::EPIPE)));
+        let mut s = sock(Phase::Connected);
+        s.reset = true;
+        for _ in 0..2 {
+            assert!(
+                matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::ECONNRESET))
+            );
+        }
+        let mut s = sock(Phase::Connected);
+        s.so_error = Some(Error::from_status(FirmwareCall::Transmit, Status::TIMEOUT));
+        assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::ETIMEDOUT)));
+        assert_eq!(
+            send_gate(&mut s),
+            Gate::Open,
+            "a stored error is raised once"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! How a wait makes progress: pluggable poll strategies.
+//!
+//! Why: every blocking call, `select` and `Poller::poll` run one loop —
+//! drain completions, test the condition, stop at the deadline, else
+//! [`PollStrategy::step`]. What a step does (Tcp4.Poll, Stall, a timer wait)
+//! trades CPU for latency and throughput very differently on real firmware
+//! (EDK2 receives one frame per 10 ms MNP tick unless someone calls Poll), so
+//! it is a strategy the user (and the benchmarks) can swap. Every strategy
+//! must let virtual and real time advance, so each step ends in a firmware
+//! call that takes time.
+
+use alloc::boxed::Box;
+
+/// What a strategy may do in one step of a wait.
+pub trait WaitIo {
+    /// Monotonic time, ns.
+    fn now_ns(&self) -> u64;
+    /// The wait's deadline (ns, same clock), None for forever.
+    fn deadline_ns(&self) -> Option<u64>;
+    /// Tokens the firmware currently owns.
+    fn pending_tokens(&self) -> usize;
+    /// `Tcp4.Poll` once (one instance suffices: it drives the shared MNP).
+    /// With no TCP4 instance alive it stalls instead (up to 1 ms, capped at
+    /// the deadline), so time advances.
+    fn poll_firmware(&mut self);
+    /// `Stall(us)`: busy-wait; timers and notify functions keep running.
+    fn stall(&mut self, us: u64);
+    /// `WaitForEvent` on a timer event armed for `us` microseconds.
+    fn wait_timer(&mut self, us: u64);
+    /// Completions drained since the `Net` was created (a progress signal).
+    fn completions(&self) -> u64 {
+        0
+    }
+}
+
+/// A policy for one step of a wait loop.
+pub trait PollStrategy {
+    /// A short stable name, e.g. `"busy-poll"`.
+    fn name(&self) -> &'static str;
+    /// Called once at the start of every wait.
+    fn begin(&mut self) {}
+    /// Make progress once (the condition was false and the deadline not reached).
+    fn step(&mut self, io: &mut dyn WaitIo);
+}
+
+/// Microseconds until the deadline, capped at `cap` (at least 1).
+pub fn cap_to_deadline(io: &dyn WaitIo, cap_us: u64) -> u64 {
+    match io.deadline_ns() {
+        None => cap_us.max(1),
+        Some(d) => {
+            let left_us = d.saturating_sub(io.now_ns()).div_ceil(1000);
+            left_us.clamp(1, cap_us.max(1))
+        }
+    }
+}
+
+/// The built-in strategies.
+pub mod strategies {
+    use super::{PollStrategy, WaitIo, cap_to_deadline};
+
+    /// Tcp4.Poll on every step: lowest latency, 100% CPU. The default.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct BusyPoll;
+
+    impl PollStrategy for BusyPoll {
+        fn name(&self) -> &'static str {
+            "busy-poll"
+        }
+        fn step(&mut self, io: &mut dyn WaitIo) {
+            io.poll_firmware();
+        }
+    }
+
+    /// Never calls Poll: relies on the firmware's own timers (MNP's 10 ms
+    /// poll, TCP's 200 ms tick), waiting on a 1 ms timer event per step.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct TimerOnly;
+
+    impl PollStrategy for TimerOnly {
+        fn name(&self) -> &'static str {
+            "timer-only"
+        }
+        fn step(&mut self, io: &mut dyn WaitIo) {
+            let us = cap_to_deadline(io, 1000);
+            io.wait_timer(us);
+        }
+    }
+
+    /// Poll while tokens are pending; otherwise wait 1 ms on a timer.
+    #[derive(Debug, Default, Clone, Copy)]
+    pub struct PollWhilePending;
+
+    impl PollStrategy for PollWhilePending {
+        fn name(&self) -> &'static str {
+            "poll-while-pending"
+        }
+        fn step(&mut self, io: &mut dyn WaitIo) {
+            if io.pending_tokens() > 0 {
+                io.poll_firmware();
+            } else {
+                let us = cap_to_deadline(io, 1000);
+                io.wait_timer(us);
+            }
+        }
+    }
+
+    /// Poll, then stall for a back-off that doubles while nothing completes
+    /// (from `min_us` up to `max_us`) and resets when something does.
+    #[derive(Debug, Clone, Copy)]
+    pub struct AdaptiveBackoff {
+        /// Smallest stall, µs.
+        pub min_us: u64,
+        /// Largest stall, µs.
+        pub max_us: u64,
+        current_us: u64,
+        last_completions: u64,
+    }
+
+    impl AdaptiveBackoff {
+        /// A back-off between `min_us` and `max_us` (both at least 1).
+        pub fn new(min_us: u64, max_us: u64) -> Self {
+            let min_us = min_us.max(1);
+            AdaptiveBackoff {
+                min_us,
+                max_us: max_us.max(min_us),
+                current_us: min_us,
+                last_completions: 0,
+            }
+        }
+
+        /// The stall the next idle step will use.
+        pub fn current_us(&self) -> u64 {
+            self.current_us
+        }
+    }
+
+    impl Default for AdaptiveBackoff {
+        fn default() -> Self {
+            AdaptiveBackoff::new(10, 1000)
+        }
+    }
+
+    impl PollStrategy for AdaptiveBackoff {
+        fn name(&self) -> &'static str {
+            "adaptive-backoff"
+        }
+        fn begin(&mut self) {
+            self.current_us = self.min_us;
+        }
+        fn step(&mut self, io: &mut dyn WaitIo) {
+            io.poll_firmware();
+            let done = io.completions();
+            if done != self.last_completions {
+                self.last_completions = done;
+                self.current_us = self.min_us;
+                return;
+            }
+            let us = cap_to_deadline(io, self.current_us);
+            io.stall(us);
+            self.current_us = self.current_us.saturating_mul(2).min(self.max_us);
+        }
+    }
+
+    /// Poll once, then block in `WaitForEvent` on a timer of `slice_us`
+    /// (capped at the deadline): the CPU sleeps between firmware ticks.
+    #[derive(Debug, Clone, Copy)]
+    pub struct EventWait {
+        /// Length of one timer wait, µs.
+        pub slice_us: u64,
+    }
+
+    impl Default for EventWait {
+        fn default() -> Self {
+            EventWait { slice_us: 1000 }
+        }
+    }
+
+    impl PollStrategy for EventWait {
+        fn name(&self) -> &'static str {
+            "event-wait"
+        }
+        fn step(&mut self, io: &mut dyn WaitIo) {
+            io.poll_firmware();
+            let us = cap_to_deadline(io, self.slice_us);
+            io.wait_timer(us);
+        }
+    }
+}
+
+/// The default strategy.
+pub(crate) fn default_strategy() -> Box<dyn PollStrategy> {
+    Box::new(strategies::BusyPoll)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::strategies::*;
+    use super::*;
+    use std::vec::Vec;
+
+    /// A recording WaitIo: time advances by the calls' durations.
+    #[derive(Default)]
+    struct Rec {
+        now: u64,
+        deadline: Option<u64>,
+        pending: usize,
+        completions: u64,
+        log: Vec<(&'static str, u64)>,
+    }
+
+    impl WaitIo for Rec {
+        fn now_ns(&self) -> u64 {
+            self.now
+        }
+        fn deadline_ns(&self) -> Option<u64> {
+            self.deadline
+        }
+        fn pending_tokens(&self) -> usize {
+            self.pending
+        }
+        fn poll_firmware(&mut self) {
+            self.now += 100;
+            self.log.push(("poll", 0));
+        }
+        fn stall(&mut self, us: u64) {
+            self.now += us * 1000;
+            self.log.push(("stall", us));
+        }
+        fn wait_timer(&mut self, us: u64) {
+            self.now += us * 1000;
+            self.log.push(("timer", us));
+        }
+        fn completions(&self) -> u64 {
+            self.completions
+        }
+    }
+
+    #[test]
+    fn busy_poll_only_polls() {
+        let mut io = Rec::default();
+        let mut s = BusyPoll;
+        s.step(&mut io);
+        s.step(&mut io);
+        assert_eq!(io.log, [("poll", 0), ("poll", 0)]);
+    }
+
+    #[test]
+    fn timer_only_never_polls_and_respects_deadline() {
+        let mut io = Rec {
+            deadline: Some(300_000),
+            ..Rec::default()
+        };
+        let mut s = TimerOnly;
+        s.step(&mut io);
+        assert_eq!(io.log, [("timer", 300)]);
+        s.step(&mut io);
+        // Past the deadline it still advances time by at least 1 µs.
+        assert_eq!(io.log[1], ("timer", 1));
+    }
+
+    #[test]
+    fn poll_while_pending_switches_on_pending_tokens() {
+        let mut io = Rec {
+            pending: 1,
+            ..Rec::default()
+        };
+        let mut s = PollWhilePending;
+        s.step(&mut io);
+        io.pending = 0;
+        s.step(&mut io);
+        assert_eq!(io.log, [("poll", 0), ("timer", 1000)]);
+    }
+
+    #[test]
+    fn adaptive_backoff_doubles_and_resets() {
+        let mut io = Rec::default();
+        let mut s = AdaptiveBackoff::new(10, 40);
+        s.begin();
+        s.step(&mut io);
+        s.step(&mut io);
+        s.step(&mut io);
+        s.step(&mut io);
+        let stalls: Vec<u64> = io
+            .log
+            .iter()
+            .filter(|(k, _)| *k == "stall")
+            .map(|(_, us)| *us)
+            .collect();
+        assert_eq!(stalls, [10, 20, 40, 40]);
+        io.completions = 1;
+        s.step(&mut io);
+        assert_eq!(s.current_us(), 10);
+        assert_eq!(io.log.last(), Some(&("poll", 0)));
+    }
+
+    #[test]
+    fn event_wait_polls_then_sleeps() {
+        let mut io = Rec::default();
+        let mut s = EventWait { slice_us: 500 };
+        s.step(&mut io);
+        assert_eq!(io.log, [("poll", 0), ("timer", 500)]);
+    }
+
+    #[test]
+    fn cap_to_deadline_rounds_up_and_clamps() {
+        let io = Rec {
+            now: 1_000,
+            deadline: Some(2_500),
+            ..Rec::default()
+        };
+        assert_eq!(cap_to_deadline(&io, 1000), 2);
+        assert_eq!(cap_to_deadline(&io, 1), 1);
+        let io = Rec::default();
+        assert_eq!(cap_to_deadline(&io, 0), 1);
+    }
+
+    #[test]
+    fn names_are_distinct() {
+        let names = [
+            BusyPoll.name(),
+            TimerOnly.name(),
+            PollWhilePending.name(),
+            AdaptiveBackoff::default().name(),
+            EventWait::default().name(),
+        ];
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}
