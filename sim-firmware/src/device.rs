@@ -81,6 +81,8 @@ pub struct TcpSummary {
     pub syn: bool,
     /// ACK flag.
     pub ack: bool,
+    /// Sequence number.
+    pub seq: u32,
 }
 
 /// Summarise a TCP/IPv4 packet (None for anything else).
@@ -94,6 +96,7 @@ pub fn tcp_summary(frame: &[u8]) -> Option<TcpSummary> {
         src: [frame[12], frame[13], frame[14], frame[15]],
         src_port: u16::from_be_bytes([t[0], t[1]]),
         dst_port: u16::from_be_bytes([t[2], t[3]]),
+        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
         syn: t[13] & 0x02 != 0,
         ack: t[13] & 0x10 != 0,
     })

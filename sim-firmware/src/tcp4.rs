@@ -272,6 +272,9 @@ impl World {
         let out = std::mem::take(&mut s.dev.tx);
         let src = self.ip4.address.map(|(a, _)| a.octets()).unwrap_or([0; 4]);
         for f in out {
+            if let Some(t) = tcp_summary(&f).filter(|t| t.syn && !t.ack) {
+                self.trace(format!("SYN {}:{} isn={:#010x}", Ipv4Addr::from(t.src), t.src_port, t.seq));
+            }
             self.send_frame(src, f);
         }
     }
@@ -684,7 +687,7 @@ impl World {
         let l = c.listener.as_mut().expect("listener");
         let has_listen = keep.iter().any(|&h| self.sut.sockets.get::<tcp::Socket>(h).state() == State::Listen);
         let used = keep.len() + l.ready.len() - usize::from(has_listen);
-        if !has_listen && (used < cfg.opts.backlog || !self.cfg.quirks.backlog_full_drops_syn) {
+        if !has_listen && used < cfg.opts.backlog {
             let h = Self::new_listen_socket(&mut self.sut.sockets, &cfg);
             keep.push(h);
         }

@@ -355,8 +355,3 @@ fn event_identity_same_event_twice_is_access_denied() {
     env.destroy(h);
 }
 
-impl Env {
-    pub fn boot_check(&self, e: efisock::firmware::Event) -> Status {
-        efisock::firmware::BootServices::check_event(self.boot(), e)
-    }
-}

@@ -90,6 +90,9 @@ impl Env {
         }
         false
     }
+    pub fn boot_check(&self, e: Event) -> Status {
+        self.boot().check_event(e)
+    }
     pub fn alloc<T>(&self) -> *mut T {
         let p = self.boot().allocate_pool(size_of::<T>()).unwrap();
         unsafe { core::ptr::write_bytes(p, 0, size_of::<T>()) };
