@@ -97,7 +97,11 @@ pub(crate) fn instant(ns: u64) -> Instant {
 }
 
 fn new_socket(buf: usize) -> tcp::Socket<'static> {
-    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; buf]), tcp::SocketBuffer::new(vec![0; buf]))
+    let mut s =
+        tcp::Socket::new(tcp::SocketBuffer::new(vec![0; buf]), tcp::SocketBuffer::new(vec![0; buf]));
+    // Slow start and congestion avoidance, like a host kernel.
+    s.set_congestion_control(tcp::CongestionControl::Reno);
+    s
 }
 
 struct Io<'a> {

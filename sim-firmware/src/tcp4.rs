@@ -365,7 +365,7 @@ impl World {
         // SAFETY: `p.token` is a pending token of this kind (trait contract);
         // every token type starts with its completion token.
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, st) };
-        self.trace(format!("complete {} {:#x} {}", p.kind.name(), p.token, efisock::firmware::status::name(st)));
+        self.trace(format!("complete {} event {:#x} {}", p.kind.name(), p.event, efisock::firmware::status::name(st)));
         tracing::debug!(target: "efisock::sim", token = p.kind.name(), status = efisock::firmware::status::name(st), t_ns = self.now);
         if self.sut.defer_signals {
             self.sut.deferred.push(p.event);
@@ -630,7 +630,7 @@ impl World {
         // Lengths were legitimately rewritten by the firmware: no re-verify.
         // SAFETY: pending token, see `complete`.
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, Status::SUCCESS) };
-        self.trace(format!("complete receive {:#x} SUCCESS", p.token));
+        self.trace(format!("complete receive event {:#x} SUCCESS", p.event));
         if self.sut.defer_signals {
             self.sut.deferred.push(p.event);
         } else {
@@ -700,6 +700,8 @@ impl World {
             tcp::SocketBuffer::new(vec![0; cfg.opts.snd_buf as usize]),
         );
         s.set_nagle_enabled(cfg.opts.nagle);
+        // EDK2 implements slow start / congestion avoidance (TcpOutput.c).
+        s.set_congestion_control(tcp::CongestionControl::Reno);
         s.set_hop_limit(Some(255));
         s
     }
