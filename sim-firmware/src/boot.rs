@@ -136,7 +136,7 @@ unsafe impl BootServices for SimBoot {
         let ids: Vec<usize> = events.iter().map(|&e| ev_id(e)).collect();
         let mut found = None;
         let start = self.sim.now_ns();
-        let ok = self.sim.run_until(start.saturating_add(MAX_WAIT_NS), |w| {
+        let ok = self.sim.run_until(start.saturating_add(MAX_WAIT_NS), true, |w| {
             for (i, id) in ids.iter().enumerate() {
                 if let Some(e) = w.events.get_mut(id) {
                     if e.signaled {
@@ -228,7 +228,7 @@ unsafe impl BootServices for SimBoot {
     fn stall(&self, microseconds: usize) -> Status {
         self.sim.enter(0);
         let target = self.sim.now_ns().saturating_add(microseconds as u64 * 1000);
-        self.sim.run_until(target, |_| false);
+        self.sim.run_until(target, false, |_| false);
         self.sim.exit();
         Status::SUCCESS
     }

@@ -155,7 +155,7 @@ impl Sim {
     /// (timer interrupts deliver notifies when the TPL allows).
     pub fn advance(&self, ns: u64) {
         let target = self.now_ns().saturating_add(ns);
-        self.run_until(target, |_| false);
+        self.run_until(target, false, |_| false);
     }
 
     /// Breaches recorded so far.
@@ -252,8 +252,15 @@ impl Sim {
     }
 
     /// Run until `target`, or until `done` holds; notifies run after each
-    /// step when the TPL allows (timer interrupts). Returns false on hang.
-    pub(crate) fn run_until(&self, target: u64, mut done: impl FnMut(&mut World) -> bool) -> bool {
+    /// step when the TPL allows (timer interrupts). With `stop_when_idle`,
+    /// returns false without advancing the clock as soon as nothing is left
+    /// that could ever happen (a wait that would hang).
+    pub(crate) fn run_until(
+        &self,
+        target: u64,
+        stop_when_idle: bool,
+        mut done: impl FnMut(&mut World) -> bool,
+    ) -> bool {
         for _ in 0..MAX_STEPS {
             if done(&mut self.w.borrow_mut()) {
                 return true;
@@ -266,6 +273,7 @@ impl Sim {
                         w.step_to(t);
                         true
                     }
+                    None if stop_when_idle => false,
                     _ => {
                         if w.now < target && target != u64::MAX {
                             w.step_to(target);
