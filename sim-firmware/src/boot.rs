@@ -28,14 +28,19 @@ unsafe impl BootServices for SimBoot {
         let ty = event_type.bits();
         let notify_bits = ty & (EventType::NOTIFY_SIGNAL.bits() | EventType::NOTIFY_WAIT.bits());
         let r = if notify_bits == (EventType::NOTIFY_SIGNAL.bits() | EventType::NOTIFY_WAIT.bits())
-            || (notify_bits != 0 && (notify_function.is_none() || !VALID_TPLS.contains(&notify_tpl.0)))
+            || (notify_bits != 0
+                && (notify_function.is_none() || !VALID_TPLS.contains(&notify_tpl.0)))
         {
             Err(Status::INVALID_PARAMETER)
         } else {
             let id = self.sim.w.borrow_mut().create_event(
                 ty,
                 notify_tpl.0,
-                if notify_bits != 0 { notify_function } else { None },
+                if notify_bits != 0 {
+                    notify_function
+                } else {
+                    None
+                },
                 notify_context as usize,
             );
             Ok(id as Event)
@@ -107,7 +112,10 @@ unsafe impl BootServices for SimBoot {
             let mut w = self.sim.w.borrow_mut();
             if w.tpl != Tpl::APPLICATION.0 {
                 let t = w.tpl;
-                w.breach(BreachKind::WrongTpl, format!("WaitForEvent called at TPL {t} (only TPL_APPLICATION allowed)"));
+                w.breach(
+                    BreachKind::WrongTpl,
+                    format!("WaitForEvent called at TPL {t} (only TPL_APPLICATION allowed)"),
+                );
                 drop(w);
                 self.sim.exit();
                 return Err(Status::UNSUPPORTED);
@@ -136,22 +144,24 @@ unsafe impl BootServices for SimBoot {
         let ids: Vec<usize> = events.iter().map(|&e| ev_id(e)).collect();
         let mut found = None;
         let start = self.sim.now_ns();
-        let ok = self.sim.run_until(start.saturating_add(MAX_WAIT_NS), true, |w| {
-            for (i, id) in ids.iter().enumerate() {
-                if let Some(e) = w.events.get_mut(id) {
-                    if e.signaled {
-                        e.signaled = false;
-                        found = Some(i);
-                        return true;
-                    }
-                    if e.ty & EventType::NOTIFY_WAIT.bits() != 0 && !e.queued {
-                        e.queued = true;
-                        w.notify_q.push_back(*id);
+        let ok = self
+            .sim
+            .run_until(start.saturating_add(MAX_WAIT_NS), true, |w| {
+                for (i, id) in ids.iter().enumerate() {
+                    if let Some(e) = w.events.get_mut(id) {
+                        if e.signaled {
+                            e.signaled = false;
+                            found = Some(i);
+                            return true;
+                        }
+                        if e.ty & EventType::NOTIFY_WAIT.bits() != 0 && !e.queued {
+                            e.queued = true;
+                            w.notify_q.push_back(*id);
+                        }
                     }
                 }
-            }
-            false
-        });
+                false
+            });
         let r = match (ok, found) {
             (true, Some(i)) => Ok(i),
             _ => {
@@ -205,7 +215,10 @@ unsafe impl BootServices for SimBoot {
         let mut w = self.sim.w.borrow_mut();
         let old = w.tpl;
         if new_tpl.0 < old {
-            w.breach(BreachKind::WrongTpl, format!("RaiseTPL({}) below the current TPL {old}", new_tpl.0));
+            w.breach(
+                BreachKind::WrongTpl,
+                format!("RaiseTPL({}) below the current TPL {old}", new_tpl.0),
+            );
         } else {
             w.tpl = new_tpl.0;
         }
@@ -217,7 +230,10 @@ unsafe impl BootServices for SimBoot {
             let mut w = self.sim.w.borrow_mut();
             if old_tpl.0 > w.tpl {
                 let cur = w.tpl;
-                w.breach(BreachKind::WrongTpl, format!("RestoreTPL({}) above the current TPL {cur}", old_tpl.0));
+                w.breach(
+                    BreachKind::WrongTpl,
+                    format!("RestoreTPL({}) above the current TPL {cur}", old_tpl.0),
+                );
                 return;
             }
             w.tpl = old_tpl.0;
@@ -235,7 +251,13 @@ unsafe impl BootServices for SimBoot {
 
     fn allocate_pool(&self, size: usize) -> Result<*mut u8, Status> {
         self.sim.enter(0);
-        let r = self.sim.w.borrow_mut().pool.allocate(size).ok_or(Status::OUT_OF_RESOURCES);
+        let r = self
+            .sim
+            .w
+            .borrow_mut()
+            .pool
+            .allocate(size)
+            .ok_or(Status::OUT_OF_RESOURCES);
         self.sim.exit();
         r
     }

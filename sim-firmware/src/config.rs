@@ -124,9 +124,7 @@ impl Quirks {
             "connect_closed_port_reports_reset" => &mut self.connect_closed_port_reports_reset,
             "time_wait_holds_port" => &mut self.time_wait_holds_port,
             "backlog_full_drops_syn" => &mut self.backlog_full_drops_syn,
-            "use_default_address_already_started" => {
-                &mut self.use_default_address_already_started
-            }
+            "use_default_address_already_started" => &mut self.use_default_address_already_started,
             "listen_any_unsupported" => &mut self.listen_any_unsupported,
             "completions_inside_call" => &mut self.completions_inside_call,
             _ => return None,
@@ -140,7 +138,10 @@ impl Quirks {
                 *b = on;
                 Ok(())
             }
-            None => Err(format!("unknown quirk {name:?}; known: {}", QUIRK_NAMES.join(", "))),
+            None => Err(format!(
+                "unknown quirk {name:?}; known: {}",
+                QUIRK_NAMES.join(", ")
+            )),
         }
     }
 
@@ -167,7 +168,12 @@ pub struct CostModel {
 
 impl Default for CostModel {
     fn default() -> Self {
-        CostModel { per_call_ns: 200, poll_ns: 2_000, per_frame_ns: 5_000, per_byte_copy_ps: 250 }
+        CostModel {
+            per_call_ns: 200,
+            poll_ns: 2_000,
+            per_frame_ns: 5_000,
+            per_byte_copy_ps: 250,
+        }
     }
 }
 

@@ -21,7 +21,10 @@ pub struct Decider {
 impl Decider {
     /// A decider for a run seed.
     pub fn new(seed: u64) -> Self {
-        Decider { rng: Rng::new(seed, 0xDEC1DE), decisions: 0 }
+        Decider {
+            rng: Rng::new(seed, 0xDEC1DE),
+            decisions: 0,
+        }
     }
 
     /// Deliver a pending notify now (true) or defer it (false)? A notify

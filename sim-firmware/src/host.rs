@@ -97,8 +97,10 @@ pub(crate) fn instant(ns: u64) -> Instant {
 }
 
 fn new_socket(buf: usize) -> tcp::Socket<'static> {
-    let mut s =
-        tcp::Socket::new(tcp::SocketBuffer::new(vec![0; buf]), tcp::SocketBuffer::new(vec![0; buf]));
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; buf]),
+        tcp::SocketBuffer::new(vec![0; buf]),
+    );
     // Slow start and congestion avoidance, like a host kernel.
     s.set_congestion_control(tcp::CongestionControl::Reno);
     s
@@ -115,7 +117,10 @@ struct Io<'a> {
 
 fn v4(ep: Option<IpEndpoint>) -> SocketAddrV4 {
     match ep {
-        Some(IpEndpoint { addr: IpAddress::Ipv4(a), port }) => SocketAddrV4::new(a, port),
+        Some(IpEndpoint {
+            addr: IpAddress::Ipv4(a),
+            port,
+        }) => SocketAddrV4::new(a, port),
         _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
     }
 }
@@ -199,7 +204,9 @@ impl Host {
 
     pub fn listen(&mut self, port: u16, factory: Box<dyn FnMut() -> Box<dyn ConnHandler>>) {
         self.unlisten(port);
-        let spares = (0..SPARE_LISTENERS).map(|_| self.add_listen_socket(port)).collect();
+        let spares = (0..SPARE_LISTENERS)
+            .map(|_| self.add_listen_socket(port))
+            .collect();
         self.listeners.insert(port, Listener { factory, spares });
     }
 
@@ -213,7 +220,11 @@ impl Host {
 
     pub fn connect(&mut self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>, now: u64) {
         let mut s = new_socket(PEER_BUFFER);
-        self.next_port = if self.next_port >= 60999 { 40000 } else { self.next_port + 1 };
+        self.next_port = if self.next_port >= 60999 {
+            40000
+        } else {
+            self.next_port + 1
+        };
         let ep = IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port());
         let ok = s.connect(self.iface.context(), ep, self.next_port).is_ok();
         let handle = self.sockets.add(s);
@@ -232,14 +243,16 @@ impl Host {
     /// Run the stack and the applications at `now`; returns transmitted frames.
     pub fn process(&mut self, now: u64) -> Vec<Vec<u8>> {
         for _round in 0..4 {
-            self.iface.poll(instant(now), &mut self.dev, &mut self.sockets);
+            self.iface
+                .poll(instant(now), &mut self.dev, &mut self.sockets);
             self.adopt_accepted();
             let changed = self.run_handlers(now);
             if !changed && self.dev.rx.is_empty() {
                 break;
             }
         }
-        self.iface.poll(instant(now), &mut self.dev, &mut self.sockets);
+        self.iface
+            .poll(instant(now), &mut self.dev, &mut self.sockets);
         std::mem::take(&mut self.dev.tx)
     }
 
@@ -344,13 +357,10 @@ impl Host {
             .poll_at(instant(now), &self.sockets)
             .map(|i| (i.total_micros().max(0) as u64) * 1000);
         for c in &self.conns {
-            for cand in [c.wake_at, c.connect_deadline] {
-                if let Some(w) = cand {
-                    t = Some(t.map_or(w, |x| x.min(w)));
-                }
+            for w in [c.wake_at, c.connect_deadline].into_iter().flatten() {
+                t = Some(t.map_or(w, |x| x.min(w)));
             }
         }
         t.map(|x| x.max(now))
     }
-
 }

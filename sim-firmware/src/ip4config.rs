@@ -7,8 +7,8 @@ use core::ffi::c_void;
 use std::net::Ipv4Addr;
 
 use efisock::firmware::{
-    Event, Ip4Config2DataType, Ip4Config2InterfaceInfo, Ip4Config2ManualAddress,
-    Ip4Config2Policy, Ip4Config2 , Ipv4Address, Status,
+    Event, Ip4Config2, Ip4Config2DataType, Ip4Config2InterfaceInfo, Ip4Config2ManualAddress,
+    Ip4Config2Policy, Ipv4Address, Status,
 };
 use uefi_raw::MacAddress;
 
@@ -24,7 +24,12 @@ fn v4(a: Ipv4Address) -> Ipv4Addr {
 
 // SAFETY: every read and write below is bounded by the sizes passed in.
 unsafe impl Ip4Config2 for SimIp4Config2 {
-    unsafe fn set_data(&self, data_type: Ip4Config2DataType, data_size: usize, data: *const c_void) -> Status {
+    unsafe fn set_data(
+        &self,
+        data_type: Ip4Config2DataType,
+        data_size: usize,
+        data: *const c_void,
+    ) -> Status {
         self.sim.enter(0);
         let st = {
             let mut w = self.sim.w.borrow_mut();
@@ -66,7 +71,8 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                         Status::WRITE_PROTECTED
                     } else {
                         // SAFETY: a full ManualAddress is readable (checked size).
-                        let m = unsafe { (data as *const Ip4Config2ManualAddress).read_unaligned() };
+                        let m =
+                            unsafe { (data as *const Ip4Config2ManualAddress).read_unaligned() };
                         let (a, mask) = (v4(m.address), v4(m.subnet_mask));
                         let mv = u32::from(mask);
                         if a.is_broadcast() || mv.leading_ones() + mv.trailing_zeros() != 32 {
@@ -100,7 +106,12 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
         st
     }
 
-    unsafe fn get_data(&self, data_type: Ip4Config2DataType, data_size: *mut usize, data: *mut c_void) -> Status {
+    unsafe fn get_data(
+        &self,
+        data_type: Ip4Config2DataType,
+        data_size: *mut usize,
+        data: *mut c_void,
+    ) -> Status {
         self.sim.enter(0);
         let st = (|| {
             if data_size.is_null() {
@@ -131,7 +142,10 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                 unsafe { *data_size = need };
                 return Status::BUFFER_TOO_SMALL;
             }
-            let (addr, mask) = w.ip4.address.unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
+            let (addr, mask) = w
+                .ip4
+                .address
+                .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
             // SAFETY: `data` has at least `need` writable bytes (checked).
             unsafe {
                 *data_size = need;
@@ -156,11 +170,18 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                         (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info);
                     }
                     Ip4Config2DataType::POLICY => {
-                        let p = if w.ip4.dhcp_policy { Ip4Config2Policy::DHCP } else { Ip4Config2Policy::STATIC };
+                        let p = if w.ip4.dhcp_policy {
+                            Ip4Config2Policy::DHCP
+                        } else {
+                            Ip4Config2Policy::STATIC
+                        };
                         (data as *mut i32).write_unaligned(p.0);
                     }
                     Ip4Config2DataType::MANUAL_ADDRESS => {
-                        let m = Ip4Config2ManualAddress { address: Ipv4Address(addr.octets()), subnet_mask: Ipv4Address(mask.octets()) };
+                        let m = Ip4Config2ManualAddress {
+                            address: Ipv4Address(addr.octets()),
+                            subnet_mask: Ipv4Address(mask.octets()),
+                        };
                         (data as *mut Ip4Config2ManualAddress).write_unaligned(m);
                     }
                     _ => {

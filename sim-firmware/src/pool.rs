@@ -88,7 +88,11 @@ impl Pool {
         // SAFETY: the block was allocated by `allocate` with this layout and
         // is no longer tracked, so it is released exactly once.
         unsafe { dealloc((ptr - GUARD) as *mut u8, l) };
-        if intact { FreeOutcome::Freed } else { FreeOutcome::GuardOverwritten }
+        if intact {
+            FreeOutcome::Freed
+        } else {
+            FreeOutcome::GuardOverwritten
+        }
     }
 
     /// Live allocations (start, size), address order.
@@ -99,8 +103,12 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let blocks: Vec<(usize, usize)> =
-            self.live.iter().map(|(&a, &s)| (a, s)).chain(self.quarantine.drain(..)).collect();
+        let blocks: Vec<(usize, usize)> = self
+            .live
+            .iter()
+            .map(|(&a, &s)| (a, s))
+            .chain(self.quarantine.drain(..))
+            .collect();
         self.live.clear();
         for (ptr, size) in blocks {
             let l = layout(size).expect("layout was valid at allocation");

@@ -106,7 +106,9 @@ impl Sim {
     /// A world with the SUT NIC (no address yet: OVMF's default policy is
     /// static with no address) and one peer host at 10.0.2.2.
     pub fn new(config: SimConfig) -> Sim {
-        Sim { w: Rc::new(RefCell::new(World::new(config))) }
+        Sim {
+            w: Rc::new(RefCell::new(World::new(config))),
+        }
     }
 
     /// The platform to hand to the core.
@@ -143,7 +145,11 @@ impl Sim {
     /// Add (or get) a peer host with this address.
     pub fn add_host(&self, addr: Ipv4Addr) -> SimHost {
         let idx = self.w.borrow_mut().add_host(addr);
-        SimHost { sim: self.clone(), idx, addr }
+        SimHost {
+            sim: self.clone(),
+            idx,
+            addr,
+        }
     }
 
     /// Change the fault knobs of every link.
@@ -166,17 +172,31 @@ impl Sim {
     /// End-of-test check: leaked children, events, pool allocations.
     pub fn finish(&self) -> Vec<Breach> {
         let mut w = self.w.borrow_mut();
-        let children: Vec<usize> =
-            w.sut.children.iter().filter(|(_, c)| c.visible).map(|(&id, _)| id).collect();
+        let children: Vec<usize> = w
+            .sut
+            .children
+            .iter()
+            .filter(|(_, c)| c.visible)
+            .map(|(&id, _)| id)
+            .collect();
         for id in children {
-            w.breach(BreachKind::LeakedChild, format!("TCP4 child {id} was never destroyed"));
+            w.breach(
+                BreachKind::LeakedChild,
+                format!("TCP4 child {id} was never destroyed"),
+            );
         }
         let events: Vec<usize> = w.events.keys().copied().collect();
         for e in events {
-            w.breach(BreachKind::LeakedEvent, format!("event {e:#x} was never closed"));
+            w.breach(
+                BreachKind::LeakedEvent,
+                format!("event {e:#x} was never closed"),
+            );
         }
         for (a, s) in w.pool.live() {
-            w.breach(BreachKind::LeakedPool, format!("pool allocation {a:#x} ({s} bytes) was never freed"));
+            w.breach(
+                BreachKind::LeakedPool,
+                format!("pool allocation {a:#x} ({s} bytes) was never freed"),
+            );
         }
         w.breaches.clone()
     }

@@ -273,7 +273,12 @@ impl World {
         let src = self.ip4.address.map(|(a, _)| a.octets()).unwrap_or([0; 4]);
         for f in out {
             if let Some(t) = tcp_summary(&f).filter(|t| t.syn && !t.ack) {
-                self.trace(format!("SYN {}:{} isn={:#010x}", Ipv4Addr::from(t.src), t.src_port, t.seq));
+                self.trace(format!(
+                    "SYN {}:{} isn={:#010x}",
+                    Ipv4Addr::from(t.src),
+                    t.src_port,
+                    t.seq
+                ));
             }
             self.send_frame(src, f);
         }
@@ -300,13 +305,17 @@ impl World {
 
     /// Backlog emulation: drop a SYN for a listener whose backlog is full.
     fn admit_frame(&mut self, frame: &[u8]) -> bool {
-        let Some(t) = tcp_summary(frame) else { return true };
+        let Some(t) = tcp_summary(frame) else {
+            return true;
+        };
         if !t.syn || t.ack || !self.cfg.quirks.backlog_full_drops_syn {
             return true;
         }
         let src = Ipv4Addr::from(t.src);
         for c in self.sut.children.values() {
-            let (Some(l), Some(cfg)) = (&c.listener, &c.cfg) else { continue };
+            let (Some(l), Some(cfg)) = (&c.listener, &c.cfg) else {
+                continue;
+            };
             if cfg.port != t.dst_port {
                 continue;
             }
@@ -340,7 +349,10 @@ impl World {
             put(if t <= self.now { self.now + 1_000 } else { t });
         }
         for c in self.sut.children.values() {
-            for d in [c.connect_deadline, c.linger_deadline].into_iter().flatten() {
+            for d in [c.connect_deadline, c.linger_deadline]
+                .into_iter()
+                .flatten()
+            {
                 put(d);
             }
         }
@@ -365,7 +377,12 @@ impl World {
         // SAFETY: `p.token` is a pending token of this kind (trait contract);
         // every token type starts with its completion token.
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, st) };
-        self.trace(format!("complete {} event {:#x} {}", p.kind.name(), p.event, efisock::firmware::status::name(st)));
+        self.trace(format!(
+            "complete {} event {:#x} {}",
+            p.kind.name(),
+            p.event,
+            efisock::firmware::status::name(st)
+        ));
         tracing::debug!(target: "efisock::sim", token = p.kind.name(), status = efisock::firmware::status::name(st), t_ns = self.now);
         if self.sut.defer_signals {
             self.sut.deferred.push(p.event);
@@ -380,7 +397,11 @@ impl World {
             // SAFETY: pending transmit data and buffers are readable.
             Kind::Transmit => unsafe {
                 let (len, frags) = tokens::tx_frags(p.data as *const Tcp4TransmitData);
-                if frags.len() != p.frags.len() { 0 } else { tokens::tx_hash(len, &frags) }
+                if frags.len() != p.frags.len() {
+                    0
+                } else {
+                    tokens::tx_hash(len, &frags)
+                }
             },
             Kind::Receive => {
                 // SAFETY: pending receive data is readable.
@@ -392,13 +413,19 @@ impl World {
         if now_hash != p.check {
             self.breach(
                 BreachKind::ModifiedWhileOwned,
-                format!("{} token {:#x}: caller modified its data {when} while the firmware owned it", p.kind.name(), p.token),
+                format!(
+                    "{} token {:#x}: caller modified its data {when} while the firmware owned it",
+                    p.kind.name(),
+                    p.token
+                ),
             );
         }
     }
 
     fn flush_tokens(&mut self, id: usize, st: Status, include_close: bool) {
-        let Some(c) = self.sut.children.get_mut(&id) else { return };
+        let Some(c) = self.sut.children.get_mut(&id) else {
+            return;
+        };
         let mut all: Vec<Pending> = Vec::new();
         all.extend(c.connect.take());
         all.extend(c.accepts.drain(..));
@@ -414,7 +441,9 @@ impl World {
     }
 
     fn drop_socket(&mut self, id: usize) {
-        let Some(c) = self.sut.children.get_mut(&id) else { return };
+        let Some(c) = self.sut.children.get_mut(&id) else {
+            return;
+        };
         if let Some(h) = c.sock.take() {
             self.sut.sockets.remove(h);
         }
@@ -433,7 +462,13 @@ impl World {
     pub fn owned_ranges(&self) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         for c in self.sut.children.values() {
-            let ps = c.connect.iter().chain(&c.accepts).chain(&c.txs).chain(&c.rxs).chain(&c.close);
+            let ps = c
+                .connect
+                .iter()
+                .chain(&c.accepts)
+                .chain(&c.txs)
+                .chain(&c.rxs)
+                .chain(&c.close);
             for p in ps {
                 for &(a, l) in &p.ranges {
                     out.push((a, l, p.token));
@@ -446,7 +481,13 @@ impl World {
     pub fn pending_events(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         for c in self.sut.children.values() {
-            let ps = c.connect.iter().chain(&c.accepts).chain(&c.txs).chain(&c.rxs).chain(&c.close);
+            let ps = c
+                .connect
+                .iter()
+                .chain(&c.accepts)
+                .chain(&c.txs)
+                .chain(&c.rxs)
+                .chain(&c.close);
             out.extend(ps.map(|p| (p.event, p.token)));
         }
         out
@@ -462,12 +503,19 @@ impl World {
     }
 
     fn service(&mut self, id: usize) {
-        if self.sut.children.get(&id).is_some_and(|c| c.listener.is_some()) {
+        if self
+            .sut
+            .children
+            .get(&id)
+            .is_some_and(|c| c.listener.is_some())
+        {
             self.service_listener(id);
             return;
         }
         let now = self.now;
-        let Some(c) = self.sut.children.get_mut(&id) else { return };
+        let Some(c) = self.sut.children.get_mut(&id) else {
+            return;
+        };
         // A connect that can never send its SYN (graceful close earlier).
         if c.sock.is_none() {
             if c.connect.is_some() && c.connect_deadline.is_some_and(|d| d <= now) {
@@ -515,11 +563,19 @@ impl World {
                 return;
             }
         }
-        if matches!(st, State::CloseWait | State::LastAck | State::Closing | State::TimeWait) {
+        if matches!(
+            st,
+            State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+        ) {
             c.fin_in = true;
         }
         // Transmit: copy into the send buffer (segmentation), in order.
-        while let Some(front) = self.sut.children.get(&id).and_then(|c| c.txs.front().cloned()) {
+        while let Some(front) = self
+            .sut
+            .children
+            .get(&id)
+            .and_then(|c| c.txs.front().cloned())
+        {
             self.verify(&front, "before segmentation");
             let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
             if !sock.may_send() {
@@ -546,10 +602,12 @@ impl World {
             }
         }
         // Receive: per-segment completions with min(available, DataLength).
-        loop {
-            let Some(front) = self.sut.children.get(&id).and_then(|c| c.rxs.front().cloned()) else {
-                break;
-            };
+        while let Some(front) = self
+            .sut
+            .children
+            .get(&id)
+            .and_then(|c| c.rxs.front().cloned())
+        {
             let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
             let avail = sock.recv_queue();
             if avail == 0 {
@@ -564,7 +622,12 @@ impl World {
                 );
             }
             let mut buf = vec![0u8; k];
-            let n = self.sut.sockets.get_mut::<tcp::Socket>(h).recv_slice(&mut buf).unwrap_or(0);
+            let n = self
+                .sut
+                .sockets
+                .get_mut::<tcp::Socket>(h)
+                .recv_slice(&mut buf)
+                .unwrap_or(0);
             buf.truncate(n);
             self.now += (n as u64 * self.cfg.cost.per_byte_copy_ps) / 1000;
             let c = self.sut.children.get_mut(&id).expect("exists");
@@ -604,7 +667,11 @@ impl World {
                     }
                 }
                 State::TimeWait | State::FinWait2 if c.linger_deadline.is_none() => {
-                    let secs = if st == State::TimeWait { cfg.opts.tw_timeout_s } else { cfg.opts.fin_timeout_s };
+                    let secs = if st == State::TimeWait {
+                        cfg.opts.tw_timeout_s
+                    } else {
+                        cfg.opts.fin_timeout_s
+                    };
                     let until = now + u64::from(secs) * SEC;
                     c.linger_deadline = Some(until);
                     if st == State::TimeWait && self.cfg.quirks.time_wait_holds_port {
@@ -640,7 +707,12 @@ impl World {
 
     fn service_listener(&mut self, id: usize) {
         let cfg = self.sut.children[&id].cfg.expect("listener configured");
-        let pool: Vec<SocketHandle> = self.sut.children[&id].listener.as_ref().expect("listener").pool.clone();
+        let pool: Vec<SocketHandle> = self.sut.children[&id]
+            .listener
+            .as_ref()
+            .expect("listener")
+            .pool
+            .clone();
         let mut keep = Vec::new();
         let mut newly = Vec::new();
         for h in pool {
@@ -657,7 +729,10 @@ impl World {
             self.sut.next_child += 1;
             let st = self.sut.sockets.get::<tcp::Socket>(h).state();
             let child = Child {
-                cfg: Some(ChildCfg { active: false, ..cfg }),
+                cfg: Some(ChildCfg {
+                    active: false,
+                    ..cfg
+                }),
                 sock: Some(h),
                 passive: true,
                 prev: Some(st),
@@ -665,7 +740,15 @@ impl World {
             };
             self.sut.children.insert(cid, child);
             self.trace(format!("listener {id}: child {cid} established"));
-            self.sut.children.get_mut(&id).expect("listener").listener.as_mut().expect("l").ready.push_back(cid);
+            self.sut
+                .children
+                .get_mut(&id)
+                .expect("listener")
+                .listener
+                .as_mut()
+                .expect("l")
+                .ready
+                .push_back(cid);
         }
         // Hand established children to Accept tokens, FIFO.
         loop {
@@ -685,13 +768,22 @@ impl World {
         // Keep one listening socket while the backlog has room.
         let c = self.sut.children.get_mut(&id).expect("listener");
         let l = c.listener.as_mut().expect("listener");
-        let has_listen = keep.iter().any(|&h| self.sut.sockets.get::<tcp::Socket>(h).state() == State::Listen);
+        let has_listen = keep
+            .iter()
+            .any(|&h| self.sut.sockets.get::<tcp::Socket>(h).state() == State::Listen);
         let used = keep.len() + l.ready.len() - usize::from(has_listen);
         if !has_listen && used < cfg.opts.backlog {
             let h = Self::new_listen_socket(&mut self.sut.sockets, &cfg);
             keep.push(h);
         }
-        self.sut.children.get_mut(&id).expect("l").listener.as_mut().expect("l").pool = keep;
+        self.sut
+            .children
+            .get_mut(&id)
+            .expect("l")
+            .listener
+            .as_mut()
+            .expect("l")
+            .pool = keep;
     }
 
     fn new_socket(cfg: &ChildCfg) -> tcp::Socket<'static> {
@@ -710,7 +802,10 @@ impl World {
         let mut s = Self::new_socket(cfg);
         let addr = (!cfg.station.is_unspecified()).then_some(IpAddress::Ipv4(cfg.station));
         // Port is non-zero (bound at Configure), so listen cannot fail.
-        let _ = s.listen(IpListenEndpoint { addr, port: cfg.port });
+        let _ = s.listen(IpListenEndpoint {
+            addr,
+            port: cfg.port,
+        });
         set.add(s)
     }
 
@@ -719,12 +814,20 @@ impl World {
     pub fn create_child(&mut self) -> usize {
         let id = self.sut.next_child;
         self.sut.next_child += 1;
-        self.sut.children.insert(id, Child { visible: true, ..Child::default() });
+        self.sut.children.insert(
+            id,
+            Child {
+                visible: true,
+                ..Child::default()
+            },
+        );
         Sut::child_handle(id)
     }
 
     pub fn destroy_child(&mut self, id: usize) -> Status {
-        let Some(c) = self.sut.children.get_mut(&id) else { return Status::INVALID_PARAMETER };
+        let Some(c) = self.sut.children.get_mut(&id) else {
+            return Status::INVALID_PARAMETER;
+        };
         if c.busy {
             return Status::ACCESS_DENIED;
         }
@@ -742,7 +845,12 @@ impl World {
     }
 
     fn port_in_use(&self, port: u16) -> bool {
-        if self.sut.port_holds.get(&port).is_some_and(|&t| t > self.now) {
+        if self
+            .sut
+            .port_holds
+            .get(&port)
+            .is_some_and(|&t| t > self.now)
+        {
             return true;
         }
         self.sut.children.values().any(|c| {
@@ -774,7 +882,12 @@ impl World {
             self.flush_tokens(id, Status::ABORTED, true);
             self.drop_socket(id);
             let c = self.sut.children.get_mut(&id).expect("exists");
-            *c = Child { visible: c.visible, passive: c.passive, busy: c.busy, ..Child::default() };
+            *c = Child {
+                visible: c.visible,
+                passive: c.passive,
+                busy: c.busy,
+                ..Child::default()
+            };
             return Status::SUCCESS;
         }
         // SAFETY: non-null config is valid for reads (trait contract).
@@ -788,7 +901,11 @@ impl World {
             }
         }
         let ap = &d.access_point;
-        let (station, mask, remote) = (ip(ap.station_address), ip(ap.subnet_mask), ip(ap.remote_address));
+        let (station, mask, remote) = (
+            ip(ap.station_address),
+            ip(ap.subnet_mask),
+            ip(ap.remote_address),
+        );
         let active = bool::from(ap.active_flag);
         let use_default = bool::from(ap.use_default_address);
         if remote.is_broadcast()
@@ -851,9 +968,14 @@ impl World {
         if !active {
             let h = Self::new_listen_socket(&mut self.sut.sockets, &ccfg);
             let c = self.sut.children.get_mut(&id).expect("exists");
-            c.listener = Some(ListenerState { pool: vec![h], ready: VecDeque::new() });
+            c.listener = Some(ListenerState {
+                pool: vec![h],
+                ready: VecDeque::new(),
+            });
         }
-        self.trace(format!("child {id}: configured {station}:{port} active={active}"));
+        self.trace(format!(
+            "child {id}: configured {station}:{port} active={active}"
+        ));
         Status::SUCCESS
     }
 
@@ -868,7 +990,14 @@ impl World {
             return Err(Status::ACCESS_DENIED);
         }
         let c = &self.sut.children[&id];
-        let dup = c.connect.iter().chain(&c.accepts).chain(&c.txs).chain(&c.rxs).chain(&c.close).any(|p| p.event == event);
+        let dup = c
+            .connect
+            .iter()
+            .chain(&c.accepts)
+            .chain(&c.txs)
+            .chain(&c.rxs)
+            .chain(&c.close)
+            .any(|p| p.event == event);
         if dup {
             self.breach(
                 BreachKind::EventReusedWhilePending,
@@ -883,19 +1012,32 @@ impl World {
     }
 
     fn simple_pending(kind: Kind, token: usize, event: usize, size: usize) -> Pending {
-        Pending { token, event, kind, check: 0, ranges: vec![(token, size)], frags: vec![], data: 0, len: 0, offset: 0 }
+        Pending {
+            token,
+            event,
+            kind,
+            check: 0,
+            ranges: vec![(token, size)],
+            frags: vec![],
+            data: 0,
+            len: 0,
+            offset: 0,
+        }
     }
 
     pub fn state_of(&self, id: usize) -> Option<State> {
         let c = &self.sut.children[&id];
-        c.sock.map(|h| self.sut.sockets.get::<tcp::Socket>(h).state())
+        c.sock
+            .map(|h| self.sut.sockets.get::<tcp::Socket>(h).state())
     }
 
     /// # Safety
     /// `token` non-null and valid for reads/writes.
     pub unsafe fn connect(&mut self, id: usize, token: *mut Tcp4ConnectionToken) -> Status {
         let c = &self.sut.children[&id];
-        let Some(cfg) = c.cfg else { return Status::NOT_STARTED };
+        let Some(cfg) = c.cfg else {
+            return Status::NOT_STARTED;
+        };
         if !cfg.active || c.passive || c.sock.is_some() || c.connect.is_some() {
             return Status::ACCESS_DENIED;
         }
@@ -905,7 +1047,12 @@ impl World {
         if let Err(s) = self.admit_token(id, token as usize, event) {
             return s;
         }
-        let p = Self::simple_pending(Kind::Connect, token as usize, event, size_of::<Tcp4ConnectionToken>());
+        let p = Self::simple_pending(
+            Kind::Connect,
+            token as usize,
+            event,
+            size_of::<Tcp4ConnectionToken>(),
+        );
         let deadline = self.now + u64::from(cfg.opts.conn_timeout_s) * SEC;
         let c = self.sut.children.get_mut(&id).expect("exists");
         c.connect = Some(p);
@@ -915,12 +1062,17 @@ impl World {
         c.error = None;
         if graceful_done {
             // EDK2 never clears the FIN control flags: no SYN goes out (code-read).
-            self.trace(format!("child {id}: connect after graceful close sends no SYN"));
+            self.trace(format!(
+                "child {id}: connect after graceful close sends no SYN"
+            ));
             return Status::SUCCESS;
         }
         let mut s = Self::new_socket(&cfg);
         let ep = IpEndpoint::new(IpAddress::Ipv4(cfg.remote), cfg.remote_port);
-        let local = IpListenEndpoint { addr: Some(IpAddress::Ipv4(cfg.station)), port: cfg.port };
+        let local = IpListenEndpoint {
+            addr: Some(IpAddress::Ipv4(cfg.station)),
+            port: cfg.port,
+        };
         if s.connect(self.sut.iface.context(), ep, local).is_err() {
             let c = self.sut.children.get_mut(&id).expect("exists");
             c.connect = None;
@@ -950,8 +1102,18 @@ impl World {
         if let Err(s) = self.admit_token(id, token as usize, event) {
             return s;
         }
-        let p = Self::simple_pending(Kind::Accept, token as usize, event, size_of::<Tcp4ListenToken>());
-        self.sut.children.get_mut(&id).expect("exists").accepts.push_back(p);
+        let p = Self::simple_pending(
+            Kind::Accept,
+            token as usize,
+            event,
+            size_of::<Tcp4ListenToken>(),
+        );
+        self.sut
+            .children
+            .get_mut(&id)
+            .expect("exists")
+            .accepts
+            .push_back(p);
         self.service_listener(id);
         Status::SUCCESS
     }
@@ -966,7 +1128,9 @@ impl World {
         }
         match self.state_of(id) {
             None | Some(State::Closed) => Err(c.error.unwrap_or(Status::ACCESS_DENIED)),
-            Some(State::SynSent | State::SynReceived | State::Established | State::CloseWait) => Ok(()),
+            Some(State::SynSent | State::SynReceived | State::Established | State::CloseWait) => {
+                Ok(())
+            }
             Some(State::LastAck | State::Closing | State::TimeWait) if for_rx => Ok(()),
             Some(_) => Err(Status::ACCESS_DENIED),
         }
@@ -983,7 +1147,11 @@ impl World {
         // SAFETY: non-null transmit data, valid by contract.
         let (len, frags) = unsafe { tokens::tx_frags(tx) };
         let sum: usize = frags.iter().map(|f| f.1).sum();
-        if len == 0 || frags.is_empty() || sum != len as usize || frags.iter().any(|f| f.0 == 0 && f.1 > 0) {
+        if len == 0
+            || frags.is_empty()
+            || sum != len as usize
+            || frags.iter().any(|f| f.0 == 0 && f.1 > 0)
+        {
             return Status::INVALID_PARAMETER;
         }
         if let Err(s) = self.io_state_ok(id, false) {
@@ -995,12 +1163,30 @@ impl World {
             return s;
         }
         let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
-        ranges.push((tx as usize, tokens::block_size(size_of::<Tcp4TransmitData>(), frags.len())));
+        ranges.push((
+            tx as usize,
+            tokens::block_size(size_of::<Tcp4TransmitData>(), frags.len()),
+        ));
         ranges.extend(frags.iter().copied().filter(|f| f.1 > 0));
         // SAFETY: the fragments are readable (contract).
         let check = unsafe { tokens::tx_hash(len, &frags) };
-        let p = Pending { token: token as usize, event, kind: Kind::Transmit, check, ranges, frags, data: tx as usize, len: len as usize, offset: 0 };
-        self.sut.children.get_mut(&id).expect("exists").txs.push_back(p);
+        let p = Pending {
+            token: token as usize,
+            event,
+            kind: Kind::Transmit,
+            check,
+            ranges,
+            frags,
+            data: tx as usize,
+            len: len as usize,
+            offset: 0,
+        };
+        self.sut
+            .children
+            .get_mut(&id)
+            .expect("exists")
+            .txs
+            .push_back(p);
         self.service(id);
         self.sut_egress();
         Status::SUCCESS
@@ -1017,7 +1203,11 @@ impl World {
         // SAFETY: non-null receive data, valid by contract.
         let (len, frags) = unsafe { tokens::rx_frags(rx) };
         let sum: usize = frags.iter().map(|f| f.1).sum();
-        if len == 0 || frags.is_empty() || sum != len as usize || frags.iter().any(|f| f.0 == 0 && f.1 > 0) {
+        if len == 0
+            || frags.is_empty()
+            || sum != len as usize
+            || frags.iter().any(|f| f.0 == 0 && f.1 > 0)
+        {
             return Status::INVALID_PARAMETER;
         }
         if let Err(s) = self.io_state_ok(id, true) {
@@ -1028,8 +1218,16 @@ impl World {
             return s;
         }
         let c = &self.sut.children[&id];
-        let buffered = c.sock.map_or(0, |h| self.sut.sockets.get::<tcp::Socket>(h).recv_queue());
-        let fin = c.fin_in || self.state_of(id).is_some_and(|s| matches!(s, State::CloseWait | State::LastAck | State::Closing | State::TimeWait));
+        let buffered = c
+            .sock
+            .map_or(0, |h| self.sut.sockets.get::<tcp::Socket>(h).recv_queue());
+        let fin = c.fin_in
+            || self.state_of(id).is_some_and(|s| {
+                matches!(
+                    s,
+                    State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+                )
+            });
         if fin && buffered == 0 && c.rxs.is_empty() && self.cfg.quirks.receive_fin_as_return_value {
             return CONNECTION_FIN;
         }
@@ -1039,13 +1237,31 @@ impl World {
             return s;
         }
         let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
-        ranges.push((rx as usize, tokens::block_size(size_of::<Tcp4ReceiveData>(), frags.len())));
+        ranges.push((
+            rx as usize,
+            tokens::block_size(size_of::<Tcp4ReceiveData>(), frags.len()),
+        ));
         ranges.extend(frags.iter().copied().filter(|f| f.1 > 0));
         // SAFETY: receive buffers are writable by contract.
         unsafe { tokens::fill_canary(&frags) };
         let check = tokens::rx_hash(len, &frags);
-        let p = Pending { token: token as usize, event, kind: Kind::Receive, check, ranges, frags, data: rx as usize, len: len as usize, offset: 0 };
-        self.sut.children.get_mut(&id).expect("exists").rxs.push_back(p);
+        let p = Pending {
+            token: token as usize,
+            event,
+            kind: Kind::Receive,
+            check,
+            ranges,
+            frags,
+            data: rx as usize,
+            len: len as usize,
+            offset: 0,
+        };
+        self.sut
+            .children
+            .get_mut(&id)
+            .expect("exists")
+            .rxs
+            .push_back(p);
         self.service(id);
         Status::SUCCESS
     }
@@ -1062,11 +1278,21 @@ impl World {
         }
         let sock = c.sock;
         // SAFETY: caller-vouched token.
-        let (event, abort) = unsafe { (tokens::event_of(token as *const Tcp4CompletionToken), bool::from((*token).abort_on_close)) };
+        let (event, abort) = unsafe {
+            (
+                tokens::event_of(token as *const Tcp4CompletionToken),
+                bool::from((*token).abort_on_close),
+            )
+        };
         if let Err(s) = self.admit_token(id, token as usize, event) {
             return s;
         }
-        let p = Self::simple_pending(Kind::Close, token as usize, event, size_of::<Tcp4CloseToken>());
+        let p = Self::simple_pending(
+            Kind::Close,
+            token as usize,
+            event,
+            size_of::<Tcp4CloseToken>(),
+        );
         let st = self.state_of(id);
         let is_listener = self.sut.children[&id].listener.is_some();
         let unread = sock.is_some_and(|h| self.sut.sockets.get::<tcp::Socket>(h).recv_queue() > 0);
@@ -1101,17 +1327,25 @@ impl World {
         }
         let t = token as usize;
         let mut found: Vec<Pending> = Vec::new();
-        if c.connect.as_ref().is_some_and(|p| token.is_null() || p.token == t) {
+        if c.connect
+            .as_ref()
+            .is_some_and(|p| token.is_null() || p.token == t)
+        {
             found.extend(c.connect.take());
             c.connect_deadline = None;
         }
         for q in [&mut c.accepts, &mut c.txs, &mut c.rxs] {
-            let (hit, keep): (Vec<Pending>, Vec<Pending>) = q.drain(..).partition(|p| token.is_null() || p.token == t);
+            let (hit, keep): (Vec<Pending>, Vec<Pending>) =
+                q.drain(..).partition(|p| token.is_null() || p.token == t);
             q.extend(keep);
             found.extend(hit);
         }
         if found.is_empty() {
-            return if token.is_null() { Status::SUCCESS } else { Status::NOT_FOUND };
+            return if token.is_null() {
+                Status::SUCCESS
+            } else {
+                Status::NOT_FOUND
+            };
         }
         for p in found {
             if p.kind == Kind::Connect {
@@ -1142,7 +1376,8 @@ impl World {
         let st = if c.listener.is_some() {
             Tcp4ConnectionState::LISTEN
         } else {
-            self.state_of(id).map_or(Tcp4ConnectionState::CLOSED, edk2_state)
+            self.state_of(id)
+                .map_or(Tcp4ConnectionState::CLOSED, edk2_state)
         };
         // SAFETY: non-null output pointers are writable (trait contract).
         unsafe {

@@ -29,13 +29,21 @@ impl SimTcp4 {
         Sut::child_handle(self.id) as Handle
     }
 
-    fn call(&self, call: &'static str, lock: bool, f: impl FnOnce(&mut World, usize) -> Status) -> Status {
+    fn call(
+        &self,
+        call: &'static str,
+        lock: bool,
+        f: impl FnOnce(&mut World, usize) -> Status,
+    ) -> Status {
         self.sim.enter(0);
         let (st, locked) = {
             let mut w = self.sim.w.borrow_mut();
             if w.tpl > Tpl::CALLBACK.0 {
                 let t = w.tpl;
-                w.breach(BreachKind::WrongTpl, format!("Tcp4.{call} called at TPL {t} (above TPL_CALLBACK)"));
+                w.breach(
+                    BreachKind::WrongTpl,
+                    format!("Tcp4.{call} called at TPL {t} (above TPL_CALLBACK)"),
+                );
                 (Status::UNSUPPORTED, false)
             } else {
                 match w.sut.children.get_mut(&self.id) {
@@ -92,7 +100,9 @@ unsafe impl Tcp4 for SimTcp4 {
 
     unsafe fn configure(&self, config_data: *const Tcp4ConfigData) -> Status {
         // SAFETY: pointer forwarded under the caller's contract.
-        self.call("Configure", true, |w, id| unsafe { w.configure(id, config_data) })
+        self.call("Configure", true, |w, id| unsafe {
+            w.configure(id, config_data)
+        })
     }
 
     unsafe fn routes(
@@ -206,9 +216,10 @@ impl Tcp4ServiceBinding for SimTcp4Service {
     fn open_tcp4(&self, child: Handle) -> Result<SimTcp4, Status> {
         let w = self.sim.w.borrow();
         match child_id(child) {
-            Some(id) if w.sut.children.get(&id).is_some_and(|c| c.visible) => {
-                Ok(SimTcp4 { sim: self.sim.clone(), id })
-            }
+            Some(id) if w.sut.children.get(&id).is_some_and(|c| c.visible) => Ok(SimTcp4 {
+                sim: self.sim.clone(),
+                id,
+            }),
             _ => Err(Status::UNSUPPORTED),
         }
     }

@@ -142,7 +142,12 @@ impl World {
     // ---- breaches ----------------------------------------------------
 
     pub fn breach(&mut self, kind: BreachKind, message: String) {
-        let b = Breach { kind, message, t_ns: self.now, seed: self.cfg.seed };
+        let b = Breach {
+            kind,
+            message,
+            t_ns: self.now,
+            seed: self.cfg.seed,
+        };
         tracing::warn!(target: "efisock::sim", "{b}");
         if self.cfg.breach_policy == BreachPolicy::Panic {
             panic!("{b}");
@@ -167,7 +172,16 @@ impl World {
         self.next_event += 1;
         self.events.insert(
             id,
-            EventRec { ty, tpl, func, ctx, signaled: false, queued: false, deferrals: 0, timer: None },
+            EventRec {
+                ty,
+                tpl,
+                func,
+                ctx,
+                signaled: false,
+                queued: false,
+                deferrals: 0,
+                timer: None,
+            },
         );
         id
     }
@@ -226,7 +240,12 @@ impl World {
             }
             let func = e.func?;
             self.stats.notifies_delivered += 1;
-            return Some(NotifyCall { event: id, func, ctx: e.ctx, tpl: e.tpl });
+            return Some(NotifyCall {
+                event: id,
+                func,
+                ctx: e.ctx,
+                tpl: e.tpl,
+            });
         }
         None
     }
@@ -246,11 +265,10 @@ impl World {
         let copies = if rng.chance(link.duplicate) { 2 } else { 1 };
         let busy = self.link_busy.entry((src, dst)).or_insert(0);
         let start = (*busy).max(self.now);
-        let ser = if link.bandwidth_bps == 0 {
-            0
-        } else {
-            (frame.len() as u64 * 8).saturating_mul(1_000_000_000) / link.bandwidth_bps
-        };
+        let ser = (frame.len() as u64 * 8)
+            .saturating_mul(1_000_000_000)
+            .checked_div(link.bandwidth_bps)
+            .unwrap_or(0);
         *busy = start + ser;
         for _ in 0..copies {
             let mut t = start + ser + link.latency_ns + rng.below(link.jitter_ns);
@@ -308,7 +326,11 @@ impl World {
             if let Some(t) = self.hosts[i].next_due(now) {
                 // A stack asking to run again at the instant it just ran
                 // would spin: nudge it by a microsecond.
-                let t = if t <= self.host_last[i] { self.host_last[i] + 1_000 } else { t };
+                let t = if t <= self.host_last[i] {
+                    self.host_last[i] + 1_000
+                } else {
+                    t
+                };
                 put(t);
             }
         }
@@ -332,7 +354,11 @@ impl World {
         for id in due {
             if let Some(e) = self.events.get_mut(&id) {
                 let (d, period) = e.timer.expect("filtered");
-                e.timer = if period > 0 { Some((d.max(now) + period, period)) } else { None };
+                e.timer = if period > 0 {
+                    Some((d.max(now) + period, period))
+                } else {
+                    None
+                };
             }
             let _ = self.signal(id);
         }

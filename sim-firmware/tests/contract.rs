@@ -83,7 +83,11 @@ fn transmit_data_modified_while_owned() {
     assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
     unsafe { *tx.buf.add(599_999) = 2 }; // still firmware-owned
     env.sim.advance(50_000_000);
-    assert!(kinds(&env).contains(&BreachKind::ModifiedWhileOwned), "{:?}", kinds(&env));
+    assert!(
+        kinds(&env).contains(&BreachKind::ModifiedWhileOwned),
+        "{:?}",
+        kinds(&env)
+    );
     assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
     tx.free(&env);
     c.free(&env);
@@ -148,7 +152,10 @@ fn wrong_tpl_for_tcp4_and_wait() {
     let e = env.event();
     assert_eq!(env.boot().wait_for_event(&[e]), Err(Status::UNSUPPORTED));
     env.boot().restore_tpl(old);
-    assert_eq!(kinds(&env), vec![BreachKind::WrongTpl, BreachKind::WrongTpl]);
+    assert_eq!(
+        kinds(&env),
+        vec![BreachKind::WrongTpl, BreachKind::WrongTpl]
+    );
     env.close_event(e);
     rx.free(&env);
     assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
@@ -162,7 +169,14 @@ fn leaks_reported_at_finish() {
     let _e = env.event();
     let _p = env.boot().allocate_pool(32).unwrap();
     let k: Vec<BreachKind> = env.sim.finish().iter().map(|b| b.kind).collect();
-    assert_eq!(k, vec![BreachKind::LeakedChild, BreachKind::LeakedEvent, BreachKind::LeakedPool]);
+    assert_eq!(
+        k,
+        vec![
+            BreachKind::LeakedChild,
+            BreachKind::LeakedEvent,
+            BreachKind::LeakedPool
+        ]
+    );
 }
 
 #[test]
@@ -172,7 +186,10 @@ fn wait_that_can_never_return() {
     let t0 = env.sim.now_ns();
     assert_eq!(env.boot().wait_for_event(&[e]), Err(Status::DEVICE_ERROR));
     assert_eq!(kinds(&env), vec![BreachKind::WouldHangForever]);
-    assert!(env.sim.now_ns() - t0 < 1_000_000, "detected without running the clock out");
+    assert!(
+        env.sim.now_ns() - t0 < 1_000_000,
+        "detected without running the clock out"
+    );
     env.close_event(e);
 }
 

@@ -17,7 +17,11 @@ unsafe extern "efiapi" fn record(_e: Event, ctx: *mut core::ffi::c_void) {
 }
 
 fn notify_event(env: &Env, tpl: Tpl, tag: usize) -> Event {
-    unsafe { env.boot().create_event(EventType::NOTIFY_SIGNAL, tpl, Some(record), tag as *mut _) }.unwrap()
+    unsafe {
+        env.boot()
+            .create_event(EventType::NOTIFY_SIGNAL, tpl, Some(record), tag as *mut _)
+    }
+    .unwrap()
 }
 
 fn take_log() -> Vec<usize> {
@@ -63,11 +67,17 @@ fn timers_wait_and_check() {
     assert!(env.sim.now_ns() - start >= 5_000_000);
     assert_eq!(env.boot().check_event(t1), Status::NOT_READY);
     // Periodic timer fires repeatedly.
-    assert_eq!(env.boot().set_timer(t1, TimerDelay::PERIODIC, 10_000), Status::SUCCESS);
+    assert_eq!(
+        env.boot().set_timer(t1, TimerDelay::PERIODIC, 10_000),
+        Status::SUCCESS
+    );
     for _ in 0..3 {
         assert_eq!(env.boot().wait_for_event(&[t1]), Ok(0));
     }
-    assert_eq!(env.boot().set_timer(t1, TimerDelay::CANCEL, 0), Status::SUCCESS);
+    assert_eq!(
+        env.boot().set_timer(t1, TimerDelay::CANCEL, 0),
+        Status::SUCCESS
+    );
     env.close_event(t1);
     env.close_event(t2);
     assert_clean(&env);
@@ -102,9 +112,18 @@ fn receive_from_a_notify_of_the_same_instance_is_access_denied() {
     assert_eq!(connect(&env, &t, PEER, 19), Status::SUCCESS);
     env.sim.advance(100_000_000); // data buffered
     let rx2 = Io::rx(&env, 16);
-    let mut ctx = Reentry { t: t.clone(), tok: rx2.tok.ptr, result: None };
+    let mut ctx = Reentry {
+        t: t.clone(),
+        tok: rx2.tok.ptr,
+        result: None,
+    };
     let ev = unsafe {
-        env.boot().create_event(EventType::NOTIFY_SIGNAL, Tpl::CALLBACK, Some(reenter), &mut ctx as *mut Reentry as *mut _)
+        env.boot().create_event(
+            EventType::NOTIFY_SIGNAL,
+            Tpl::CALLBACK,
+            Some(reenter),
+            &mut ctx as *mut Reentry as *mut _,
+        )
     }
     .unwrap();
     let rx1 = Io::rx(&env, 16);
@@ -132,25 +151,67 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     let env = Env::unaddressed(SimConfig::new(45));
     let ip = env.p.ip4_config2();
     let e = env.event();
-    assert_eq!(ip.register_data_notify(Ip4Config2DataType::INTERFACE_INFO, e), Status::SUCCESS);
+    assert_eq!(
+        ip.register_data_notify(Ip4Config2DataType::INTERFACE_INFO, e),
+        Status::SUCCESS
+    );
     let mut size = 0usize;
-    assert_eq!(unsafe { ip.get_data(Ip4Config2DataType::INTERFACE_INFO, &mut size, core::ptr::null_mut()) }, Status::BUFFER_TOO_SMALL);
+    assert_eq!(
+        unsafe {
+            ip.get_data(
+                Ip4Config2DataType::INTERFACE_INFO,
+                &mut size,
+                core::ptr::null_mut(),
+            )
+        },
+        Status::BUFFER_TOO_SMALL
+    );
     assert_eq!(size, size_of::<Ip4Config2InterfaceInfo>());
     let mut policy = 0i32;
     let mut psize = 4usize;
-    assert_eq!(unsafe { ip.get_data(Ip4Config2DataType::POLICY, &mut psize, &mut policy as *mut i32 as *mut _) }, Status::SUCCESS);
+    assert_eq!(
+        unsafe {
+            ip.get_data(
+                Ip4Config2DataType::POLICY,
+                &mut psize,
+                &mut policy as *mut i32 as *mut _,
+            )
+        },
+        Status::SUCCESS
+    );
     assert_eq!(policy, 0, "OVMF default: static");
     let dhcp = 1i32;
-    assert_eq!(unsafe { ip.set_data(Ip4Config2DataType::POLICY, 4, &dhcp as *const i32 as *const _) }, Status::SUCCESS);
+    assert_eq!(
+        unsafe {
+            ip.set_data(
+                Ip4Config2DataType::POLICY,
+                4,
+                &dhcp as *const i32 as *const _,
+            )
+        },
+        Status::SUCCESS
+    );
     let start = env.sim.now_ns();
     assert_eq!(env.boot().wait_for_event(&[e]), Ok(0));
     assert!(env.sim.now_ns() - start >= 3_500_000_000);
     let mut info = std::mem::MaybeUninit::<Ip4Config2InterfaceInfo>::zeroed();
-    assert_eq!(unsafe { ip.get_data(Ip4Config2DataType::INTERFACE_INFO, &mut size, info.as_mut_ptr() as *mut _) }, Status::SUCCESS);
+    assert_eq!(
+        unsafe {
+            ip.get_data(
+                Ip4Config2DataType::INTERFACE_INFO,
+                &mut size,
+                info.as_mut_ptr() as *mut _,
+            )
+        },
+        Status::SUCCESS
+    );
     let info = unsafe { info.assume_init() };
     assert_eq!(info.station_addr.0, [10, 0, 2, 15]);
     assert_eq!(info.subnet_mask.0, [255, 255, 255, 0]);
-    assert_eq!(ip.unregister_data_notify(Ip4Config2DataType::INTERFACE_INFO, e), Status::SUCCESS);
+    assert_eq!(
+        ip.unregister_data_notify(Ip4Config2DataType::INTERFACE_INFO, e),
+        Status::SUCCESS
+    );
     env.close_event(e);
     assert_clean(&env);
 }
@@ -162,9 +223,23 @@ fn dhcp_failure_makes_wait_a_detected_hang() {
     let env = Env::unaddressed(cfg);
     use efisock::firmware::{Ip4Config2, Ip4Config2DataType, Platform};
     let e = env.event();
-    assert_eq!(env.p.ip4_config2().register_data_notify(Ip4Config2DataType::INTERFACE_INFO, e), Status::SUCCESS);
+    assert_eq!(
+        env.p
+            .ip4_config2()
+            .register_data_notify(Ip4Config2DataType::INTERFACE_INFO, e),
+        Status::SUCCESS
+    );
     let dhcp = 1i32;
-    assert_eq!(unsafe { env.p.ip4_config2().set_data(Ip4Config2DataType::POLICY, 4, &dhcp as *const i32 as *const _) }, Status::SUCCESS);
+    assert_eq!(
+        unsafe {
+            env.p.ip4_config2().set_data(
+                Ip4Config2DataType::POLICY,
+                4,
+                &dhcp as *const i32 as *const _,
+            )
+        },
+        Status::SUCCESS
+    );
     assert!(env.boot().wait_for_event(&[e]).is_err());
     let b = env.sim.breaches();
     assert_eq!(b.len(), 1);
@@ -190,7 +265,10 @@ fn anytime_mode_defers_notifies_boundedly_by_seed() {
             while LOG.with(|l| l.borrow().is_empty()) {
                 let _ = env.boot().stall(1);
                 calls += 1;
-                assert!(calls <= efisock_sim::MAX_DEFERRALS as usize + 1, "seed {seed}: deferred too long");
+                assert!(
+                    calls <= efisock_sim::MAX_DEFERRALS as usize + 1,
+                    "seed {seed}: deferred too long"
+                );
             }
             assert_eq!(take_log(), vec![7]);
         } else {

@@ -4,7 +4,7 @@ mod common;
 use std::net::SocketAddrV4;
 
 use common::*;
-use efisock::firmware::{Status, Tcp4, Tcp4ConnectionState, Tcp4ServiceBinding, Platform};
+use efisock::firmware::{Platform, Status, Tcp4, Tcp4ConnectionState, Tcp4ServiceBinding};
 use efisock_sim::{ConnHandler, ConnIo, PeerConnState, SimConfig};
 
 struct Watch(Shared);
@@ -20,13 +20,23 @@ impl ConnHandler for Watch {
 
 fn watch_connect(env: &Env, port: u16) -> Shared {
     let s = shared();
-    env.sim.peer_host().connect(SocketAddrV4::new(SUT, port), Box::new(Watch(s.clone())));
+    env.sim
+        .peer_host()
+        .connect(SocketAddrV4::new(SUT, port), Box::new(Watch(s.clone())));
     s
 }
 
 fn state(t: &efisock_sim::SimTcp4) -> Tcp4ConnectionState {
     let mut st = Tcp4ConnectionState::CLOSED;
-    let r = unsafe { t.get_mode_data(&mut st, core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut()) };
+    let r = unsafe {
+        t.get_mode_data(
+            &mut st,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
     assert_eq!(r, Status::SUCCESS);
     st
 }
@@ -45,7 +55,11 @@ fn backlog_full_drops_syn_until_accept_makes_room() {
     let est = |s: &Shared| s.borrow().states.last() == Some(&PeerConnState::Established);
     assert_eq!(peers.iter().filter(|s| est(s)).count(), 2, "backlog of 2");
     let third = peers.iter().find(|s| !est(s)).unwrap().clone();
-    assert_eq!(third.borrow().states.last(), Some(&PeerConnState::Connecting), "SYN dropped silently, no RST");
+    assert_eq!(
+        third.borrow().states.last(),
+        Some(&PeerConnState::Connecting),
+        "SYN dropped silently, no RST"
+    );
 
     // Accept completes inside the call with a ready child.
     let a = ListenTok::new(&env);
@@ -53,14 +67,25 @@ fn backlog_full_drops_syn_until_accept_makes_room() {
     assert_eq!(env.boot_check(a.event), Status::SUCCESS);
     assert_eq!(a.status(), Status::SUCCESS);
     let child_h = unsafe { (*a.ptr).new_child_handle };
-    let child = env.p.tcp4_service().open_tcp4(child_h).expect("accepted child opens");
+    let child = env
+        .p
+        .tcp4_service()
+        .open_tcp4(child_h)
+        .expect("accepted child opens");
     assert_eq!(state(&child), Tcp4ConnectionState::ESTABLISHED);
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { child.connect(c.ptr) }, Status::ACCESS_DENIED, "accepted child is passive");
+    assert_eq!(
+        unsafe { child.connect(c.ptr) },
+        Status::ACCESS_DENIED,
+        "accepted child is passive"
+    );
 
     // Room in the backlog: the third client's retransmitted SYN gets in.
     env.sim.advance(20_000_000_000);
-    assert_eq!(third.borrow().states.last(), Some(&PeerConnState::Established));
+    assert_eq!(
+        third.borrow().states.last(),
+        Some(&PeerConnState::Established)
+    );
 
     let a2 = ListenTok::new(&env);
     assert_eq!(unsafe { t.accept(a2.ptr) }, Status::SUCCESS);
@@ -91,7 +116,10 @@ fn backlog_quirk_off_answers_excess_syn_with_rst() {
     assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
     let peers: Vec<Shared> = (0..2).map(|_| watch_connect(&env, 80)).collect();
     env.sim.advance(3_000_000_000);
-    let last: Vec<_> = peers.iter().map(|s| *s.borrow().states.last().unwrap()).collect();
+    let last: Vec<_> = peers
+        .iter()
+        .map(|s| *s.borrow().states.last().unwrap())
+        .collect();
     assert!(last.contains(&PeerConnState::Established));
     assert!(last.contains(&PeerConnState::Reset), "{last:?}");
     assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
@@ -108,7 +136,15 @@ fn accept_pending_then_completes_on_connection_and_data_flows() {
     assert_eq!(env.boot_check(a.event), Status::NOT_READY);
     let seen = shared();
     let data = b"from the peer".to_vec();
-    peer_connect(&env.sim, 8080, Box::new(SourceH { seen: seen.clone(), data: data.clone(), sent: 0 }));
+    peer_connect(
+        &env.sim,
+        8080,
+        Box::new(SourceH {
+            seen: seen.clone(),
+            data: data.clone(),
+            sent: 0,
+        }),
+    );
     assert!(env.wait(a.event, 2_000_000_000));
     let ch = unsafe { (*a.ptr).new_child_handle };
     let child = env.p.tcp4_service().open_tcp4(ch).unwrap();
@@ -173,8 +209,15 @@ fn explicit_port_in_use_is_invalid_parameter() {
     let (h1, t1) = env.child();
     let (h2, t2) = env.child();
     assert_eq!(unsafe { t1.configure(&passive_cfg(90)) }, Status::SUCCESS);
-    assert_eq!(unsafe { t2.configure(&passive_cfg(90)) }, Status::INVALID_PARAMETER);
-    assert_eq!(unsafe { t1.configure(&passive_cfg(91)) }, Status::ACCESS_DENIED, "already configured");
+    assert_eq!(
+        unsafe { t2.configure(&passive_cfg(90)) },
+        Status::INVALID_PARAMETER
+    );
+    assert_eq!(
+        unsafe { t1.configure(&passive_cfg(91)) },
+        Status::ACCESS_DENIED,
+        "already configured"
+    );
     assert_eq!(unsafe { t1.configure(core::ptr::null()) }, Status::SUCCESS);
     assert_eq!(unsafe { t2.configure(&passive_cfg(90)) }, Status::SUCCESS);
     assert_eq!(unsafe { t2.configure(core::ptr::null()) }, Status::SUCCESS);

@@ -16,7 +16,10 @@ fn unconfigured_calls_report_not_started() {
     assert_eq!(unsafe { t.receive(r.tok.ptr) }, Status::NOT_STARTED);
     let cl = CloseTok::new(&env);
     assert_eq!(unsafe { t.close(cl.ptr) }, Status::NOT_STARTED);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::ACCESS_DENIED);
+    assert_eq!(
+        unsafe { t.configure(core::ptr::null()) },
+        Status::ACCESS_DENIED
+    );
     assert_eq!(t.poll(), Status::SUCCESS);
     c.free(&env);
     r.free(&env);
@@ -57,7 +60,15 @@ fn connect_echo_and_receive_fin_as_return_value() {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 7), Status::SUCCESS);
     let mut st = Tcp4ConnectionState::CLOSED;
-    let _ = unsafe { t.get_mode_data(&mut st, core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut()) };
+    let _ = unsafe {
+        t.get_mode_data(
+            &mut st,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
     assert_eq!(st, Tcp4ConnectionState::ESTABLISHED);
     // Connect again on an established child: ACCESS_DENIED.
     let c2 = ConnTok::new(&env);
@@ -101,7 +112,11 @@ fn receive_returns_connection_fin_when_fin_in_and_nothing_buffered() {
     assert_eq!(rx.received(), b"bye");
     env.sim.advance(100_000_000);
     rx.rearm_rx();
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, CONNECTION_FIN, "FIN must be the function result");
+    assert_eq!(
+        unsafe { t.receive(rx.tok.ptr) },
+        CONNECTION_FIN,
+        "FIN must be the function result"
+    );
     // Token not signalled.
     assert_eq!(env.boot_check(rx.tok.event), Status::NOT_READY);
     assert_eq!(close(&env, &t, false), Status::SUCCESS);
@@ -113,7 +128,9 @@ fn receive_returns_connection_fin_when_fin_in_and_nothing_buffered() {
 #[test]
 fn receive_fin_quirk_off_completes_token_with_connection_fin() {
     let mut cfg = SimConfig::new(4);
-    cfg.quirks.set("receive_fin_as_return_value", false).unwrap();
+    cfg.quirks
+        .set("receive_fin_as_return_value", false)
+        .unwrap();
     let env = Env::new(cfg);
     listen_source(&env.sim, 19, b"".to_vec(), true);
     let (h, t) = env.child();
@@ -161,10 +178,15 @@ fn connect_to_closed_port_completes_connection_reset() {
     assert_clean(&env);
 
     let mut cfg = SimConfig::new(6);
-    cfg.quirks.set("connect_closed_port_reports_reset", false).unwrap();
+    cfg.quirks
+        .set("connect_closed_port_reports_reset", false)
+        .unwrap();
     let env = Env::new(cfg);
     let (h, t) = env.child();
-    assert_eq!(connect(&env, &t, PEER, 9999), efisock::firmware::status::CONNECTION_REFUSED);
+    assert_eq!(
+        connect(&env, &t, PEER, 9999),
+        efisock::firmware::status::CONNECTION_REFUSED
+    );
     env.destroy(h);
     assert_clean(&env);
 }
@@ -175,9 +197,15 @@ fn connect_to_silent_host_times_out_after_75s() {
     let (h, t) = env.child();
     let start = env.sim.now_ns();
     // 10.0.2.99 does not exist: SYNs vanish.
-    assert_eq!(connect(&env, &t, std::net::Ipv4Addr::new(10, 0, 2, 99), 80), Status::TIMEOUT);
+    assert_eq!(
+        connect(&env, &t, std::net::Ipv4Addr::new(10, 0, 2, 99), 80),
+        Status::TIMEOUT
+    );
     let took = env.sim.now_ns() - start;
-    assert!((75_000_000_000..76_000_000_000).contains(&took), "took {took}");
+    assert!(
+        (75_000_000_000..76_000_000_000).contains(&took),
+        "took {took}"
+    );
     env.destroy(h);
     assert_clean(&env);
 }
@@ -220,7 +248,11 @@ fn close_with_unread_data_sends_rst_seen_by_peer() {
     env.sim.advance(200_000_000); // data arrives, nobody reads
     let cl = CloseTok::new(&env);
     assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
-    assert_eq!(env.boot_check(cl.event), Status::SUCCESS, "completes inside the call");
+    assert_eq!(
+        env.boot_check(cl.event),
+        Status::SUCCESS,
+        "completes inside the call"
+    );
     assert_eq!(cl.status(), Status::SUCCESS);
     env.sim.advance(100_000_000);
     assert_eq!(seen.borrow().states.last(), Some(&PeerConnState::Reset));
@@ -243,7 +275,9 @@ fn peer_reset_completes_pending_tokens_with_connection_reset() {
         }
     }
     let env = Env::new(SimConfig::new(10));
-    env.sim.peer_host().listen(5, Box::new(|| Box::new(Resetter)));
+    env.sim
+        .peer_host()
+        .listen(5, Box::new(|| Box::new(Resetter)));
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 5), Status::SUCCESS);
     let rx = Io::rx(&env, 64);
@@ -279,10 +313,22 @@ fn time_wait_holds_the_station_port() {
     assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
     env.sim.advance(300_000_000);
     let mut st = Tcp4ConnectionState::CLOSED;
-    let _ = unsafe { t.get_mode_data(&mut st, core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut()) };
+    let _ = unsafe {
+        t.get_mode_data(
+            &mut st,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
     assert_eq!(st, Tcp4ConnectionState::TIME_WAIT);
     let (h2, t2) = env.child();
-    assert_eq!(unsafe { t2.configure(&cfg) }, Status::INVALID_PARAMETER, "port held in TIME_WAIT");
+    assert_eq!(
+        unsafe { t2.configure(&cfg) },
+        Status::INVALID_PARAMETER,
+        "port held in TIME_WAIT"
+    );
     // Close completes when TIME_WAIT (2 s) expires; then the port is free.
     assert!(env.wait(cl.event, 3_000_000_000));
     assert_eq!(cl.status(), Status::SUCCESS);
@@ -354,4 +400,3 @@ fn event_identity_same_event_twice_is_access_denied() {
     rx2.free(&env);
     env.destroy(h);
 }
-

@@ -7,7 +7,9 @@ use efisock::firmware::{Status, Tcp4};
 use efisock_sim::{LinkConfig, SimConfig, SimTcp4};
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
+        .collect()
 }
 
 /// Receive until FIN with one 64 KiB token, polling; returns bytes.
@@ -21,7 +23,11 @@ fn receive_all(env: &Env, t: &SimTcp4, poll: bool) -> Vec<u8> {
             break;
         }
         assert_eq!(st, Status::SUCCESS);
-        let ok = if poll { env.wait_polling(t, rx.tok.event, 60_000_000_000) } else { env.wait(rx.tok.event, 600_000_000_000) };
+        let ok = if poll {
+            env.wait_polling(t, rx.tok.event, 60_000_000_000)
+        } else {
+            env.wait(rx.tok.event, 600_000_000_000)
+        };
         assert!(ok, "receive stalled");
         if rx.status() == efisock::firmware::status::CONNECTION_FIN {
             break;
@@ -139,7 +145,14 @@ fn full_send_buffer_keeps_transmit_pending() {
 #[test]
 fn lossy_link_still_delivers_exactly() {
     let mut cfg = SimConfig::new(35);
-    cfg.link = LinkConfig { latency_ns: 2_000_000, bandwidth_bps: 100_000_000, loss: 0.02, duplicate: 0.01, reorder: 0.02, jitter_ns: 500_000 };
+    cfg.link = LinkConfig {
+        latency_ns: 2_000_000,
+        bandwidth_bps: 100_000_000,
+        loss: 0.02,
+        duplicate: 0.01,
+        reorder: 0.02,
+        jitter_ns: 500_000,
+    };
     let env = Env::new(cfg);
     let data = pattern(100_000, 5);
     listen_source(&env.sim, 19, data.clone(), true);
@@ -162,7 +175,15 @@ fn scenario(seed: u64) -> (Vec<String>, efisock_sim::SimStats, u16) {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 7), Status::SUCCESS);
     let mut cd: efisock::firmware::Tcp4ConfigData = active_cfg(PEER, 7, 0);
-    let _ = unsafe { t.get_mode_data(core::ptr::null_mut(), &mut cd, core::ptr::null_mut(), core::ptr::null_mut(), core::ptr::null_mut()) };
+    let _ = unsafe {
+        t.get_mode_data(
+            core::ptr::null_mut(),
+            &mut cd,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
     let tx = Io::tx(&env, &pattern(50_000, 2));
     assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
     assert!(env.wait(tx.tok.event, 10_000_000_000));
@@ -179,7 +200,11 @@ fn scenario(seed: u64) -> (Vec<String>, efisock_sim::SimStats, u16) {
     rx.free(&env);
     env.destroy(h);
     assert_clean(&env);
-    (env.sim.trace(), env.sim.stats(), cd.access_point.station_port)
+    (
+        env.sim.trace(),
+        env.sim.stats(),
+        cd.access_point.station_port,
+    )
 }
 
 #[test]
@@ -192,6 +217,9 @@ fn same_seed_same_run_different_seed_different_isn_and_port() {
     let c = scenario(0xBEEF);
     assert_ne!(a.2, c.2, "ephemeral port should depend on the seed");
     let isn = |t: &[String]| t.iter().find(|l| l.contains("isn=")).cloned().unwrap();
-    assert_ne!(isn(&a.0).split("isn=").nth(1), isn(&c.0).split("isn=").nth(1));
+    assert_ne!(
+        isn(&a.0).split("isn=").nth(1),
+        isn(&c.0).split("isn=").nth(1)
+    );
     assert!((1024..2048).contains(&a.2));
 }

@@ -12,7 +12,9 @@ use efisock::firmware::{
     Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken, Tcp4Option,
     Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay, Tpl,
 };
-use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimBoot, SimConfig, SimPlatform, SimTcp4};
+use efisock_sim::{
+    ConnHandler, ConnIo, PeerConnState, Sim, SimBoot, SimConfig, SimPlatform, SimTcp4,
+};
 
 pub const SUT: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 pub const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -63,7 +65,15 @@ impl Env {
     }
     /// A plain (no notify) event for CheckEvent/WaitForEvent.
     pub fn event(&self) -> Event {
-        unsafe { self.boot().create_event(EventType::empty(), Tpl::APPLICATION, None, core::ptr::null_mut()) }.unwrap()
+        unsafe {
+            self.boot().create_event(
+                EventType::empty(),
+                Tpl::APPLICATION,
+                None,
+                core::ptr::null_mut(),
+            )
+        }
+        .unwrap()
     }
     pub fn close_event(&self, e: Event) {
         assert_eq!(self.boot().close_event(e), Status::SUCCESS);
@@ -99,7 +109,10 @@ impl Env {
         p as *mut T
     }
     pub fn free<T>(&self, p: *mut T) {
-        assert_eq!(unsafe { self.boot().free_pool(p as *mut u8) }, Status::SUCCESS);
+        assert_eq!(
+            unsafe { self.boot().free_pool(p as *mut u8) },
+            Status::SUCCESS
+        );
     }
 }
 
@@ -195,9 +208,16 @@ impl Io {
         let table = unsafe { data.add(header) } as *mut Tcp4FragmentData;
         let per = len / frags;
         for i in 0..frags {
-            let l = if i + 1 == frags { len - per * (frags - 1) } else { per };
+            let l = if i + 1 == frags {
+                len - per * (frags - 1)
+            } else {
+                per
+            };
             unsafe {
-                *table.add(i) = Tcp4FragmentData { fragment_length: l as u32, fragment_buf: buf.add(per * i) };
+                *table.add(i) = Tcp4FragmentData {
+                    fragment_length: l as u32,
+                    fragment_buf: buf.add(per * i),
+                };
             }
         }
         (data, buf)
@@ -216,7 +236,12 @@ impl Io {
             (*tx).fragment_count = frags as u32;
             (*tok.ptr).packet.tx_data = tx;
         }
-        Io { tok, data, buf, len: bytes.len() }
+        Io {
+            tok,
+            data,
+            buf,
+            len: bytes.len(),
+        }
     }
     pub fn rx(env: &Env, len: usize) -> Io {
         let tok = Tok::<Tcp4IoToken>::new(env);
@@ -227,7 +252,12 @@ impl Io {
             (*rx).fragment_count = 1;
             (*tok.ptr).packet.rx_data = rx;
         }
-        Io { tok, data, buf, len }
+        Io {
+            tok,
+            data,
+            buf,
+            len,
+        }
     }
     /// Reset a receive token for another use (after completion).
     pub fn rearm_rx(&self) {
@@ -262,7 +292,10 @@ pub fn connect(env: &Env, t: &SimTcp4, remote: Ipv4Addr, port: u16) -> Status {
     assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
     let c = ConnTok::new(env);
     assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
-    assert!(env.wait(c.event, 200_000_000_000), "connect never completed");
+    assert!(
+        env.wait(c.event, 200_000_000_000),
+        "connect never completed"
+    );
     let st = c.status();
     c.free(env);
     st
@@ -368,7 +401,10 @@ pub struct Source {
 impl ConnHandler for Source {
     fn poll(&mut self, io: &mut dyn ConnIo) {
         note(&self.seen, io);
-        if matches!(io.state(), PeerConnState::Established | PeerConnState::PeerFin) {
+        if matches!(
+            io.state(),
+            PeerConnState::Established | PeerConnState::PeerFin
+        ) {
             while self.sent < self.data.len() {
                 let n = io.send(&self.data[self.sent..]);
                 if n == 0 {
@@ -395,7 +431,11 @@ pub fn listen_echo(sim: &Sim, port: u16) -> Shared {
         port,
         Box::new(move || {
             s2.borrow_mut().accepted += 1;
-            Box::new(Echo { seen: s2.clone(), pending: vec![], closed: false })
+            Box::new(Echo {
+                seen: s2.clone(),
+                pending: vec![],
+                closed: false,
+            })
         }),
     );
     seen
@@ -408,7 +448,11 @@ pub fn listen_sink(sim: &Sim, port: u16, read: bool) -> Shared {
         port,
         Box::new(move || {
             s2.borrow_mut().accepted += 1;
-            Box::new(Sink { seen: s2.clone(), read, closed: false })
+            Box::new(Sink {
+                seen: s2.clone(),
+                read,
+                closed: false,
+            })
         }),
     );
     seen
@@ -421,27 +465,51 @@ pub fn listen_source(sim: &Sim, port: u16, data: Vec<u8>, close: bool) -> Shared
         port,
         Box::new(move || {
             s2.borrow_mut().accepted += 1;
-            Box::new(Source { seen: s2.clone(), data: data.clone(), sent: 0, close, closed: false })
+            Box::new(Source {
+                seen: s2.clone(),
+                data: data.clone(),
+                sent: 0,
+                close,
+                closed: false,
+            })
         }),
     );
     seen
 }
 
 pub fn peer_connect(sim: &Sim, port: u16, handler: Box<dyn ConnHandler>) {
-    sim.peer_host().connect(SocketAddrV4::new(SUT, port), handler);
+    sim.peer_host()
+        .connect(SocketAddrV4::new(SUT, port), handler);
 }
 
 pub fn relative_timer(env: &Env, ns: u64) -> Event {
-    let e = unsafe { env.boot().create_event(EventType::TIMER, Tpl::APPLICATION, None, core::ptr::null_mut()) }.unwrap();
-    assert_eq!(env.boot().set_timer(e, TimerDelay::RELATIVE, ns / 100), Status::SUCCESS);
+    let e = unsafe {
+        env.boot().create_event(
+            EventType::TIMER,
+            Tpl::APPLICATION,
+            None,
+            core::ptr::null_mut(),
+        )
+    }
+    .unwrap();
+    assert_eq!(
+        env.boot().set_timer(e, TimerDelay::RELATIVE, ns / 100),
+        Status::SUCCESS
+    );
     e
 }
 
 pub fn checksum(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 pub fn assert_clean(env: &Env) {
     let b = env.sim.finish();
-    assert!(b.is_empty(), "breaches: {:#?}", b.iter().map(|b| b.to_string()).collect::<Vec<_>>());
+    assert!(
+        b.is_empty(),
+        "breaches: {:#?}",
+        b.iter().map(|b| b.to_string()).collect::<Vec<_>>()
+    );
 }
