@@ -1,0 +1,298 @@
+//! Run configuration: seed, firmware profile and its quirks, virtual costs,
+//! notify scheduling, link faults, DHCP, and what to do on a breach.
+
+use core::str::FromStr;
+use std::net::Ipv4Addr;
+
+/// Which firmware generation to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// EDK2 edk2-stable202211 (TcpDxe, Cancel implemented).
+    Edk2Stable202211,
+    /// Pre-2016 EDK2 / the old Tcp4Dxe as BITS met it.
+    Legacy,
+}
+
+impl Profile {
+    /// Stable name, as accepted by `FromStr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Edk2Stable202211 => "edk2-stable202211",
+            Profile::Legacy => "legacy",
+        }
+    }
+
+    /// The quirk set of this profile.
+    pub fn quirks(self) -> Quirks {
+        let modern = Quirks {
+            cancel_unsupported: false,
+            receive_fin_as_return_value: true,
+            close_with_unread_data_sends_rst: true,
+            connect_closed_port_reports_reset: true,
+            time_wait_holds_port: true,
+            backlog_full_drops_syn: true,
+            use_default_address_already_started: false,
+            listen_any_unsupported: false,
+            completions_inside_call: true,
+        };
+        match self {
+            Profile::Edk2Stable202211 => modern,
+            Profile::Legacy => Quirks {
+                cancel_unsupported: true,
+                use_default_address_already_started: true,
+                listen_any_unsupported: true,
+                ..modern
+            },
+        }
+    }
+}
+
+impl FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "edk2-stable202211" => Ok(Profile::Edk2Stable202211),
+            "legacy" => Ok(Profile::Legacy),
+            other => Err(format!(
+                "unknown profile {other:?} (expected \"edk2-stable202211\" or \"legacy\")"
+            )),
+        }
+    }
+}
+
+/// One switch per EDK2 behaviour that differs from a textbook TCP or between
+/// firmware generations. References are to tianocore/edk2 `NetworkPkg/TcpDxe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quirks {
+    /// `Cancel` always returns UNSUPPORTED (Tcp4Dxe before 2016; `Tcp4Cancel`
+    /// was a stub in MdeModulePkg/Universal/Network/Tcp4Dxe/Tcp4Main.c).
+    pub cancel_unsupported: bool,
+    /// `Receive` returns CONNECTION_FIN as the function result when the FIN is
+    /// in and nothing is buffered (SockInterface.c `SockRcv`); off: the token
+    /// is queued and completes with CONNECTION_FIN.
+    pub receive_fin_as_return_value: bool,
+    /// `Close` with unread received data completes in the call and sends RST
+    /// (SockInterface.c `SockClose` → TcpDispatcher.c `TcpDisconnect`, which
+    /// resets when `GET_RCV_DATASIZE` != 0); off: graceful FIN.
+    pub close_with_unread_data_sends_rst: bool,
+    /// RST+ACK in SYN_SENT completes Connect with CONNECTION_RESET
+    /// (TcpInput.c sets `SockError = EFI_CONNECTION_RESET`); off: REFUSED.
+    pub connect_closed_port_reports_reset: bool,
+    /// A station port stays in use while an instance is in TIME_WAIT
+    /// (TcpDispatcher.c `TcpBind` → `TcpFindTcbByPeer` scans `mTcpRunQue`).
+    pub time_wait_holds_port: bool,
+    /// SYNs beyond MaxSynBackLog are dropped silently (TcpInput.c
+    /// `TcpCloneTcb` fails when `ConnCnt + BacklogCnt >= BackLog`); off:
+    /// answered with RST.
+    pub backlog_full_drops_syn: bool,
+    /// Configure with UseDefaultAddress=TRUE returns ALREADY_STARTED (old
+    /// Tcp4Dxe's `Tcp4ConfigurePcb` on some firmware; BITS passes the
+    /// DHCP address explicitly).
+    pub use_default_address_already_started: bool,
+    /// A passive instance on station address 0.0.0.0 is rejected with
+    /// INVALID_PARAMETER (old firmware; BITS special-cases 0.0.0.0).
+    pub listen_any_unsupported: bool,
+    /// Completions caused by a call run their notify functions as that call
+    /// returns (EfiReleaseLock → RestoreTPL in SockInterface.c); off: they
+    /// are deferred to the next MNP tick / Poll.
+    pub completions_inside_call: bool,
+}
+
+const QUIRK_NAMES: &[&str] = &[
+    "cancel_unsupported",
+    "receive_fin_as_return_value",
+    "close_with_unread_data_sends_rst",
+    "connect_closed_port_reports_reset",
+    "time_wait_holds_port",
+    "backlog_full_drops_syn",
+    "use_default_address_already_started",
+    "listen_any_unsupported",
+    "completions_inside_call",
+];
+
+impl Quirks {
+    /// Names of every quirk switch.
+    pub fn names() -> &'static [&'static str] {
+        QUIRK_NAMES
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "cancel_unsupported" => &mut self.cancel_unsupported,
+            "receive_fin_as_return_value" => &mut self.receive_fin_as_return_value,
+            "close_with_unread_data_sends_rst" => &mut self.close_with_unread_data_sends_rst,
+            "connect_closed_port_reports_reset" => &mut self.connect_closed_port_reports_reset,
+            "time_wait_holds_port" => &mut self.time_wait_holds_port,
+            "backlog_full_drops_syn" => &mut self.backlog_full_drops_syn,
+            "use_default_address_already_started" => &mut self.use_default_address_already_started,
+            "listen_any_unsupported" => &mut self.listen_any_unsupported,
+            "completions_inside_call" => &mut self.completions_inside_call,
+            _ => return None,
+        })
+    }
+
+    /// Turn one quirk on or off by name.
+    pub fn set(&mut self, name: &str, on: bool) -> Result<(), String> {
+        match self.slot(name) {
+            Some(b) => {
+                *b = on;
+                Ok(())
+            }
+            None => Err(format!(
+                "unknown quirk {name:?}; known: {}",
+                QUIRK_NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// Read one quirk by name.
+    pub fn get(&self, name: &str) -> Option<bool> {
+        let mut copy = *self;
+        copy.slot(name).map(|b| *b)
+    }
+}
+
+/// Virtual time charged for work, so that performance comparisons between
+/// strategies (e.g. polling or not) are meaningful and deterministic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CostModel {
+    /// Every firmware call (boot services, TCP4, Ip4Config2).
+    pub per_call_ns: u64,
+    /// Extra for each `Tcp4.Poll`.
+    pub poll_ns: u64,
+    /// Each frame the SUT's stack processes.
+    pub per_frame_ns: u64,
+    /// Copying one byte between caller buffers and the stack, in picoseconds.
+    pub per_byte_copy_ps: u64,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel {
+            per_call_ns: 200,
+            poll_ns: 2_000,
+            per_frame_ns: 5_000,
+            per_byte_copy_ps: 250,
+        }
+    }
+}
+
+/// When notify functions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyMode {
+    /// In FIFO order as soon as the TPL allows (at call return, during waits).
+    Fifo,
+    /// At every firmware-call boundary (entry and exit) each pending notify is
+    /// delivered or deferred (boundedly), chosen by the seed.
+    Anytime,
+}
+
+/// Fault knobs of every link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkConfig {
+    /// One-way latency.
+    pub latency_ns: u64,
+    /// Serialisation rate; 0 = unlimited.
+    pub bandwidth_bps: u64,
+    /// Probability a packet is lost.
+    pub loss: f64,
+    /// Probability a packet is delivered twice.
+    pub duplicate: f64,
+    /// Probability a packet is delayed past later ones.
+    pub reorder: f64,
+    /// Uniform extra delay in `0..jitter_ns`.
+    pub jitter_ns: u64,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            latency_ns: 100_000,
+            bandwidth_bps: 0,
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            jitter_ns: 0,
+        }
+    }
+}
+
+/// The DHCP server's behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DhcpConfig {
+    /// Time from selecting the DHCP policy to the address being applied.
+    pub delay_ns: u64,
+    /// Never answer.
+    pub fail: bool,
+    /// Offered address.
+    pub address: Ipv4Addr,
+    /// Offered mask.
+    pub mask: Ipv4Addr,
+    /// Offered gateway.
+    pub gateway: Ipv4Addr,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        DhcpConfig {
+            delay_ns: 3_500_000_000,
+            fail: false,
+            address: Ipv4Addr::new(10, 0, 2, 15),
+            mask: Ipv4Addr::new(255, 255, 255, 0),
+            gateway: Ipv4Addr::new(10, 0, 2, 2),
+        }
+    }
+}
+
+/// What to do when a contract breach is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreachPolicy {
+    /// Store it (see `Sim::breaches`).
+    Record,
+    /// Panic with the report.
+    Panic,
+}
+
+/// Everything that defines a run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The one seed everything derives from.
+    pub seed: u64,
+    /// Firmware generation.
+    pub profile: Profile,
+    /// Behaviour switches (default: the profile's).
+    pub quirks: Quirks,
+    /// Virtual time costs.
+    pub cost: CostModel,
+    /// Notify scheduling.
+    pub notify: NotifyMode,
+    /// Link faults.
+    pub link: LinkConfig,
+    /// DHCP server.
+    pub dhcp: DhcpConfig,
+    /// Breach handling.
+    pub breach_policy: BreachPolicy,
+}
+
+impl SimConfig {
+    /// Defaults: edk2-stable202211 with its quirks, FIFO notifies, clean link.
+    pub fn new(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            profile: Profile::Edk2Stable202211,
+            quirks: Profile::Edk2Stable202211.quirks(),
+            cost: CostModel::default(),
+            notify: NotifyMode::Fifo,
+            link: LinkConfig::default(),
+            dhcp: DhcpConfig::default(),
+            breach_policy: BreachPolicy::Record,
+        }
+    }
+
+    /// Select a profile; also resets the quirks to the profile's.
+    pub fn with_profile(mut self, p: Profile) -> Self {
+        self.profile = p;
+        self.quirks = p.quirks();
+        self
+    }
+}

@@ -1,0 +1,366 @@
+//! Peer hosts: a smoltcp stack per host that behaves like a host kernel
+//! (processes frames on arrival, unlimited accept backlog) and runs sans-IO
+//! applications through [`ConnHandler`].
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+
+use crate::device::QueueDevice;
+
+/// Buffer size of each peer connection, each direction.
+pub const PEER_BUFFER: usize = 256 * 1024;
+/// Listening sockets kept ready per listening port (emulates a deep backlog).
+const SPARE_LISTENERS: usize = 4;
+/// A peer's active open gives up after this long (like Linux's ~2 min, shorter).
+const PEER_CONNECT_TIMEOUT_NS: u64 = 75_000_000_000;
+
+/// Connection state as an application on a peer host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerConnState {
+    /// Handshake in progress.
+    Connecting,
+    /// Open both ways.
+    Established,
+    /// The other side sent FIN; data may still be buffered.
+    PeerFin,
+    /// Closed gracefully (or closed locally).
+    Closed,
+    /// Reset by the other side (RST).
+    Reset,
+    /// The handshake never completed.
+    TimedOut,
+}
+
+/// A sans-IO application on one connection of a peer host.
+pub trait ConnHandler {
+    /// Called whenever anything may have changed, and at requested wake times.
+    fn poll(&mut self, io: &mut dyn ConnIo);
+}
+
+/// What a [`ConnHandler`] can do with its connection.
+pub trait ConnIo {
+    /// Virtual time now.
+    fn now_ns(&self) -> u64;
+    /// Connection state.
+    fn state(&self) -> PeerConnState;
+    /// Read buffered data; 0 = nothing available now.
+    fn recv(&mut self, buf: &mut [u8]) -> usize;
+    /// Queue data; returns bytes accepted now (bounded buffer).
+    fn send(&mut self, data: &[u8]) -> usize;
+    /// Bytes queued and not yet acknowledged.
+    fn send_queue(&self) -> usize;
+    /// Graceful close: FIN after queued data.
+    fn close(&mut self);
+    /// Reset the connection (RST).
+    fn abort(&mut self);
+    /// This end's address.
+    fn local_addr(&self) -> SocketAddrV4;
+    /// The other end's address.
+    fn peer_addr(&self) -> SocketAddrV4;
+    /// Ask to be polled again at `t_ns`.
+    fn wake_at(&mut self, t_ns: u64);
+}
+
+pub(crate) struct Listener {
+    factory: Box<dyn FnMut() -> Box<dyn ConnHandler>>,
+    spares: Vec<SocketHandle>,
+}
+
+pub(crate) struct Conn {
+    handle: SocketHandle,
+    handler: Box<dyn ConnHandler>,
+    wake_at: Option<u64>,
+    prev: State,
+    outcome: Option<PeerConnState>,
+    user_closed: bool,
+    connect_deadline: Option<u64>,
+    final_polled: bool,
+}
+
+pub(crate) struct Host {
+    pub addr: Ipv4Addr,
+    iface: Interface,
+    pub dev: QueueDevice,
+    sockets: SocketSet<'static>,
+    listeners: BTreeMap<u16, Listener>,
+    conns: Vec<Conn>,
+    next_port: u16,
+}
+
+pub(crate) fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1000) as i64)
+}
+
+fn new_socket(buf: usize) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; buf]),
+        tcp::SocketBuffer::new(vec![0; buf]),
+    );
+    // Slow start and congestion avoidance, like a host kernel.
+    s.set_congestion_control(tcp::CongestionControl::Reno);
+    s
+}
+
+struct Io<'a> {
+    sock: &'a mut tcp::Socket<'static>,
+    now: u64,
+    conn_wake: &'a mut Option<u64>,
+    outcome: Option<PeerConnState>,
+    user_closed: &'a mut bool,
+    local: SocketAddrV4,
+}
+
+fn v4(ep: Option<IpEndpoint>) -> SocketAddrV4 {
+    match ep {
+        Some(IpEndpoint {
+            addr: IpAddress::Ipv4(a),
+            port,
+        }) => SocketAddrV4::new(a, port),
+        _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+    }
+}
+
+impl ConnIo for Io<'_> {
+    fn now_ns(&self) -> u64 {
+        self.now
+    }
+    fn state(&self) -> PeerConnState {
+        if let Some(o) = self.outcome {
+            return o;
+        }
+        match self.sock.state() {
+            State::SynSent | State::SynReceived => PeerConnState::Connecting,
+            State::Established | State::FinWait1 | State::FinWait2 => PeerConnState::Established,
+            State::CloseWait | State::LastAck | State::Closing | State::TimeWait => {
+                PeerConnState::PeerFin
+            }
+            State::Closed | State::Listen => PeerConnState::Closed,
+        }
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        self.sock.recv_slice(buf).unwrap_or(0)
+    }
+    fn send(&mut self, data: &[u8]) -> usize {
+        if *self.user_closed {
+            return 0;
+        }
+        self.sock.send_slice(data).unwrap_or(0)
+    }
+    fn send_queue(&self) -> usize {
+        self.sock.send_queue()
+    }
+    fn close(&mut self) {
+        *self.user_closed = true;
+        self.sock.close();
+    }
+    fn abort(&mut self) {
+        *self.user_closed = true;
+        self.sock.abort();
+    }
+    fn local_addr(&self) -> SocketAddrV4 {
+        let l = v4(self.sock.local_endpoint());
+        if l.port() == 0 { self.local } else { l }
+    }
+    fn peer_addr(&self) -> SocketAddrV4 {
+        v4(self.sock.remote_endpoint())
+    }
+    fn wake_at(&mut self, t_ns: u64) {
+        *self.conn_wake = Some(self.conn_wake.map_or(t_ns, |w| w.min(t_ns)));
+    }
+}
+
+impl Host {
+    pub fn new(addr: Ipv4Addr, seed: u64, now: u64) -> Host {
+        let mut dev = QueueDevice::default();
+        let mut cfg = Config::new(HardwareAddress::Ip);
+        cfg.random_seed = seed;
+        let mut iface = Interface::new(cfg, &mut dev, instant(now));
+        // Prefix 0: every destination is on-link; the scheduler routes by address.
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(addr), 0));
+        });
+        Host {
+            addr,
+            iface,
+            dev,
+            sockets: SocketSet::new(vec![]),
+            listeners: BTreeMap::new(),
+            conns: Vec::new(),
+            next_port: 40000 + (seed % 10000) as u16,
+        }
+    }
+
+    fn add_listen_socket(&mut self, port: u16) -> SocketHandle {
+        let mut s = new_socket(PEER_BUFFER);
+        // A fresh socket can always listen on a non-zero port.
+        let _ = s.listen(port);
+        self.sockets.add(s)
+    }
+
+    pub fn listen(&mut self, port: u16, factory: Box<dyn FnMut() -> Box<dyn ConnHandler>>) {
+        self.unlisten(port);
+        let spares = (0..SPARE_LISTENERS)
+            .map(|_| self.add_listen_socket(port))
+            .collect();
+        self.listeners.insert(port, Listener { factory, spares });
+    }
+
+    pub fn unlisten(&mut self, port: u16) {
+        if let Some(l) = self.listeners.remove(&port) {
+            for h in l.spares {
+                self.sockets.remove(h);
+            }
+        }
+    }
+
+    pub fn connect(&mut self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>, now: u64) {
+        let mut s = new_socket(PEER_BUFFER);
+        self.next_port = if self.next_port >= 60999 {
+            40000
+        } else {
+            self.next_port + 1
+        };
+        let ep = IpEndpoint::new(IpAddress::Ipv4(*remote.ip()), remote.port());
+        let ok = s.connect(self.iface.context(), ep, self.next_port).is_ok();
+        let handle = self.sockets.add(s);
+        self.conns.push(Conn {
+            handle,
+            handler,
+            wake_at: None,
+            prev: State::SynSent,
+            outcome: if ok { None } else { Some(PeerConnState::Reset) },
+            user_closed: false,
+            connect_deadline: Some(now + PEER_CONNECT_TIMEOUT_NS),
+            final_polled: false,
+        });
+    }
+
+    /// Run the stack and the applications at `now`; returns transmitted frames.
+    pub fn process(&mut self, now: u64) -> Vec<Vec<u8>> {
+        for _round in 0..4 {
+            self.iface
+                .poll(instant(now), &mut self.dev, &mut self.sockets);
+            self.adopt_accepted();
+            let changed = self.run_handlers(now);
+            if !changed && self.dev.rx.is_empty() {
+                break;
+            }
+        }
+        self.iface
+            .poll(instant(now), &mut self.dev, &mut self.sockets);
+        std::mem::take(&mut self.dev.tx)
+    }
+
+    fn adopt_accepted(&mut self) {
+        let ports: Vec<u16> = self.listeners.keys().copied().collect();
+        for port in ports {
+            let mut fresh = Vec::new();
+            let l = self.listeners.get_mut(&port).expect("port from keys");
+            let mut keep = Vec::new();
+            for h in std::mem::take(&mut l.spares) {
+                let st = self.sockets.get::<tcp::Socket>(h).state();
+                if st == State::Listen {
+                    keep.push(h);
+                } else {
+                    fresh.push(h);
+                }
+            }
+            l.spares = keep;
+            for h in fresh {
+                let handler = (l.factory)();
+                self.conns.push(Conn {
+                    handle: h,
+                    handler,
+                    wake_at: None,
+                    prev: State::SynReceived,
+                    outcome: None,
+                    user_closed: false,
+                    connect_deadline: None,
+                    final_polled: false,
+                });
+            }
+            while l.spares.len() < SPARE_LISTENERS {
+                let mut s = new_socket(PEER_BUFFER);
+                let _ = s.listen(port);
+                l.spares.push(self.sockets.add(s));
+            }
+        }
+    }
+
+    fn run_handlers(&mut self, now: u64) -> bool {
+        let mut changed = false;
+        let local_ip = self.addr;
+        let mut i = 0;
+        while i < self.conns.len() {
+            let c = &mut self.conns[i];
+            let sock = self.sockets.get_mut::<tcp::Socket>(c.handle);
+            let st = sock.state();
+            if c.outcome.is_none() {
+                if let Some(d) = c.connect_deadline {
+                    if st == State::SynSent && now >= d {
+                        sock.abort();
+                        c.outcome = Some(PeerConnState::TimedOut);
+                    } else if st != State::SynSent {
+                        c.connect_deadline = None;
+                    }
+                }
+                if st == State::Closed && c.outcome.is_none() {
+                    c.outcome = Some(match c.prev {
+                        _ if c.user_closed => PeerConnState::Closed,
+                        State::LastAck | State::TimeWait | State::Closed => PeerConnState::Closed,
+                        _ => PeerConnState::Reset,
+                    });
+                }
+            }
+            c.prev = st;
+            let due = c.wake_at.is_some_and(|w| w <= now);
+            if due {
+                c.wake_at = None;
+            }
+            let before = (sock.send_queue(), sock.recv_queue(), sock.state());
+            let mut io = Io {
+                sock,
+                now,
+                conn_wake: &mut c.wake_at,
+                outcome: c.outcome,
+                user_closed: &mut c.user_closed,
+                local: SocketAddrV4::new(local_ip, 0),
+            };
+            c.handler.poll(&mut io);
+            let after = (io.sock.send_queue(), io.sock.recv_queue(), io.sock.state());
+            if before != after {
+                changed = true;
+            }
+            if c.outcome.is_some() {
+                if c.final_polled {
+                    let h = c.handle;
+                    self.sockets.remove(h);
+                    self.conns.remove(i);
+                    continue;
+                }
+                c.final_polled = true;
+            }
+            i += 1;
+        }
+        changed
+    }
+
+    /// Next time this host needs to run (stack timers, wake requests).
+    pub fn next_due(&mut self, now: u64) -> Option<u64> {
+        let mut t = self
+            .iface
+            .poll_at(instant(now), &self.sockets)
+            .map(|i| (i.total_micros().max(0) as u64) * 1000);
+        for c in &self.conns {
+            for w in [c.wake_at, c.connect_deadline].into_iter().flatten() {
+                t = Some(t.map_or(w, |x| x.min(w)));
+            }
+        }
+        t.map(|x| x.max(now))
+    }
+}

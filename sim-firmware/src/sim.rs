@@ -1,0 +1,314 @@
+//! The public handle (`Sim`) and the platform objects handed to the core.
+//!
+//! All firmware calls go through [`Sim::enter`] / [`Sim::exit`], which charge
+//! virtual time and deliver notify functions at call boundaries with no
+//! borrow of the world held, so a notify function may call back into the
+//! simulator (as firmware allows).
+
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
+
+use efisock::firmware::{Platform, Tpl};
+
+use crate::breach::{Breach, BreachKind};
+use crate::config::{LinkConfig, NotifyMode, Profile, Quirks, SimConfig};
+use crate::host::ConnHandler;
+use crate::world::{SimStats, World};
+
+/// Bound on scheduler steps for one wait (a wait needing more is reported).
+pub(crate) const MAX_STEPS: u64 = 20_000_000;
+/// Virtual-time horizon of one wait before it counts as hanging (24 h).
+pub(crate) const MAX_WAIT_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// The simulator. Cheap to clone (shared, single-threaded).
+#[derive(Clone)]
+pub struct Sim {
+    pub(crate) w: Rc<RefCell<World>>,
+}
+
+/// Boot services of the simulated firmware.
+#[derive(Clone)]
+pub struct SimBoot {
+    pub(crate) sim: Sim,
+}
+
+/// The TCP4 service binding of the simulated NIC.
+#[derive(Clone)]
+pub struct SimTcp4Service {
+    pub(crate) sim: Sim,
+}
+
+/// The IPv4 configuration of the simulated NIC.
+#[derive(Clone)]
+pub struct SimIp4Config2 {
+    pub(crate) sim: Sim,
+}
+
+/// Everything the core needs, implementing `efisock::firmware::Platform`.
+#[derive(Clone)]
+pub struct SimPlatform {
+    boot: SimBoot,
+    tcp4: SimTcp4Service,
+    ip4: SimIp4Config2,
+}
+
+impl Platform for SimPlatform {
+    type Boot = SimBoot;
+    type Tcp4Service = SimTcp4Service;
+    type Ip4Config = SimIp4Config2;
+    fn boot(&self) -> &SimBoot {
+        &self.boot
+    }
+    fn tcp4_service(&self) -> &SimTcp4Service {
+        &self.tcp4
+    }
+    fn ip4_config2(&self) -> &SimIp4Config2 {
+        &self.ip4
+    }
+}
+
+/// A peer host on the simulated network.
+#[derive(Clone)]
+pub struct SimHost {
+    sim: Sim,
+    idx: usize,
+    addr: Ipv4Addr,
+}
+
+impl SimHost {
+    /// The host's address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// Accept connections on `port`; each gets a handler from `factory`.
+    /// Backlog is unlimited, like a host kernel's.
+    pub fn listen(&self, port: u16, factory: Box<dyn FnMut() -> Box<dyn ConnHandler>>) {
+        self.sim.w.borrow_mut().hosts[self.idx].listen(port, factory);
+    }
+
+    /// Stop listening (later SYNs are answered with RST).
+    pub fn unlisten(&self, port: u16) {
+        self.sim.w.borrow_mut().hosts[self.idx].unlisten(port);
+    }
+
+    /// Actively open a connection from this host.
+    pub fn connect(&self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>) {
+        let mut w = self.sim.w.borrow_mut();
+        let now = w.now;
+        w.hosts[self.idx].connect(remote, handler, now);
+        w.run_host(self.idx);
+    }
+}
+
+impl Sim {
+    /// A world with the SUT NIC (no address yet: OVMF's default policy is
+    /// static with no address) and one peer host at 10.0.2.2.
+    pub fn new(config: SimConfig) -> Sim {
+        Sim {
+            w: Rc::new(RefCell::new(World::new(config))),
+        }
+    }
+
+    /// The platform to hand to the core.
+    pub fn platform(&self) -> SimPlatform {
+        SimPlatform {
+            boot: SimBoot { sim: self.clone() },
+            tcp4: SimTcp4Service { sim: self.clone() },
+            ip4: SimIp4Config2 { sim: self.clone() },
+        }
+    }
+
+    /// The run seed.
+    pub fn seed(&self) -> u64 {
+        self.w.borrow().cfg.seed
+    }
+    /// The firmware profile.
+    pub fn profile(&self) -> Profile {
+        self.w.borrow().cfg.profile
+    }
+    /// The quirks in effect.
+    pub fn quirks(&self) -> Quirks {
+        self.w.borrow().cfg.quirks
+    }
+    /// Virtual time now.
+    pub fn now_ns(&self) -> u64 {
+        self.w.borrow().now
+    }
+
+    /// The default peer host (10.0.2.2).
+    pub fn peer_host(&self) -> SimHost {
+        self.add_host(Ipv4Addr::new(10, 0, 2, 2))
+    }
+
+    /// Add (or get) a peer host with this address.
+    pub fn add_host(&self, addr: Ipv4Addr) -> SimHost {
+        let idx = self.w.borrow_mut().add_host(addr);
+        SimHost {
+            sim: self.clone(),
+            idx,
+            addr,
+        }
+    }
+
+    /// Change the fault knobs of every link.
+    pub fn set_link(&self, link: LinkConfig) {
+        self.w.borrow_mut().cfg.link = link;
+    }
+
+    /// Run the world forward without the application calling anything
+    /// (timer interrupts deliver notifies when the TPL allows).
+    pub fn advance(&self, ns: u64) {
+        let target = self.now_ns().saturating_add(ns);
+        self.run_until(target, false, |_| false);
+    }
+
+    /// Breaches recorded so far.
+    pub fn breaches(&self) -> Vec<Breach> {
+        self.w.borrow().breaches.clone()
+    }
+
+    /// End-of-test check: leaked children, events, pool allocations.
+    pub fn finish(&self) -> Vec<Breach> {
+        let mut w = self.w.borrow_mut();
+        let children: Vec<usize> = w
+            .sut
+            .children
+            .iter()
+            .filter(|(_, c)| c.visible)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in children {
+            w.breach(
+                BreachKind::LeakedChild,
+                format!("TCP4 child {id} was never destroyed"),
+            );
+        }
+        let events: Vec<usize> = w.events.keys().copied().collect();
+        for e in events {
+            w.breach(
+                BreachKind::LeakedEvent,
+                format!("event {e:#x} was never closed"),
+            );
+        }
+        for (a, s) in w.pool.live() {
+            w.breach(
+                BreachKind::LeakedPool,
+                format!("pool allocation {a:#x} ({s} bytes) was never freed"),
+            );
+        }
+        w.breaches.clone()
+    }
+
+    /// Counters of the run.
+    pub fn stats(&self) -> SimStats {
+        let w = self.w.borrow();
+        let mut s = w.stats.clone();
+        s.virtual_ns = w.now;
+        s
+    }
+
+    /// The run's trace (completions, state changes), for determinism checks.
+    pub fn trace(&self) -> Vec<String> {
+        self.w.borrow().trace.clone()
+    }
+
+    // ---- call boundaries ---------------------------------------------
+
+    /// Deliver pending notify functions the TPL allows (per notify mode).
+    pub(crate) fn deliver_notifies(&self) {
+        let anytime = self.w.borrow().cfg.notify == NotifyMode::Anytime;
+        // Bounded: a notify that keeps re-signalling itself cannot spin forever.
+        for _ in 0..100_000 {
+            let call = {
+                let mut w = self.w.borrow_mut();
+                match w.next_notify(anytime) {
+                    Some(c) => {
+                        let prev = w.tpl;
+                        w.tpl = c.tpl;
+                        Some((c, prev))
+                    }
+                    None => None,
+                }
+            };
+            let Some((c, prev)) = call else { return };
+            // SAFETY: the caller of CreateEvent guaranteed the notify function
+            // and context stay valid until CloseEvent; no world borrow is held.
+            unsafe { (c.func)(c.event as _, c.ctx as _) };
+            self.w.borrow_mut().tpl = prev;
+        }
+    }
+
+    /// Entry of a firmware call: count it, charge time, run what is due.
+    pub(crate) fn enter(&self, extra_ns: u64) {
+        let target = {
+            let mut w = self.w.borrow_mut();
+            w.stats.firmware_calls += 1;
+            w.now + w.cfg.cost.per_call_ns + extra_ns
+        };
+        self.run_steps(target);
+        if self.w.borrow().cfg.notify == NotifyMode::Anytime {
+            self.deliver_notifies();
+        }
+    }
+
+    /// Exit of a firmware call: completions' notifies run before returning.
+    pub(crate) fn exit(&self) {
+        self.deliver_notifies();
+    }
+
+    fn run_steps(&self, target: u64) {
+        let mut w = self.w.borrow_mut();
+        for _ in 0..MAX_STEPS {
+            match w.next_due() {
+                Some(t) if t <= target => w.step_to(t),
+                _ => break,
+            }
+        }
+        if w.now < target {
+            w.step_to(target);
+        }
+    }
+
+    /// Run until `target`, or until `done` holds; notifies run after each
+    /// step when the TPL allows (timer interrupts). With `stop_when_idle`,
+    /// returns false without advancing the clock as soon as nothing is left
+    /// that could ever happen (a wait that would hang).
+    pub(crate) fn run_until(
+        &self,
+        target: u64,
+        stop_when_idle: bool,
+        mut done: impl FnMut(&mut World) -> bool,
+    ) -> bool {
+        for _ in 0..MAX_STEPS {
+            if done(&mut self.w.borrow_mut()) {
+                return true;
+            }
+            let next = {
+                let mut w = self.w.borrow_mut();
+                let n = w.next_due();
+                match n {
+                    Some(t) if t <= target => {
+                        w.step_to(t);
+                        true
+                    }
+                    None if stop_when_idle => false,
+                    _ => {
+                        if w.now < target && target != u64::MAX {
+                            w.step_to(target);
+                        }
+                        false
+                    }
+                }
+            };
+            if self.w.borrow().tpl < Tpl::CALLBACK.0 {
+                self.deliver_notifies();
+            }
+            if !next {
+                return done(&mut self.w.borrow_mut());
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,231 @@
+//! `SimTcp4` (one child's EFI_TCP4_PROTOCOL) and the service binding: the
+//! call envelope (cost, TPL check, argument checks, per-instance lock,
+//! completions delivered as the call returns) around `tcp4`'s logic.
+
+use core::ffi::c_void;
+
+use efisock::firmware::status::name;
+use efisock::firmware::{
+    Handle, Ip4ModeData, Ipv4Address, NetworkMode, Status, Tcp4, Tcp4CloseToken,
+    Tcp4CompletionToken, Tcp4ConfigData, Tcp4ConnectionState, Tcp4ConnectionToken, Tcp4IoToken,
+    Tcp4ListenToken, Tcp4ServiceBinding, Tpl,
+};
+
+use crate::breach::BreachKind;
+use crate::sim::{Sim, SimTcp4Service};
+use crate::tcp4::{CHILD_BASE, Sut};
+use crate::world::World;
+
+/// One TCP4 child's protocol instance.
+#[derive(Clone)]
+pub struct SimTcp4 {
+    sim: Sim,
+    id: usize,
+}
+
+impl SimTcp4 {
+    /// The child handle this instance is installed on.
+    pub fn handle(&self) -> Handle {
+        Sut::child_handle(self.id) as Handle
+    }
+
+    fn call(
+        &self,
+        call: &'static str,
+        lock: bool,
+        f: impl FnOnce(&mut World, usize) -> Status,
+    ) -> Status {
+        self.sim.enter(0);
+        let (st, locked) = {
+            let mut w = self.sim.w.borrow_mut();
+            if w.tpl > Tpl::CALLBACK.0 {
+                let t = w.tpl;
+                w.breach(
+                    BreachKind::WrongTpl,
+                    format!("Tcp4.{call} called at TPL {t} (above TPL_CALLBACK)"),
+                );
+                (Status::UNSUPPORTED, false)
+            } else {
+                match w.sut.children.get_mut(&self.id) {
+                    None => (Status::INVALID_PARAMETER, false),
+                    Some(c) if lock && c.busy => (Status::ACCESS_DENIED, false),
+                    Some(c) => {
+                        if lock {
+                            c.busy = true;
+                        }
+                        w.sut.defer_signals = !w.cfg.quirks.completions_inside_call;
+                        let st = f(&mut w, self.id);
+                        w.sut.defer_signals = false;
+                        (st, lock)
+                    }
+                }
+            }
+        };
+        {
+            let mut w = self.sim.w.borrow_mut();
+            let now = w.now;
+            tracing::trace!(target: "efisock::fw", instance = self.id as u64, call, status = name(st), t_ns = now);
+            w.trace(format!("child {} {call} -> {}", self.id, name(st)));
+        }
+        // Notify functions of completions run now, with the lock still held:
+        // a notify re-entering this instance gets ACCESS_DENIED.
+        self.sim.exit();
+        if locked {
+            if let Some(c) = self.sim.w.borrow_mut().sut.children.get_mut(&self.id) {
+                c.busy = false;
+            }
+        }
+        st
+    }
+}
+
+// SAFETY: tokens get their status written before their event is signalled
+// (`World::complete`), each exactly once (removed from the pending queues
+// before completion), and are never touched afterwards.
+unsafe impl Tcp4 for SimTcp4 {
+    unsafe fn get_mode_data(
+        &self,
+        connection_state: *mut Tcp4ConnectionState,
+        config_data: *mut Tcp4ConfigData,
+        ip4_mode_data: *mut Ip4ModeData,
+        managed_network_config_data: *mut c_void,
+        simple_network_mode: *mut NetworkMode,
+    ) -> Status {
+        let _ = (managed_network_config_data, simple_network_mode);
+        // SAFETY: pointers forwarded under the caller's contract.
+        self.call("GetModeData", false, |w, id| unsafe {
+            w.get_mode_data(id, connection_state, config_data, ip4_mode_data)
+        })
+    }
+
+    unsafe fn configure(&self, config_data: *const Tcp4ConfigData) -> Status {
+        // SAFETY: pointer forwarded under the caller's contract.
+        self.call("Configure", true, |w, id| unsafe {
+            w.configure(id, config_data)
+        })
+    }
+
+    unsafe fn routes(
+        &self,
+        delete_route: bool,
+        subnet_address: *const Ipv4Address,
+        subnet_mask: *const Ipv4Address,
+        gateway_address: *const Ipv4Address,
+    ) -> Status {
+        let _ = delete_route;
+        if subnet_address.is_null() || subnet_mask.is_null() || gateway_address.is_null() {
+            return Status::INVALID_PARAMETER;
+        }
+        // The simulated network routes every address directly, so routes
+        // change nothing; the status mirrors EDK2 for a configured instance.
+        self.call("Routes", true, |w, id| {
+            if w.sut.children.get(&id).is_some_and(|c| c.is_configured()) {
+                Status::SUCCESS
+            } else {
+                Status::NOT_STARTED
+            }
+        })
+    }
+
+    unsafe fn connect(&self, token: *mut Tcp4ConnectionToken) -> Status {
+        // SAFETY: null-checked; valid by the caller's contract.
+        if token.is_null() || unsafe { (*token).completion_token.event.is_null() } {
+            return Status::INVALID_PARAMETER;
+        }
+        // SAFETY: as above.
+        self.call("Connect", true, |w, id| unsafe { w.connect(id, token) })
+    }
+
+    unsafe fn accept(&self, token: *mut Tcp4ListenToken) -> Status {
+        // SAFETY: null-checked; valid by the caller's contract.
+        if token.is_null() || unsafe { (*token).completion_token.event.is_null() } {
+            return Status::INVALID_PARAMETER;
+        }
+        // SAFETY: as above.
+        self.call("Accept", true, |w, id| unsafe { w.accept(id, token) })
+    }
+
+    unsafe fn transmit(&self, token: *mut Tcp4IoToken) -> Status {
+        // SAFETY: null-checked; valid by the caller's contract.
+        if token.is_null() || unsafe { (*token).completion_token.event.is_null() } {
+            return Status::INVALID_PARAMETER;
+        }
+        // SAFETY: as above.
+        self.call("Transmit", true, |w, id| unsafe { w.transmit(id, token) })
+    }
+
+    unsafe fn receive(&self, token: *mut Tcp4IoToken) -> Status {
+        // SAFETY: null-checked; valid by the caller's contract.
+        if token.is_null() || unsafe { (*token).completion_token.event.is_null() } {
+            return Status::INVALID_PARAMETER;
+        }
+        // SAFETY: as above.
+        self.call("Receive", true, |w, id| unsafe { w.receive(id, token) })
+    }
+
+    unsafe fn close(&self, token: *mut Tcp4CloseToken) -> Status {
+        // SAFETY: null-checked; valid by the caller's contract.
+        if token.is_null() || unsafe { (*token).completion_token.event.is_null() } {
+            return Status::INVALID_PARAMETER;
+        }
+        // SAFETY: as above.
+        self.call("Close", true, |w, id| unsafe { w.close(id, token) })
+    }
+
+    unsafe fn cancel(&self, token: *mut Tcp4CompletionToken) -> Status {
+        // SAFETY: forwarded; only compared by address and written if pending.
+        self.call("Cancel", true, |w, id| unsafe { w.cancel(id, token) })
+    }
+
+    fn poll(&self) -> Status {
+        let extra = self.sim.w.borrow().cfg.cost.poll_ns;
+        self.sim.w.borrow_mut().stats.polls += 1;
+        self.sim.enter(extra);
+        {
+            let mut w = self.sim.w.borrow_mut();
+            w.sut_one_frame();
+        }
+        self.sim.exit();
+        Status::SUCCESS
+    }
+}
+
+impl Tcp4ServiceBinding for SimTcp4Service {
+    type Tcp4 = SimTcp4;
+
+    fn create_child(&self) -> Result<Handle, Status> {
+        self.sim.enter(0);
+        let h = self.sim.w.borrow_mut().create_child();
+        self.sim.exit();
+        Ok(h as Handle)
+    }
+
+    fn destroy_child(&self, child: Handle) -> Status {
+        self.sim.enter(0);
+        let st = {
+            let mut w = self.sim.w.borrow_mut();
+            match child_id(child) {
+                Some(id) if w.sut.children.contains_key(&id) => w.destroy_child(id),
+                _ => Status::INVALID_PARAMETER,
+            }
+        };
+        self.sim.exit();
+        st
+    }
+
+    fn open_tcp4(&self, child: Handle) -> Result<SimTcp4, Status> {
+        let w = self.sim.w.borrow();
+        match child_id(child) {
+            Some(id) if w.sut.children.get(&id).is_some_and(|c| c.visible) => Ok(SimTcp4 {
+                sim: self.sim.clone(),
+                id,
+            }),
+            _ => Err(Status::UNSUPPORTED),
+        }
+    }
+}
+
+fn child_id(h: Handle) -> Option<usize> {
+    let v = h as usize;
+    (v >= CHILD_BASE && (v - CHILD_BASE) % 16 == 0).then(|| (v - CHILD_BASE) / 16)
+}

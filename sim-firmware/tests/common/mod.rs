@@ -1,0 +1,515 @@
+//! Test helpers: tokens and buffers in pool memory, configs, waits, and a few
+//! peer applications. They drive the raw `efisock::firmware` traits.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
+
+use efisock::firmware::{
+    BootServices, Event, EventType, Ip4Config2, Ip4Config2DataType, Ip4Config2ManualAddress,
+    Ipv4Address, Platform, Status, Tcp4, Tcp4AccessPoint, Tcp4CloseToken, Tcp4ConfigData,
+    Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken, Tcp4Option,
+    Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay, Tpl,
+};
+use efisock_sim::{
+    ConnHandler, ConnIo, PeerConnState, Sim, SimBoot, SimConfig, SimPlatform, SimTcp4,
+};
+
+pub const SUT: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+pub const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+
+pub struct Env {
+    pub sim: Sim,
+    pub p: SimPlatform,
+}
+
+impl Env {
+    /// A sim with the static address 10.0.2.15/24 applied.
+    pub fn new(cfg: SimConfig) -> Env {
+        let sim = Sim::new(cfg);
+        let p = sim.platform();
+        let e = Env { sim, p };
+        e.set_static();
+        e
+    }
+    pub fn unaddressed(cfg: SimConfig) -> Env {
+        let sim = Sim::new(cfg);
+        let p = sim.platform();
+        Env { sim, p }
+    }
+    pub fn boot(&self) -> &SimBoot {
+        self.p.boot()
+    }
+    pub fn set_static(&self) {
+        let m = Ip4Config2ManualAddress {
+            address: Ipv4Address(SUT.octets()),
+            subnet_mask: Ipv4Address([255, 255, 255, 0]),
+        };
+        let st = unsafe {
+            self.p.ip4_config2().set_data(
+                Ip4Config2DataType::MANUAL_ADDRESS,
+                size_of::<Ip4Config2ManualAddress>(),
+                &m as *const _ as *const _,
+            )
+        };
+        assert_eq!(st, Status::SUCCESS);
+    }
+    pub fn child(&self) -> (efisock::firmware::Handle, SimTcp4) {
+        let h = self.p.tcp4_service().create_child().unwrap();
+        let t = self.p.tcp4_service().open_tcp4(h).unwrap();
+        (h, t)
+    }
+    pub fn destroy(&self, h: efisock::firmware::Handle) {
+        assert_eq!(self.p.tcp4_service().destroy_child(h), Status::SUCCESS);
+    }
+    /// A plain (no notify) event for CheckEvent/WaitForEvent.
+    pub fn event(&self) -> Event {
+        unsafe {
+            self.boot().create_event(
+                EventType::empty(),
+                Tpl::APPLICATION,
+                None,
+                core::ptr::null_mut(),
+            )
+        }
+        .unwrap()
+    }
+    pub fn close_event(&self, e: Event) {
+        assert_eq!(self.boot().close_event(e), Status::SUCCESS);
+    }
+    /// Poll the event with CheckEvent + Stall(1 ms) until signalled or `ns` pass.
+    pub fn wait(&self, e: Event, ns: u64) -> bool {
+        let end = self.sim.now_ns() + ns;
+        while self.sim.now_ns() < end {
+            if self.boot().check_event(e) == Status::SUCCESS {
+                return true;
+            }
+            let _ = self.boot().stall(1000);
+        }
+        false
+    }
+    /// Like `wait`, but calls Tcp4.Poll in the loop instead of stalling.
+    pub fn wait_polling(&self, t: &SimTcp4, e: Event, ns: u64) -> bool {
+        let end = self.sim.now_ns() + ns;
+        while self.sim.now_ns() < end {
+            if self.boot().check_event(e) == Status::SUCCESS {
+                return true;
+            }
+            let _ = t.poll();
+        }
+        false
+    }
+    pub fn boot_check(&self, e: Event) -> Status {
+        self.boot().check_event(e)
+    }
+    pub fn alloc<T>(&self) -> *mut T {
+        let p = self.boot().allocate_pool(size_of::<T>()).unwrap();
+        unsafe { core::ptr::write_bytes(p, 0, size_of::<T>()) };
+        p as *mut T
+    }
+    pub fn free<T>(&self, p: *mut T) {
+        assert_eq!(
+            unsafe { self.boot().free_pool(p as *mut u8) },
+            Status::SUCCESS
+        );
+    }
+}
+
+pub fn addr(a: Ipv4Addr) -> Ipv4Address {
+    Ipv4Address(a.octets())
+}
+
+pub fn active_cfg(remote: Ipv4Addr, port: u16, station_port: u16) -> Tcp4ConfigData {
+    Tcp4ConfigData {
+        type_of_service: 0,
+        time_to_live: 64,
+        access_point: Tcp4AccessPoint {
+            use_default_address: true.into(),
+            station_address: addr(Ipv4Addr::UNSPECIFIED),
+            subnet_mask: addr(Ipv4Addr::UNSPECIFIED),
+            station_port,
+            remote_address: addr(remote),
+            remote_port: port,
+            active_flag: true.into(),
+        },
+        control_option: core::ptr::null_mut(),
+    }
+}
+
+pub fn passive_cfg(port: u16) -> Tcp4ConfigData {
+    let mut c = active_cfg(Ipv4Addr::UNSPECIFIED, 0, port);
+    c.access_point.active_flag = false.into();
+    c
+}
+
+/// A ControlOption with defaults (as EDK2 reads them) and a given backlog.
+pub fn options(backlog: u32, send_buf: u32) -> Tcp4Option {
+    Tcp4Option {
+        receive_buffer_size: 0,
+        send_buffer_size: send_buf,
+        max_syn_back_log: backlog,
+        connection_timeout: 0,
+        data_retries: 0,
+        fin_timeout: 0,
+        time_wait_timeout: 0,
+        keep_alive_probes: 0,
+        keep_alive_time: 0,
+        keep_alive_interval: 0,
+        enable_nagle: true.into(),
+        enable_time_stamp: false.into(),
+        enable_window_scaling: true.into(),
+        enable_selective_ack: false.into(),
+        enable_path_mtu_discovery: false.into(),
+    }
+}
+
+/// A completion token of type `T` in pool memory with its own plain event.
+pub struct Tok<T> {
+    pub ptr: *mut T,
+    pub event: Event,
+}
+
+impl<T> Tok<T> {
+    pub fn new(env: &Env) -> Self {
+        let ptr = env.alloc::<T>();
+        let event = env.event();
+        // Every token type starts with its completion token.
+        unsafe { (*(ptr as *mut efisock::firmware::Tcp4CompletionToken)).event = event };
+        Tok { ptr, event }
+    }
+    pub fn status(&self) -> Status {
+        unsafe { (*(self.ptr as *mut efisock::firmware::Tcp4CompletionToken)).status }
+    }
+    pub fn free(self, env: &Env) {
+        env.free(self.ptr);
+        env.close_event(self.event);
+    }
+}
+
+pub type ConnTok = Tok<Tcp4ConnectionToken>;
+pub type ListenTok = Tok<Tcp4ListenToken>;
+pub type CloseTok = Tok<Tcp4CloseToken>;
+
+/// An I/O token with one data block of `frags` fragments over one buffer.
+pub struct Io {
+    pub tok: Tok<Tcp4IoToken>,
+    pub data: *mut u8,
+    pub buf: *mut u8,
+    pub len: usize,
+}
+
+impl Io {
+    fn block(env: &Env, header: usize, len: usize, frags: usize) -> (*mut u8, *mut u8) {
+        let bsize = header + frags * size_of::<Tcp4FragmentData>();
+        let data = env.boot().allocate_pool(bsize).unwrap();
+        unsafe { core::ptr::write_bytes(data, 0, bsize) };
+        let buf = env.boot().allocate_pool(len.max(1)).unwrap();
+        let table = unsafe { data.add(header) } as *mut Tcp4FragmentData;
+        let per = len / frags;
+        for i in 0..frags {
+            let l = if i + 1 == frags {
+                len - per * (frags - 1)
+            } else {
+                per
+            };
+            unsafe {
+                *table.add(i) = Tcp4FragmentData {
+                    fragment_length: l as u32,
+                    fragment_buf: buf.add(per * i),
+                };
+            }
+        }
+        (data, buf)
+    }
+    pub fn tx(env: &Env, bytes: &[u8]) -> Io {
+        Self::tx_frags(env, bytes, 1)
+    }
+    pub fn tx_frags(env: &Env, bytes: &[u8], frags: usize) -> Io {
+        let tok = Tok::<Tcp4IoToken>::new(env);
+        let (data, buf) = Self::block(env, size_of::<Tcp4TransmitData>(), bytes.len(), frags);
+        unsafe {
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
+            let tx = data as *mut Tcp4TransmitData;
+            (*tx).push = true.into();
+            (*tx).data_length = bytes.len() as u32;
+            (*tx).fragment_count = frags as u32;
+            (*tok.ptr).packet.tx_data = tx;
+        }
+        Io {
+            tok,
+            data,
+            buf,
+            len: bytes.len(),
+        }
+    }
+    pub fn rx(env: &Env, len: usize) -> Io {
+        let tok = Tok::<Tcp4IoToken>::new(env);
+        let (data, buf) = Self::block(env, size_of::<Tcp4ReceiveData>(), len, 1);
+        unsafe {
+            let rx = data as *mut Tcp4ReceiveData;
+            (*rx).data_length = len as u32;
+            (*rx).fragment_count = 1;
+            (*tok.ptr).packet.rx_data = rx;
+        }
+        Io {
+            tok,
+            data,
+            buf,
+            len,
+        }
+    }
+    /// Reset a receive token for another use (after completion).
+    pub fn rearm_rx(&self) {
+        unsafe {
+            let rx = self.data as *mut Tcp4ReceiveData;
+            (*rx).data_length = self.len as u32;
+            let table = self.data.add(size_of::<Tcp4ReceiveData>()) as *mut Tcp4FragmentData;
+            (*table).fragment_length = self.len as u32;
+        }
+    }
+    pub fn received(&self) -> Vec<u8> {
+        unsafe {
+            let rx = self.data as *mut Tcp4ReceiveData;
+            std::slice::from_raw_parts(self.buf, (*rx).data_length as usize).to_vec()
+        }
+    }
+    pub fn status(&self) -> Status {
+        self.tok.status()
+    }
+    pub fn free(self, env: &Env) {
+        unsafe {
+            assert_eq!(env.boot().free_pool(self.buf), Status::SUCCESS);
+            assert_eq!(env.boot().free_pool(self.data), Status::SUCCESS);
+        }
+        self.tok.free(env);
+    }
+}
+
+/// Configure `t` and Connect to `remote:port`, waiting for completion.
+pub fn connect(env: &Env, t: &SimTcp4, remote: Ipv4Addr, port: u16) -> Status {
+    let cfg = active_cfg(remote, port, 0);
+    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    let c = ConnTok::new(env);
+    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert!(
+        env.wait(c.event, 200_000_000_000),
+        "connect never completed"
+    );
+    let st = c.status();
+    c.free(env);
+    st
+}
+
+/// Graceful Close and wait; returns the close token's status.
+pub fn close(env: &Env, t: &SimTcp4, abort: bool) -> Status {
+    let c = CloseTok::new(env);
+    unsafe { (*c.ptr).abort_on_close = abort.into() };
+    assert_eq!(unsafe { t.close(c.ptr) }, Status::SUCCESS);
+    assert!(env.wait(c.event, 30_000_000_000), "close never completed");
+    let st = c.status();
+    c.free(env);
+    st
+}
+
+// ---- peer applications ----------------------------------------------
+
+/// What a peer connection observed.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub bytes: Vec<u8>,
+    pub states: Vec<PeerConnState>,
+    pub accepted: usize,
+}
+
+pub type Shared = Rc<RefCell<Seen>>;
+
+fn note(seen: &Shared, io: &dyn ConnIo) {
+    let st = io.state();
+    let mut s = seen.borrow_mut();
+    if s.states.last() != Some(&st) {
+        s.states.push(st);
+    }
+}
+
+/// Echoes everything; closes after the peer's FIN.
+pub struct Echo {
+    pub seen: Shared,
+    pending: Vec<u8>,
+    closed: bool,
+}
+impl ConnHandler for Echo {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        note(&self.seen, io);
+        let mut buf = [0u8; 4096];
+        loop {
+            if !self.pending.is_empty() {
+                let n = io.send(&self.pending);
+                self.pending.drain(..n);
+                if !self.pending.is_empty() {
+                    break;
+                }
+            }
+            let n = io.recv(&mut buf);
+            if n == 0 {
+                break;
+            }
+            self.seen.borrow_mut().bytes.extend_from_slice(&buf[..n]);
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+        if io.state() == PeerConnState::PeerFin && self.pending.is_empty() && !self.closed {
+            self.closed = true;
+            io.close();
+        }
+    }
+}
+
+/// Reads everything (or nothing if `read` is false); closes after peer FIN.
+pub struct Sink {
+    pub seen: Shared,
+    pub read: bool,
+    closed: bool,
+}
+impl ConnHandler for Sink {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        note(&self.seen, io);
+        if self.read {
+            let mut buf = [0u8; 16384];
+            loop {
+                let n = io.recv(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                self.seen.borrow_mut().bytes.extend_from_slice(&buf[..n]);
+            }
+        }
+        if self.read && io.state() == PeerConnState::PeerFin && !self.closed {
+            self.closed = true;
+            io.close();
+        }
+    }
+}
+
+/// Sends `data`, then closes (FIN) if `close`.
+pub struct Source {
+    pub seen: Shared,
+    pub data: Vec<u8>,
+    pub sent: usize,
+    pub close: bool,
+    closed: bool,
+}
+impl ConnHandler for Source {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        note(&self.seen, io);
+        if matches!(
+            io.state(),
+            PeerConnState::Established | PeerConnState::PeerFin
+        ) {
+            while self.sent < self.data.len() {
+                let n = io.send(&self.data[self.sent..]);
+                if n == 0 {
+                    break;
+                }
+                self.sent += n;
+            }
+            if self.sent == self.data.len() && self.close && !self.closed {
+                self.closed = true;
+                io.close();
+            }
+        }
+    }
+}
+
+pub fn shared() -> Shared {
+    Rc::new(RefCell::new(Seen::default()))
+}
+
+pub fn listen_echo(sim: &Sim, port: u16) -> Shared {
+    let seen = shared();
+    let s2 = seen.clone();
+    sim.peer_host().listen(
+        port,
+        Box::new(move || {
+            s2.borrow_mut().accepted += 1;
+            Box::new(Echo {
+                seen: s2.clone(),
+                pending: vec![],
+                closed: false,
+            })
+        }),
+    );
+    seen
+}
+
+pub fn listen_sink(sim: &Sim, port: u16, read: bool) -> Shared {
+    let seen = shared();
+    let s2 = seen.clone();
+    sim.peer_host().listen(
+        port,
+        Box::new(move || {
+            s2.borrow_mut().accepted += 1;
+            Box::new(Sink {
+                seen: s2.clone(),
+                read,
+                closed: false,
+            })
+        }),
+    );
+    seen
+}
+
+pub fn listen_source(sim: &Sim, port: u16, data: Vec<u8>, close: bool) -> Shared {
+    let seen = shared();
+    let s2 = seen.clone();
+    sim.peer_host().listen(
+        port,
+        Box::new(move || {
+            s2.borrow_mut().accepted += 1;
+            Box::new(Source {
+                seen: s2.clone(),
+                data: data.clone(),
+                sent: 0,
+                close,
+                closed: false,
+            })
+        }),
+    );
+    seen
+}
+
+pub fn peer_connect(sim: &Sim, port: u16, handler: Box<dyn ConnHandler>) {
+    sim.peer_host()
+        .connect(SocketAddrV4::new(SUT, port), handler);
+}
+
+pub fn relative_timer(env: &Env, ns: u64) -> Event {
+    let e = unsafe {
+        env.boot().create_event(
+            EventType::TIMER,
+            Tpl::APPLICATION,
+            None,
+            core::ptr::null_mut(),
+        )
+    }
+    .unwrap();
+    assert_eq!(
+        env.boot().set_timer(e, TimerDelay::RELATIVE, ns / 100),
+        Status::SUCCESS
+    );
+    e
+}
+
+pub fn checksum(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+pub fn assert_clean(env: &Env) {
+    let b = env.sim.finish();
+    assert!(
+        b.is_empty(),
+        "breaches: {:#?}",
+        b.iter().map(|b| b.to_string()).collect::<Vec<_>>()
+    );
+}

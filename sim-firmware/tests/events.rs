@@ -1,0 +1,280 @@
+//! The DXE event system: notify queues, TPL, timers, waits, re-entry, and
+//! NotifyMode::Anytime.
+
+mod common;
+use std::cell::RefCell;
+
+use common::*;
+use efisock::firmware::{BootServices, Event, EventType, Status, Tcp4, TimerDelay, Tpl};
+use efisock_sim::{BreachKind, NotifyMode, SimConfig, SimTcp4};
+
+thread_local! {
+    static LOG: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+unsafe extern "efiapi" fn record(_e: Event, ctx: *mut core::ffi::c_void) {
+    LOG.with(|l| l.borrow_mut().push(ctx as usize));
+}
+
+fn notify_event(env: &Env, tpl: Tpl, tag: usize) -> Event {
+    unsafe {
+        env.boot()
+            .create_event(EventType::NOTIFY_SIGNAL, tpl, Some(record), tag as *mut _)
+    }
+    .unwrap()
+}
+
+fn take_log() -> Vec<usize> {
+    LOG.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+#[test]
+fn notifies_are_fifo_deduplicated_and_held_until_restore_tpl() {
+    let env = Env::unaddressed(SimConfig::new(41));
+    take_log();
+    let a = notify_event(&env, Tpl::CALLBACK, 1);
+    let b = notify_event(&env, Tpl::CALLBACK, 2);
+    let hi = notify_event(&env, Tpl::NOTIFY, 3);
+    let old = env.boot().raise_tpl(Tpl::CALLBACK);
+    assert_eq!(env.boot().signal_event(a), Status::SUCCESS);
+    assert_eq!(env.boot().signal_event(b), Status::SUCCESS);
+    assert_eq!(env.boot().signal_event(a), Status::SUCCESS); // already pending: nothing
+    assert_eq!(env.boot().signal_event(hi), Status::SUCCESS); // above current TPL: runs now
+    assert_eq!(take_log(), vec![3]);
+    env.boot().restore_tpl(old);
+    assert_eq!(take_log(), vec![1, 2]);
+    // At TPL_APPLICATION a signal runs the notify before SignalEvent returns.
+    assert_eq!(env.boot().signal_event(b), Status::SUCCESS);
+    assert_eq!(take_log(), vec![2]);
+    // CheckEvent on a NOTIFY_SIGNAL event is INVALID_PARAMETER.
+    assert_eq!(env.boot().check_event(a), Status::INVALID_PARAMETER);
+    for e in [a, b, hi] {
+        env.close_event(e);
+    }
+    assert_clean(&env);
+}
+
+#[test]
+fn timers_wait_and_check() {
+    let env = Env::unaddressed(SimConfig::new(42));
+    let start = env.sim.now_ns();
+    let t1 = relative_timer(&env, 5_000_000);
+    let t2 = relative_timer(&env, 2_000_000);
+    assert_eq!(env.boot().wait_for_event(&[t1, t2]), Ok(1));
+    assert!(env.sim.now_ns() - start >= 2_000_000);
+    assert!(env.sim.now_ns() - start < 3_000_000);
+    assert_eq!(env.boot().wait_for_event(&[t1, t2]), Ok(0));
+    assert!(env.sim.now_ns() - start >= 5_000_000);
+    assert_eq!(env.boot().check_event(t1), Status::NOT_READY);
+    // Periodic timer fires repeatedly.
+    assert_eq!(
+        env.boot().set_timer(t1, TimerDelay::PERIODIC, 10_000),
+        Status::SUCCESS
+    );
+    for _ in 0..3 {
+        assert_eq!(env.boot().wait_for_event(&[t1]), Ok(0));
+    }
+    assert_eq!(
+        env.boot().set_timer(t1, TimerDelay::CANCEL, 0),
+        Status::SUCCESS
+    );
+    env.close_event(t1);
+    env.close_event(t2);
+    assert_clean(&env);
+}
+
+#[test]
+fn stall_advances_virtual_time_exactly_plus_call_cost() {
+    let env = Env::unaddressed(SimConfig::new(43));
+    let t0 = env.sim.now_ns();
+    assert_eq!(env.boot().stall(1500), Status::SUCCESS);
+    let cost = efisock_sim::CostModel::default().per_call_ns;
+    assert_eq!(env.sim.now_ns() - t0, 1_500_000 + cost);
+    assert_eq!(env.sim.stats().firmware_calls, 1);
+}
+
+struct Reentry {
+    t: SimTcp4,
+    tok: *mut efisock::firmware::Tcp4IoToken,
+    result: Option<Status>,
+}
+
+unsafe extern "efiapi" fn reenter(_e: Event, ctx: *mut core::ffi::c_void) {
+    let r = unsafe { &mut *(ctx as *mut Reentry) };
+    r.result = Some(unsafe { r.t.receive(r.tok) });
+}
+
+#[test]
+fn receive_from_a_notify_of_the_same_instance_is_access_denied() {
+    let env = Env::new(SimConfig::new(44));
+    listen_source(&env.sim, 19, b"data".to_vec(), false);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 19), Status::SUCCESS);
+    env.sim.advance(100_000_000); // data buffered
+    let rx2 = Io::rx(&env, 16);
+    let mut ctx = Reentry {
+        t: t.clone(),
+        tok: rx2.tok.ptr,
+        result: None,
+    };
+    let ev = unsafe {
+        env.boot().create_event(
+            EventType::NOTIFY_SIGNAL,
+            Tpl::CALLBACK,
+            Some(reenter),
+            &mut ctx as *mut Reentry as *mut _,
+        )
+    }
+    .unwrap();
+    let rx1 = Io::rx(&env, 16);
+    let own_event = rx1.tok.event;
+    unsafe { (*rx1.tok.ptr).completion_token.event = ev };
+    assert_eq!(unsafe { t.receive(rx1.tok.ptr) }, Status::SUCCESS);
+    // Completed inside the call; its notify ran before Receive returned and
+    // hit the per-instance lock.
+    assert_eq!(ctx.result, Some(Status::ACCESS_DENIED));
+    assert_eq!(rx1.received(), b"data");
+    // Outside the notify the instance is usable again.
+    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    unsafe { (*rx1.tok.ptr).completion_token.event = own_event };
+    env.close_event(ev);
+    rx1.free(&env);
+    rx2.free(&env);
+    env.destroy(h);
+    assert_clean(&env);
+}
+
+#[test]
+fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
+    use efisock::firmware::{Ip4Config2, Ip4Config2DataType, Ip4Config2InterfaceInfo, Platform};
+    let env = Env::unaddressed(SimConfig::new(45));
+    let ip = env.p.ip4_config2();
+    let e = env.event();
+    assert_eq!(
+        ip.register_data_notify(Ip4Config2DataType::INTERFACE_INFO, e),
+        Status::SUCCESS
+    );
+    let mut size = 0usize;
+    assert_eq!(
+        unsafe {
+            ip.get_data(
+                Ip4Config2DataType::INTERFACE_INFO,
+                &mut size,
+                core::ptr::null_mut(),
+            )
+        },
+        Status::BUFFER_TOO_SMALL
+    );
+    assert_eq!(size, size_of::<Ip4Config2InterfaceInfo>());
+    let mut policy = 0i32;
+    let mut psize = 4usize;
+    assert_eq!(
+        unsafe {
+            ip.get_data(
+                Ip4Config2DataType::POLICY,
+                &mut psize,
+                &mut policy as *mut i32 as *mut _,
+            )
+        },
+        Status::SUCCESS
+    );
+    assert_eq!(policy, 0, "OVMF default: static");
+    let dhcp = 1i32;
+    assert_eq!(
+        unsafe {
+            ip.set_data(
+                Ip4Config2DataType::POLICY,
+                4,
+                &dhcp as *const i32 as *const _,
+            )
+        },
+        Status::SUCCESS
+    );
+    let start = env.sim.now_ns();
+    assert_eq!(env.boot().wait_for_event(&[e]), Ok(0));
+    assert!(env.sim.now_ns() - start >= 3_500_000_000);
+    let mut info = std::mem::MaybeUninit::<Ip4Config2InterfaceInfo>::zeroed();
+    assert_eq!(
+        unsafe {
+            ip.get_data(
+                Ip4Config2DataType::INTERFACE_INFO,
+                &mut size,
+                info.as_mut_ptr() as *mut _,
+            )
+        },
+        Status::SUCCESS
+    );
+    let info = unsafe { info.assume_init() };
+    assert_eq!(info.station_addr.0, [10, 0, 2, 15]);
+    assert_eq!(info.subnet_mask.0, [255, 255, 255, 0]);
+    assert_eq!(
+        ip.unregister_data_notify(Ip4Config2DataType::INTERFACE_INFO, e),
+        Status::SUCCESS
+    );
+    env.close_event(e);
+    assert_clean(&env);
+}
+
+#[test]
+fn dhcp_failure_makes_wait_a_detected_hang() {
+    let mut cfg = SimConfig::new(46);
+    cfg.dhcp.fail = true;
+    let env = Env::unaddressed(cfg);
+    use efisock::firmware::{Ip4Config2, Ip4Config2DataType, Platform};
+    let e = env.event();
+    assert_eq!(
+        env.p
+            .ip4_config2()
+            .register_data_notify(Ip4Config2DataType::INTERFACE_INFO, e),
+        Status::SUCCESS
+    );
+    let dhcp = 1i32;
+    assert_eq!(
+        unsafe {
+            env.p.ip4_config2().set_data(
+                Ip4Config2DataType::POLICY,
+                4,
+                &dhcp as *const i32 as *const _,
+            )
+        },
+        Status::SUCCESS
+    );
+    assert!(env.boot().wait_for_event(&[e]).is_err());
+    let b = env.sim.breaches();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].kind, BreachKind::WouldHangForever);
+    env.close_event(e);
+}
+
+#[test]
+fn anytime_mode_defers_notifies_boundedly_by_seed() {
+    let mut deferred_somewhere = false;
+    let mut immediate_somewhere = false;
+    for seed in 0..32u64 {
+        let mut cfg = SimConfig::new(seed);
+        cfg.notify = NotifyMode::Anytime;
+        let env = Env::unaddressed(cfg);
+        let a = notify_event(&env, Tpl::CALLBACK, 7);
+        take_log();
+        assert_eq!(env.boot().signal_event(a), Status::SUCCESS);
+        if take_log().is_empty() {
+            deferred_somewhere = true;
+            // Delivered within the bounded number of further boundaries.
+            let mut calls = 0;
+            while LOG.with(|l| l.borrow().is_empty()) {
+                let _ = env.boot().stall(1);
+                calls += 1;
+                assert!(
+                    calls <= efisock_sim::MAX_DEFERRALS as usize + 1,
+                    "seed {seed}: deferred too long"
+                );
+            }
+            assert_eq!(take_log(), vec![7]);
+        } else {
+            immediate_somewhere = true;
+        }
+        env.close_event(a);
+    }
+    assert!(deferred_somewhere && immediate_somewhere);
+}
