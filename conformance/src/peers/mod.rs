@@ -15,14 +15,34 @@
 //! connection it creates a peer with [`make_service`] (or [`make`]) and polls
 //! it. Nothing listens on [`ports::REFUSED`], so connecting there is refused.
 //!
-//! The connect-back service needs the host to open a connection. Hosts that
-//! support it keep the [`ServicePeer`] returned by [`make_service`], and after
-//! each poll call [`ServicePeer::take_connect_back`]; on `Some((to, bytes))`
-//! the host connects from its own address to `to` and drives the new
-//! connection with a [`ConnectBackSender::new(bytes)`](ConnectBackSender::new),
-//! which sends `bytes` pattern bytes and then FIN. Hosts that box peers as
-//! `dyn Peer` ([`make`]) cannot see the request, and the client's connect-back
-//! case will then fail with a timeout (it never hangs the run).
+//! The connect-back services need the host to open a connection. Hosts that
+//! support them keep the [`ServicePeer`] returned by [`make_service`], and
+//! after each poll call [`ServicePeer::take_connect_back`]; on
+//! `Some(req)` (a [`ConnectBackRequest`]) the host connects from its own
+//! address to `req.to` and drives the new connection with the peer
+//! [`req.client()`](ConnectBackRequest::client) returns:
+//!
+//! - for [`Service::ConnectBack`] ([`ConnectBackKind::Send`]), a
+//!   [`ConnectBackSender`] that sends `req.bytes` pattern bytes and then FIN;
+//! - for [`Service::ConnectBackEcho`] ([`ConnectBackKind::EchoCheck`]), a
+//!   [`ConnectBackEchoChecker`] that sends `req.bytes` pattern bytes,
+//!   verifies that the client echoes them back, then FIN (RST on a wrong
+//!   byte or an early close; [`ConnectBackEchoChecker::failed`] says why).
+//!
+//! Hosts that need concrete (`Send`) types instead of `Box<dyn Peer>` match
+//! on `req.kind` and build [`ConnectBackSender::new`] or
+//! [`ConnectBackEchoChecker::new`] themselves. Hosts that box peers as
+//! `dyn Peer` ([`make`]) cannot see the request, and the client's
+//! connect-back cases will then fail with a timeout (they never hang the run).
+//!
+//! # EDK2 and half-close
+//!
+//! A client on EDK2 TCP4 cannot half-close and keep receiving: EFI `Close`
+//! is a full close, and data arriving after it is answered with RST. So no
+//! service needs the client's FIN to make progress: the sink is told the
+//! length up front ([`protocol::sink_request`]) and reports after exactly
+//! that many bytes, and the echo checker closes first, once the whole echo
+//! came back.
 
 pub mod accept;
 pub mod connect_back;
@@ -36,7 +56,10 @@ pub mod source;
 use std::net::SocketAddrV4;
 
 pub use accept::{AcceptClose, AcceptHold};
-pub use connect_back::{ConnectBack, ConnectBackSender};
+pub use connect_back::{
+    ConnectBack, ConnectBackEchoChecker, ConnectBackKind, ConnectBackRequest, ConnectBackSender,
+    EchoCheckFailure,
+};
 pub use echo::Echo;
 pub use sink::Sink;
 pub use source::{SourceFin, SourceRst};
@@ -106,7 +129,9 @@ pub trait Peer {
 pub enum Service {
     /// Echoes everything; FIN after the client's FIN once all is echoed.
     Echo,
-    /// Reads to the client's FIN, answers a 16-byte count+checksum report.
+    /// Reads an 8-byte length N, then N bytes; answers a 16-byte
+    /// count+checksum report and FIN (early, with a short count, at the
+    /// client's FIN; see [`Sink`]).
     Sink,
     /// Reads an 8-byte length N, sends N pattern bytes, then FIN.
     SourceFin,
@@ -117,13 +142,18 @@ pub enum Service {
     AcceptClose,
     /// Accepts and never reads, never closes.
     AcceptHold,
-    /// Reads a port and a length, then connects back to the client.
+    /// Reads a port and a length N; the host connects back to the client and
+    /// sends N pattern bytes, then FIN ([`ConnectBackSender`]).
     ConnectBack,
+    /// Reads a port and a length N; the host connects back to the client,
+    /// sends N pattern bytes and checks that they are echoed back, then FIN
+    /// (RST on a bad or short echo; [`ConnectBackEchoChecker`]).
+    ConnectBackEcho,
 }
 
 impl Service {
     /// Every service, in port order.
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::Echo,
         Service::Sink,
         Service::SourceFin,
@@ -131,6 +161,7 @@ impl Service {
         Service::AcceptClose,
         Service::AcceptHold,
         Service::ConnectBack,
+        Service::ConnectBackEcho,
     ];
 
     /// The service's well-known port.
@@ -143,6 +174,7 @@ impl Service {
             Service::AcceptClose => ports::ACCEPT_CLOSE,
             Service::AcceptHold => ports::ACCEPT_HOLD,
             Service::ConnectBack => ports::CONNECT_BACK,
+            Service::ConnectBackEcho => ports::CONNECT_BACK_ECHO,
         }
     }
 
@@ -156,6 +188,7 @@ impl Service {
             Service::AcceptClose => "accept-close",
             Service::AcceptHold => "accept-hold",
             Service::ConnectBack => "connect-back",
+            Service::ConnectBackEcho => "connect-back-echo",
         }
     }
 
@@ -165,7 +198,7 @@ impl Service {
     }
 }
 
-static LISTENING: [(u16, Service); 7] = [
+static LISTENING: [(u16, Service); 8] = [
     (ports::ECHO, Service::Echo),
     (ports::SINK, Service::Sink),
     (ports::SOURCE_FIN, Service::SourceFin),
@@ -173,6 +206,7 @@ static LISTENING: [(u16, Service); 7] = [
     (ports::ACCEPT_CLOSE, Service::AcceptClose),
     (ports::ACCEPT_HOLD, Service::AcceptHold),
     (ports::CONNECT_BACK, Service::ConnectBack),
+    (ports::CONNECT_BACK_ECHO, Service::ConnectBackEcho),
 ];
 
 /// The ports a peer host listens on and the service behind each.
@@ -196,16 +230,18 @@ pub enum ServicePeer {
     AcceptClose(AcceptClose),
     /// See [`AcceptHold`].
     AcceptHold(AcceptHold),
-    /// See [`ConnectBack`].
+    /// See [`ConnectBack`] (with [`ConnectBackKind::Send`]).
     ConnectBack(ConnectBack),
+    /// See [`ConnectBack`] (with [`ConnectBackKind::EchoCheck`]).
+    ConnectBackEcho(ConnectBack),
 }
 
 impl ServicePeer {
     /// The connect-back request this peer produced since the last call, if
     /// it is a [`ConnectBack`] peer (always `None` for other services).
-    pub fn take_connect_back(&mut self) -> Option<(SocketAddrV4, u64)> {
+    pub fn take_connect_back(&mut self) -> Option<ConnectBackRequest> {
         match self {
-            ServicePeer::ConnectBack(p) => p.take_connect_back(),
+            ServicePeer::ConnectBack(p) | ServicePeer::ConnectBackEcho(p) => p.take_connect_back(),
             _ => None,
         }
     }
@@ -220,6 +256,7 @@ impl ServicePeer {
             ServicePeer::AcceptClose(_) => Service::AcceptClose,
             ServicePeer::AcceptHold(_) => Service::AcceptHold,
             ServicePeer::ConnectBack(_) => Service::ConnectBack,
+            ServicePeer::ConnectBackEcho(_) => Service::ConnectBackEcho,
         }
     }
 }
@@ -233,7 +270,7 @@ impl Peer for ServicePeer {
             ServicePeer::SourceRst(p) => p.poll(io),
             ServicePeer::AcceptClose(p) => p.poll(io),
             ServicePeer::AcceptHold(p) => p.poll(io),
-            ServicePeer::ConnectBack(p) => p.poll(io),
+            ServicePeer::ConnectBack(p) | ServicePeer::ConnectBackEcho(p) => p.poll(io),
         }
     }
 }
@@ -247,7 +284,10 @@ pub fn make_service(service: Service) -> ServicePeer {
         Service::SourceRst => ServicePeer::SourceRst(SourceRst::new()),
         Service::AcceptClose => ServicePeer::AcceptClose(AcceptClose::new()),
         Service::AcceptHold => ServicePeer::AcceptHold(AcceptHold::new()),
-        Service::ConnectBack => ServicePeer::ConnectBack(ConnectBack::new()),
+        Service::ConnectBack => ServicePeer::ConnectBack(ConnectBack::new(ConnectBackKind::Send)),
+        Service::ConnectBackEcho => {
+            ServicePeer::ConnectBackEcho(ConnectBack::new(ConnectBackKind::EchoCheck))
+        }
     }
 }
 
@@ -266,6 +306,7 @@ mod tests {
         fn assert_send<T: Send + 'static>() {}
         assert_send::<ServicePeer>();
         assert_send::<ConnectBackSender>();
+        assert_send::<ConnectBackEchoChecker>();
     }
 
     #[test]
@@ -279,5 +320,26 @@ mod tests {
         let mut ports: Vec<u16> = listening_services().iter().map(|p| p.0).collect();
         ports.dedup();
         assert_eq!(ports.len(), Service::ALL.len());
+    }
+
+    #[test]
+    fn connect_back_services_request_their_client_kind() {
+        for (service, kind) in [
+            (Service::ConnectBack, ConnectBackKind::Send),
+            (Service::ConnectBackEcho, ConnectBackKind::EchoCheck),
+        ] {
+            let mut io = mem::MemIo::default();
+            let mut p = make_service(service);
+            io.push_input(&protocol::connect_back_request(40_000, 7));
+            p.poll(&mut io);
+            let req = p.take_connect_back().expect("request");
+            assert_eq!((req.to.port(), req.bytes, req.kind), (40_000, 7, kind));
+            assert_eq!(p.take_connect_back(), None);
+        }
+        assert_eq!(Service::ConnectBackEcho.name(), "connect-back-echo");
+        assert_eq!(
+            Service::for_port(ports::CONNECT_BACK_ECHO),
+            Some(Service::ConnectBackEcho)
+        );
     }
 }

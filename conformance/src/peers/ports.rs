@@ -17,6 +17,8 @@ pub const ACCEPT_CLOSE: u16 = 7012;
 pub const ACCEPT_HOLD: u16 = 7013;
 /// [`Service::ConnectBack`](super::Service::ConnectBack).
 pub const CONNECT_BACK: u16 = 7014;
+/// [`Service::ConnectBackEcho`](super::Service::ConnectBackEcho).
+pub const CONNECT_BACK_ECHO: u16 = 7015;
 /// A port nothing listens on: connecting to it is refused (on EDK2 the
 /// connect token completes `EFI_CONNECTION_RESET`).
 pub const REFUSED: u16 = 7999;
