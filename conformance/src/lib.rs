@@ -8,12 +8,16 @@
 //! semantics are the reference the cases check.
 #![warn(missing_docs)]
 
+pub mod cases;
 pub mod cli;
 pub mod mix;
 pub mod pattern;
 pub mod peers;
+pub mod raw;
 pub mod runner;
+pub mod sim_target;
 pub mod suite;
+pub mod target;
 pub mod trace;
 
 pub use peers::ports;

@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
-use efisock_conformance::cli::{self, Command};
-use efisock_conformance::suite;
+use efisock_conformance::cli::{self, Command, RunOptions};
+use efisock_conformance::sim_target::{SimSetup, SimTarget};
+use efisock_conformance::{cases, suite};
 
 fn main() -> ExitCode {
     let opts = match cli::parse(std::env::args_os().skip(1)) {
@@ -18,9 +19,32 @@ fn main() -> ExitCode {
             return ExitCode::from(suite::EXIT_USAGE);
         }
     };
+    let setup = match sim_setup(&opts) {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(suite::EXIT_USAGE);
+        }
+    };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    // The simulator target and the case list are wired in by the integration
-    // step, which replaces this call with
-    // `suite::run(&opts, CASES, &mut |seed| make_sim(seed, &opts), &mut out, &mut err)`.
-    ExitCode::from(suite::no_cases_registered(&opts, &mut out, &mut err))
+    let cases = cases::all::<SimTarget>();
+    ExitCode::from(suite::run(
+        &opts,
+        &cases,
+        &mut |seed| setup.build(seed),
+        &mut out,
+        &mut err,
+    ))
+}
+
+/// The simulator setup the options ask for, with profile and quirk names
+/// checked before any case runs.
+fn sim_setup(opts: &RunOptions) -> Result<SimSetup, String> {
+    let mut setup = SimSetup::default();
+    if let Some(name) = &opts.profile {
+        setup.profile = name.parse()?;
+    }
+    setup.quirk_overrides = opts.quirks.clone();
+    setup.config(0)?;
+    Ok(setup)
 }

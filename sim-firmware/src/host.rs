@@ -64,6 +64,10 @@ pub trait ConnIo {
     fn peer_addr(&self) -> SocketAddrV4;
     /// Ask to be polled again at `t_ns`.
     fn wake_at(&mut self, t_ns: u64);
+    /// Opens a new connection from this host to `remote`, driven by
+    /// `handler` (how a peer connects back to the system under test). The
+    /// connection starts once the current round of handlers is done.
+    fn connect(&mut self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>);
 }
 
 pub(crate) struct Listener {
@@ -113,6 +117,7 @@ struct Io<'a> {
     outcome: Option<PeerConnState>,
     user_closed: &'a mut bool,
     local: SocketAddrV4,
+    spawned: &'a mut Vec<(SocketAddrV4, Box<dyn ConnHandler>)>,
 }
 
 fn v4(ep: Option<IpEndpoint>) -> SocketAddrV4 {
@@ -171,6 +176,9 @@ impl ConnIo for Io<'_> {
     }
     fn wake_at(&mut self, t_ns: u64) {
         *self.conn_wake = Some(self.conn_wake.map_or(t_ns, |w| w.min(t_ns)));
+    }
+    fn connect(&mut self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>) {
+        self.spawned.push((remote, handler));
     }
 }
 
@@ -294,6 +302,7 @@ impl Host {
 
     fn run_handlers(&mut self, now: u64) -> bool {
         let mut changed = false;
+        let mut spawned = Vec::new();
         let local_ip = self.addr;
         let mut i = 0;
         while i < self.conns.len() {
@@ -330,6 +339,7 @@ impl Host {
                 outcome: c.outcome,
                 user_closed: &mut c.user_closed,
                 local: SocketAddrV4::new(local_ip, 0),
+                spawned: &mut spawned,
             };
             c.handler.poll(&mut io);
             let after = (io.sock.send_queue(), io.sock.recv_queue(), io.sock.state());
@@ -346,6 +356,10 @@ impl Host {
                 c.final_polled = true;
             }
             i += 1;
+        }
+        for (remote, handler) in spawned {
+            self.connect(remote, handler, now);
+            changed = true;
         }
         changed
     }

@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use super::case::Case;
+use super::case::{Case, CaseError};
 use super::report::{CaseReport, Reporter, RunHeader, RunSummary};
 use super::seed::fmt_seed;
 
@@ -13,6 +13,13 @@ pub trait Target {
     /// Virtual (target) time elapsed since the target was built, in ns.
     /// Targets without virtual time report their own monotonic clock.
     fn virtual_ns(&self) -> u64;
+
+    /// Called after a case body succeeded: tear down and report anything the
+    /// case left behind (leaked children, events or memory, firmware contract
+    /// breaches). An error fails the case with that message.
+    fn finish(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Per-case capture of the firmware trace (implemented by
@@ -111,7 +118,11 @@ pub fn run_one<T: Target>(
         Err(e) => (false, Some(format!("target setup failed: {e}")), 0),
         Ok(mut target) => {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                let r = (case.run)(&mut target);
+                let r = (case.run)(&mut target).and_then(|()| {
+                    target
+                        .finish()
+                        .map_err(|e| CaseError::new(format!("after the case: {e}")))
+                });
                 (r, target.virtual_ns())
             }));
             // A target left inconsistent by a panic may panic again while

@@ -1,0 +1,204 @@
+//! Quirk probes: ask the firmware itself, below the socket layer, how it
+//! behaves, and compare with what the target is expected to be. On OVMF
+//! these measure the real EDK2; on the simulator they check that the chosen
+//! profile replays it.
+
+use crate::peers::{ports, protocol};
+use crate::raw::{RawChild, RawToken, TokenKind};
+use crate::runner::{Case, CaseError, CaseResult};
+use crate::target::SocketTarget;
+use crate::{ensure, ensure_eq};
+use efisock::firmware::{Platform, Status, Tcp4ConnectionState, status};
+
+/// The cases of this group.
+pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
+    vec![
+        Case { group: "probe", name: "unconfigured_not_started", about: "Connect/Receive on an unconfigured child return NOT_STARTED", run: unconfigured_not_started::<T> },
+        Case { group: "probe", name: "connect_completes_later", about: "Connect returns SUCCESS and completes after the handshake, not inside the call", run: connect_completes_later::<T> },
+        Case { group: "probe", name: "closed_port_status", about: "Connect to a closed port completes CONNECTION_RESET (EDK2) or REFUSED", run: closed_port_status::<T> },
+        Case { group: "probe", name: "transmit_inside_call", about: "a small Transmit is signalled before Transmit returns", run: transmit_inside_call::<T> },
+        Case { group: "probe", name: "receive_per_segment", about: "Receive completes with one segment (<= MSS) although the buffer is larger", run: receive_per_segment::<T> },
+        Case { group: "probe", name: "receive_fin_return_value", about: "after FIN, Receive returns CONNECTION_FIN as its result", run: receive_fin_return_value::<T> },
+        Case { group: "probe", name: "cancel_receive", about: "Cancel aborts a pending Receive (or is UNSUPPORTED on old firmware)", run: cancel_receive::<T> },
+        Case { group: "probe", name: "configure_null_aborts", about: "Configure(NULL) completes pending tokens with ABORTED inside the call", run: configure_null_aborts::<T> },
+        Case { group: "probe", name: "event_identity", about: "a second token with a pending token's event is ACCESS_DENIED", run: event_identity::<T> },
+        Case { group: "probe", name: "close_completes", about: "a graceful Close after the peer's FIN completes SUCCESS", run: close_completes::<T> },
+    ]
+}
+
+fn fail(what: impl Into<String>) -> CaseError {
+    CaseError::new(what)
+}
+
+/// A child connected to the peer's `port`, through the raw calls.
+fn connected<T: SocketTarget>(t: &T, port: u16) -> Result<RawChild<T::P>, CaseError> {
+    let child = RawChild::create(t.platform()).map_err(fail)?;
+    ensure_eq!(child.configure_active(t.peer(port)), Status::SUCCESS, "Configure(active)");
+    let p = t.platform();
+    let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
+    ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
+    ensure!(child.poll_until(|_| connect.done()), "Connect did not complete");
+    ensure_eq!(connect.status(), Status::SUCCESS, "Connect token status");
+    Ok(child)
+}
+
+fn transmit<P: Platform>(p: &P, child: &RawChild<P>, bytes: &[u8]) -> CaseResult {
+    let mut tx = RawToken::new(p.boot(), TokenKind::Transmit(bytes.to_vec())).map_err(fail)?;
+    ensure_eq!(tx.submit(child.tcp()), Status::SUCCESS, "Transmit");
+    ensure!(child.poll_until(|_| tx.done()), "Transmit did not complete");
+    ensure_eq!(tx.status(), Status::SUCCESS, "Transmit status");
+    Ok(())
+}
+
+fn unconfigured_not_started<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = RawChild::create(p.clone()).map_err(fail)?;
+    let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
+    ensure_eq!(connect.submit(child.tcp()), Status::NOT_STARTED, "Connect when unconfigured");
+    let mut rx = RawToken::new(p.boot(), TokenKind::Receive(100)).map_err(fail)?;
+    ensure_eq!(rx.submit(child.tcp()), Status::NOT_STARTED, "Receive when unconfigured");
+    Ok(())
+}
+
+fn connect_completes_later<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = RawChild::create(p.clone()).map_err(fail)?;
+    ensure_eq!(child.configure_active(t.peer(ports::ECHO)), Status::SUCCESS, "Configure");
+    let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
+    ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
+    ensure!(!connect.done(), "Connect was signalled inside the call (no round trip yet)");
+    ensure_eq!(child.state(), Ok(Tcp4ConnectionState::SYN_SENT), "state after Connect");
+    ensure!(child.poll_until(|_| connect.done()), "Connect did not complete");
+    ensure_eq!(connect.status(), Status::SUCCESS, "Connect status");
+    ensure_eq!(child.state(), Ok(Tcp4ConnectionState::ESTABLISHED), "state");
+    Ok(())
+}
+
+fn closed_port_status<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = RawChild::create(p.clone()).map_err(fail)?;
+    ensure_eq!(child.configure_active(t.peer(ports::REFUSED)), Status::SUCCESS, "Configure");
+    let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
+    ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
+    ensure!(child.poll_until(|_| connect.done()), "Connect did not complete");
+    let expected = if t.expect().connect_closed_port_reports_reset {
+        status::CONNECTION_RESET
+    } else {
+        status::CONNECTION_REFUSED
+    };
+    ensure_eq!(connect.status(), expected, "Connect status for a closed port");
+    Ok(())
+}
+
+fn transmit_inside_call<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = connected(t, ports::ECHO)?;
+    let mut tx = RawToken::new(p.boot(), TokenKind::Transmit(b"fifteen bytes!!".to_vec())).map_err(fail)?;
+    ensure_eq!(tx.submit(child.tcp()), Status::SUCCESS, "Transmit");
+    ensure!(tx.done(), "15-byte Transmit was not signalled inside the call");
+    ensure_eq!(tx.status(), Status::SUCCESS, "Transmit status");
+    Ok(())
+}
+
+fn receive_per_segment<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = connected(t, ports::SOURCE_FIN)?;
+    transmit(&p, &child, &protocol::source_request(64 * 1024))?;
+    let mut sizes = Vec::new();
+    let mut total = 0usize;
+    for _ in 0..200 {
+        if total >= 64 * 1024 {
+            break;
+        }
+        let mut rx = RawToken::new(p.boot(), TokenKind::Receive(32 * 1024)).map_err(fail)?;
+        match rx.submit(child.tcp()) {
+            Status::SUCCESS => {}
+            other => return Err(fail(format!("Receive after {total} bytes: {other:?}"))),
+        }
+        ensure!(child.poll_until(|_| rx.done()), "Receive did not complete");
+        ensure_eq!(rx.status(), Status::SUCCESS, "Receive status");
+        let got = rx.received();
+        total += got.len();
+        sizes.push(got.len());
+    }
+    ensure_eq!(total, 64 * 1024, "bytes received");
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    ensure!(largest <= 1460, "a Receive completed with {largest} bytes: more than one segment (sizes {sizes:?})");
+    Ok(())
+}
+
+fn receive_fin_return_value<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = connected(t, ports::ACCEPT_CLOSE)?;
+    ensure!(
+        child.poll_until(|c| c.state() == Ok(Tcp4ConnectionState::CLOSE_WAIT)),
+        "no FIN from accept-and-close (state {:?})",
+        child.state()
+    );
+    let mut rx = RawToken::new(p.boot(), TokenKind::Receive(100)).map_err(fail)?;
+    let result = rx.submit(child.tcp());
+    if t.expect().receive_fin_as_return_value {
+        ensure_eq!(result, status::CONNECTION_FIN, "Receive after FIN (function result)");
+    } else {
+        ensure_eq!(result, Status::SUCCESS, "Receive after FIN");
+        ensure!(child.poll_until(|_| rx.done()), "Receive did not complete");
+        ensure_eq!(rx.status(), status::CONNECTION_FIN, "Receive token status after FIN");
+    }
+    Ok(())
+}
+
+fn cancel_receive<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = connected(t, ports::ECHO)?;
+    let mut rx = RawToken::new(p.boot(), TokenKind::Receive(100)).map_err(fail)?;
+    ensure_eq!(rx.submit(child.tcp()), Status::SUCCESS, "Receive");
+    let result = rx.cancel(child.tcp());
+    if t.expect().cancel_unsupported {
+        ensure_eq!(result, Status::UNSUPPORTED, "Cancel on old firmware");
+        ensure_eq!(child.reset(), Status::SUCCESS, "Configure(NULL) fallback");
+        ensure!(rx.done(), "Configure(NULL) signalled the Receive");
+    } else {
+        ensure_eq!(result, Status::SUCCESS, "Cancel");
+        ensure!(child.poll_until(|_| rx.done()), "cancelled Receive was not signalled");
+    }
+    ensure_eq!(rx.status(), Status::ABORTED, "cancelled Receive status");
+    Ok(())
+}
+
+fn configure_null_aborts<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = connected(t, ports::ECHO)?;
+    let mut rx = RawToken::new(p.boot(), TokenKind::Receive(100)).map_err(fail)?;
+    ensure_eq!(rx.submit(child.tcp()), Status::SUCCESS, "Receive");
+    ensure_eq!(child.reset(), Status::SUCCESS, "Configure(NULL)");
+    ensure!(rx.done(), "Receive not signalled inside Configure(NULL)");
+    ensure_eq!(rx.status(), Status::ABORTED, "Receive status");
+    ensure_eq!(child.state(), Err(Status::NOT_STARTED), "GetModeData after reset");
+    Ok(())
+}
+
+fn event_identity<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = connected(t, ports::ECHO)?;
+    let mut first = RawToken::new(p.boot(), TokenKind::Receive(100)).map_err(fail)?;
+    ensure_eq!(first.submit(child.tcp()), Status::SUCCESS, "first Receive");
+    let mut second = first.sharing_event(TokenKind::Receive(100)).map_err(fail)?;
+    ensure_eq!(second.submit(child.tcp()), Status::ACCESS_DENIED, "Receive with a pending token's event");
+    ensure_eq!(child.reset(), Status::SUCCESS, "Configure(NULL)");
+    ensure!(first.done(), "first Receive aborted");
+    Ok(())
+}
+
+fn close_completes<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let p = t.platform();
+    let child = connected(t, ports::ACCEPT_CLOSE)?;
+    ensure!(
+        child.poll_until(|c| c.state() == Ok(Tcp4ConnectionState::CLOSE_WAIT)),
+        "no FIN from accept-and-close"
+    );
+    let mut close = RawToken::new(p.boot(), TokenKind::Close { abort: false }).map_err(fail)?;
+    ensure_eq!(close.submit(child.tcp()), Status::SUCCESS, "Close");
+    ensure!(child.poll_until(|_| close.done()), "Close did not complete");
+    ensure_eq!(close.status(), Status::SUCCESS, "Close status");
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Closing with operations in flight, shutdown(), and port reuse.
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use efisock::{Errno, Shutdown};
+
+use super::util::{connect, expect_errno, pattern, socket};
+use crate::peers::{ports, protocol};
+use crate::runner::{Case, CaseError, CaseResult, Context};
+use crate::target::SocketTarget;
+use crate::{ensure, ensure_eq};
+
+/// The cases of this group.
+pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
+    vec![
+        Case { group: "close", name: "with_armed_receive", about: "close while a Receive is armed; shutdown leaves nothing behind", run: close_with_armed_receive::<T> },
+        Case { group: "close", name: "with_pending_transmit", about: "nonblocking close with Transmits stuck against a non-reader returns at once, no leak", run: close_with_pending_transmit::<T> },
+        Case { group: "close", name: "drop_without_close", about: "dropping a connected socket releases everything", run: drop_without_close::<T> },
+        Case { group: "close", name: "listener_with_armed_accept", about: "closing a listener with an armed Accept", run: close_listener::<T> },
+        Case { group: "close", name: "unread_data", about: "close with unread received data does not block or leak", run: close_unread::<T> },
+        Case { group: "shutdown", name: "write_sends_fin", about: "shutdown(SHUT_WR) sends FIN: the echo peer closes, we read EOF", run: shutdown_write::<T> },
+        Case { group: "shutdown", name: "read_gives_eof", about: "shutdown(SHUT_RD): recv returns b'' at once", run: shutdown_read::<T> },
+        Case { group: "shutdown", name: "send_after_write_shutdown_epipe", about: "send after shutdown(SHUT_WR) is EPIPE", run: send_after_shutdown::<T> },
+        Case { group: "shutdown", name: "unconnected_enotconn", about: "shutdown on an unconnected socket is ENOTCONN", run: shutdown_unconnected::<T> },
+        Case { group: "ports", name: "listen_port_in_use", about: "a second listener on the same port gets EADDRINUSE", run: listen_port_in_use::<T> },
+        Case { group: "ports", name: "relisten_after_close", about: "a closed listener's port can be listened on again", run: relisten_after_close::<T> },
+        Case { group: "ports", name: "time_wait_holds_port", about: "after an active close the local port is held through TIME_WAIT, then free", run: time_wait_holds_port::<T> },
+    ]
+}
+
+fn ensure_clean<T: SocketTarget>(t: &T) -> CaseResult {
+    t.net().shutdown(Duration::from_secs(30)).context("net shutdown")?;
+    ensure_eq!(t.net().resources(), efisock::Resources::default(), "resources after shutdown");
+    Ok(())
+}
+
+fn close_with_armed_receive<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::ECHO)?;
+    t.net().select(&[&s], &[], &[], Some(Duration::ZERO)).context("select arms Receive")?;
+    s.close().context("close")?;
+    ensure_clean(t)
+}
+
+fn close_with_pending_transmit<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::ACCEPT_HOLD)?;
+    s.setblocking(false);
+    let chunk = pattern(64 * 1024);
+    let mut sent = 0usize;
+    for _ in 0..4096 {
+        match s.send(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.errno() == Some(Errno::EAGAIN) => break,
+            Err(e) => return Err(CaseError::new(format!("send: {e}"))),
+        }
+    }
+    ensure!(sent > 0, "nothing sent");
+    let start = t.net().now();
+    s.close().context("close")?;
+    let took = t.net().now() - start;
+    ensure!(took < Duration::from_millis(100), "nonblocking close took {took:?}");
+    ensure_clean(t)
+}
+
+fn drop_without_close<T: SocketTarget>(t: &mut T) -> CaseResult {
+    {
+        let s = connect(t, ports::ECHO)?;
+        s.sendall(b"x").context("sendall")?;
+    }
+    ensure_clean(t)
+}
+
+fn close_listener<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = socket(t)?;
+    s.bind(SocketAddrV4::new(t.local_ip(), 44010)).context("bind")?;
+    s.listen(5).context("listen")?;
+    t.net().select(&[&s], &[], &[], Some(Duration::ZERO)).context("select arms Accept")?;
+    s.close().context("close")?;
+    ensure_clean(t)
+}
+
+fn close_unread<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::SOURCE_FIN)?;
+    s.sendall(&protocol::source_request(5000)).context("request")?;
+    t.net().select(&[&s], &[], &[], Some(Duration::from_secs(10))).context("select")?;
+    t.net().sleep(Duration::from_millis(200));
+    s.close().context("close with unread data")?;
+    ensure_clean(t)
+}
+
+fn shutdown_write<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::ECHO)?;
+    s.shutdown(Shutdown::Write).context("shutdown(SHUT_WR)")?;
+    ensure_eq!(s.recv(10).context("recv")?, Vec::<u8>::new(), "EOF after the echo peer saw our FIN");
+    Ok(())
+}
+
+fn shutdown_read<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::ECHO)?;
+    s.shutdown(Shutdown::Read).context("shutdown(SHUT_RD)")?;
+    let start = t.net().now();
+    ensure_eq!(s.recv(10).context("recv")?, Vec::<u8>::new(), "EOF after SHUT_RD");
+    ensure!(t.net().now() - start < Duration::from_millis(50), "recv after SHUT_RD must not wait");
+    Ok(())
+}
+
+fn send_after_shutdown<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::ECHO)?;
+    s.shutdown(Shutdown::Write).context("shutdown")?;
+    expect_errno(s.send(b"x"), Errno::EPIPE, "send after SHUT_WR")
+}
+
+fn shutdown_unconnected<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = socket(t)?;
+    expect_errno(s.shutdown(Shutdown::Both), Errno::ENOTCONN, "shutdown")
+}
+
+fn listen_port_in_use<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let addr = SocketAddrV4::new(t.local_ip(), 44001);
+    let a = socket(t)?;
+    a.bind(addr).context("bind a")?;
+    a.listen(5).context("listen a")?;
+    let b = socket(t)?;
+    let result = b.bind(addr).and_then(|()| b.listen(5));
+    expect_errno(result, Errno::EADDRINUSE, "bind+listen b")
+}
+
+fn relisten_after_close<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let addr = SocketAddrV4::new(t.local_ip(), 44002);
+    let a = socket(t)?;
+    a.bind(addr).context("bind a")?;
+    a.listen(5).context("listen a")?;
+    a.close().context("close a")?;
+    let b = socket(t)?;
+    b.bind(addr).context("bind b")?;
+    b.listen(5).context("listen b after the first listener closed")?;
+    Ok(())
+}
+
+fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let local = SocketAddrV4::new(t.local_ip(), 44003);
+    let a = socket(t)?;
+    a.bind(local).context("bind")?;
+    a.connect(t.peer(ports::ECHO)).context("connect")?;
+    a.shutdown(Shutdown::Write).context("active close")?;
+    ensure_eq!(a.recv(1).context("recv")?, Vec::<u8>::new(), "peer's FIN");
+    drop(a);
+    t.net().sleep(Duration::from_millis(100));
+    let b = socket(t)?;
+    let early = b.bind(local).and_then(|()| b.connect(t.peer(ports::ECHO)));
+    if t.expect().time_wait_holds_port {
+        expect_errno(early, Errno::EADDRINUSE, "reuse during TIME_WAIT")?;
+    } else {
+        early.context("reuse with TIME_WAIT not holding the port")?;
+        return Ok(());
+    }
+    drop(b);
+    t.net().sleep(Duration::from_secs(3));
+    let c = socket(t)?;
+    c.bind(local).context("bind after TIME_WAIT")?;
+    c.connect(t.peer(ports::ECHO)).context("connect after TIME_WAIT")?;
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! The simulator as a conformance target.
+//!
+//! Every case gets a fresh world built from its seed: the system under test
+//! (10.0.2.15, configured statically so that cases start at once; the
+//! IP-configuration cases rebuild it unconfigured) and the peer host
+//! 10.0.2.2 running every peer service on its fixed port.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use efisock::Net;
+use efisock_sim::{ConnHandler, ConnIo, PeerConnState as SimState, Profile, Quirks, Sim, SimConfig, SimHost, SimPlatform};
+
+use crate::peers::{self, Peer, PeerConnState, PeerIo};
+use crate::runner::Target;
+use crate::target::{Expectations, SocketTarget};
+
+/// The system under test's address on the simulated network (slirp's).
+pub const SUT_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+/// The peer host's address (slirp's host alias).
+pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+const MASK: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
+
+/// How to build simulator targets: profile and quirk overrides.
+#[derive(Debug, Clone)]
+pub struct SimSetup {
+    /// The firmware profile.
+    pub profile: Profile,
+    /// Quirk switches applied on top of the profile's.
+    pub quirk_overrides: Vec<(String, bool)>,
+}
+
+impl Default for SimSetup {
+    fn default() -> Self {
+        SimSetup { profile: Profile::Edk2Stable202211, quirk_overrides: Vec::new() }
+    }
+}
+
+impl SimSetup {
+    /// The simulator configuration for `seed`, or a message naming a bad quirk.
+    pub fn config(&self, seed: u64) -> Result<SimConfig, String> {
+        let mut config = SimConfig::new(seed).with_profile(self.profile);
+        for (name, on) in &self.quirk_overrides {
+            config.quirks.set(name, *on)?;
+        }
+        Ok(config)
+    }
+
+    /// A target for one case run.
+    pub fn build(&self, seed: u64) -> Result<SimTarget, String> {
+        SimTarget::new(self.config(seed)?)
+    }
+}
+
+/// One simulated world plus the socket layer on it.
+pub struct SimTarget {
+    config: SimConfig,
+    sim: Sim,
+    net: Net<SimPlatform>,
+}
+
+impl SimTarget {
+    /// A world from `config` with the peer services running and the SUT
+    /// configured statically.
+    pub fn new(config: SimConfig) -> Result<Self, String> {
+        let (sim, net) = world(&config);
+        net.set_static(SUT_IP, MASK, Some(PEER_IP))
+            .map_err(|e| format!("static address for the simulated SUT: {e}"))?;
+        Ok(SimTarget { config, sim, net })
+    }
+
+    /// The contract breaches and leaks the simulator saw, after shutting
+    /// the socket layer down. Empty means the case left nothing behind.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.net.shutdown(std::time::Duration::from_secs(30)) {
+            problems.push(format!("socket layer shutdown: {e}"));
+        }
+        problems.extend(self.sim.finish().iter().map(ToString::to_string));
+        problems
+    }
+}
+
+fn world(config: &SimConfig) -> (Sim, Net<SimPlatform>) {
+    let sim = Sim::new(config.clone());
+    host_services(&sim.peer_host());
+    let net = Net::new(sim.platform());
+    (sim, net)
+}
+
+/// Runs every peer service on `host`, each on its fixed port.
+pub fn host_services(host: &SimHost) {
+    for &(port, service) in peers::listening_services() {
+        host.listen(port, Box::new(move || Box::new(ServiceHandler(peers::make_service(service)))));
+    }
+}
+
+struct ServiceHandler(peers::ServicePeer);
+
+impl ConnHandler for ServiceHandler {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        self.0.poll(&mut Bridge(io));
+        if let Some(request) = self.0.take_connect_back() {
+            io.connect(request.to, Box::new(ClientHandler(request.client())));
+        }
+    }
+}
+
+struct ClientHandler(Box<dyn Peer>);
+
+impl ConnHandler for ClientHandler {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        self.0.poll(&mut Bridge(io));
+    }
+}
+
+/// The simulator's connection I/O seen through the peers' trait.
+struct Bridge<'a>(&'a mut dyn ConnIo);
+
+impl PeerIo for Bridge<'_> {
+    fn now_ns(&self) -> u64 {
+        self.0.now_ns()
+    }
+    fn state(&self) -> PeerConnState {
+        match self.0.state() {
+            SimState::Connecting => PeerConnState::Connecting,
+            SimState::Established => PeerConnState::Established,
+            SimState::PeerFin => PeerConnState::PeerFin,
+            SimState::Closed => PeerConnState::Closed,
+            SimState::Reset => PeerConnState::Reset,
+            SimState::TimedOut => PeerConnState::TimedOut,
+        }
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> usize {
+        self.0.recv(buf)
+    }
+    fn send(&mut self, data: &[u8]) -> usize {
+        self.0.send(data)
+    }
+    fn send_queue(&self) -> usize {
+        self.0.send_queue()
+    }
+    fn close(&mut self) {
+        self.0.close()
+    }
+    fn abort(&mut self) {
+        self.0.abort()
+    }
+    fn local_addr(&self) -> SocketAddrV4 {
+        self.0.local_addr()
+    }
+    fn peer_addr(&self) -> SocketAddrV4 {
+        self.0.peer_addr()
+    }
+    fn wake_at(&mut self, t_ns: u64) {
+        self.0.wake_at(t_ns)
+    }
+}
+
+impl Target for SimTarget {
+    fn virtual_ns(&self) -> u64 {
+        self.sim.now_ns()
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        let problems = self.leftovers();
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+    }
+}
+
+impl SocketTarget for SimTarget {
+    type P = SimPlatform;
+
+    fn net(&self) -> &Net<SimPlatform> {
+        &self.net
+    }
+
+    fn platform(&self) -> SimPlatform {
+        self.sim.platform()
+    }
+
+    fn peer(&self, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(PEER_IP, port)
+    }
+
+    fn local_ip(&self) -> Ipv4Addr {
+        SUT_IP
+    }
+
+    fn expect(&self) -> Expectations {
+        expectations(&self.sim.quirks())
+    }
+
+    fn sim(&self) -> Option<&Sim> {
+        Some(&self.sim)
+    }
+
+    fn unconfigure(&mut self) -> Result<(), String> {
+        let problems = self.leftovers();
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        let (sim, net) = world(&self.config);
+        self.sim = sim;
+        self.net = net;
+        Ok(())
+    }
+}
+
+/// What a firmware with `quirks` is expected to do.
+pub fn expectations(quirks: &Quirks) -> Expectations {
+    Expectations {
+        cancel_unsupported: quirks.cancel_unsupported,
+        receive_fin_as_return_value: quirks.receive_fin_as_return_value,
+        connect_closed_port_reports_reset: quirks.connect_closed_port_reports_reset,
+        close_with_unread_data_sends_rst: quirks.close_with_unread_data_sends_rst,
+        time_wait_holds_port: quirks.time_wait_holds_port,
+    }
+}
