@@ -576,8 +576,7 @@ impl World {
             .get(&id)
             .and_then(|c| c.txs.front().cloned())
         {
-            self.verify(&front, "before segmentation");
-            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
+            let sock = self.sut.sockets.get::<tcp::Socket>(h);
             if !sock.may_send() {
                 break;
             }
@@ -587,8 +586,11 @@ impl World {
             if k == 0 {
                 break;
             }
+            // The firmware reads the caller's data now: it must be unchanged.
+            self.verify(&front, "before segmentation");
             // SAFETY: pending transmit buffers are readable (trait contract).
             let bytes = unsafe { tokens::gather(&front.frags, front.offset, k) };
+            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
             let n = sock.send_slice(&bytes).unwrap_or(0);
             self.now += (n as u64 * self.cfg.cost.per_byte_copy_ps) / 1000;
             let c = self.sut.children.get_mut(&id).expect("exists");
