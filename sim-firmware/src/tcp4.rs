@@ -338,6 +338,13 @@ impl World {
         true
     }
 
+    /// Hold a completion's signal until the next MNP tick or Poll.
+    fn defer_signal(&mut self, event: usize) {
+        let next_tick = (self.now / MNP_TICK_NS + 1) * MNP_TICK_NS;
+        self.sut.next_mnp = self.sut.next_mnp.max(next_tick);
+        self.sut.deferred.push(event);
+    }
+
     pub fn sut_next_due(&mut self) -> Option<u64> {
         let mut best: Option<u64> = None;
         let mut put = |t: u64| best = Some(best.map_or(t, |b: u64| b.min(t)));
@@ -385,7 +392,7 @@ impl World {
         ));
         tracing::debug!(target: "efisock::sim", token = p.kind.name(), status = efisock::firmware::status::name(st), t_ns = self.now);
         if self.sut.defer_signals {
-            self.sut.deferred.push(p.event);
+            self.defer_signal(p.event);
         } else {
             let _ = self.signal(p.event);
         }
@@ -701,7 +708,7 @@ impl World {
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, Status::SUCCESS) };
         self.trace(format!("complete receive event {:#x} SUCCESS", p.event));
         if self.sut.defer_signals {
-            self.sut.deferred.push(p.event);
+            self.defer_signal(p.event);
         } else {
             let _ = self.signal(p.event);
         }

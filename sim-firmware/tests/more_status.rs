@@ -1,0 +1,172 @@
+//! More status and timing cases: deferred completions, transmit while
+//! connecting, AbortOnClose, DestroyChild, reconnect after graceful close.
+
+mod common;
+use common::*;
+use efisock::firmware::{Platform, Status, Tcp4, Tcp4ServiceBinding};
+use efisock_sim::{PeerConnState, SimConfig};
+
+#[test]
+fn completions_inside_call_quirk_off_signals_at_next_tick() {
+    for inside in [true, false] {
+        let mut cfg = SimConfig::new(71);
+        cfg.quirks.set("completions_inside_call", inside).unwrap();
+        let env = Env::new(cfg);
+        listen_source(&env.sim, 19, b"ready".to_vec(), false);
+        let (h, t) = env.child();
+        assert_eq!(connect(&env, &t, PEER, 19), Status::SUCCESS);
+        env.sim.advance(100_000_000);
+        let rx = Io::rx(&env, 16);
+        assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+        let now = env.boot_check(rx.tok.event);
+        if inside {
+            assert_eq!(now, Status::SUCCESS);
+        } else {
+            assert_eq!(now, Status::NOT_READY);
+            assert_eq!(t.poll(), Status::SUCCESS);
+            assert_eq!(env.boot_check(rx.tok.event), Status::SUCCESS);
+        }
+        assert_eq!(rx.received(), b"ready");
+        assert_eq!(close(&env, &t, true), Status::SUCCESS);
+        rx.free(&env);
+        env.destroy(h);
+        assert_clean(&env);
+    }
+}
+
+#[test]
+fn transmit_while_connecting_is_queued_and_sent_after_handshake() {
+    let env = Env::new(SimConfig::new(72));
+    let seen = listen_sink(&env.sim, 9, true);
+    let (h, t) = env.child();
+    assert_eq!(
+        unsafe { t.configure(&active_cfg(PEER, 9, 0)) },
+        Status::SUCCESS
+    );
+    let c = ConnTok::new(&env);
+    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    let tx = Io::tx(&env, b"early");
+    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(env.boot_check(tx.tok.event), Status::NOT_READY);
+    assert!(env.wait(tx.tok.event, 1_000_000_000));
+    assert_eq!(tx.status(), Status::SUCCESS);
+    env.sim.advance(50_000_000);
+    assert_eq!(seen.borrow().bytes, b"early");
+    // Bad transmit arguments.
+    let bad = Io::tx(&env, b"abc");
+    unsafe { (*(*bad.tok.ptr).packet.tx_data).data_length = 4 };
+    assert_eq!(
+        unsafe { t.transmit(bad.tok.ptr) },
+        Status::INVALID_PARAMETER
+    );
+    unsafe { (*(*bad.tok.ptr).packet.tx_data).data_length = 3 };
+    assert_eq!(close(&env, &t, false), Status::SUCCESS);
+    bad.free(&env);
+    tx.free(&env);
+    c.free(&env);
+    env.destroy(h);
+    assert_clean(&env);
+}
+
+#[test]
+fn abort_on_close_resets_the_peer() {
+    let env = Env::new(SimConfig::new(73));
+    let seen = listen_sink(&env.sim, 9, true);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
+    env.sim.advance(10_000_000);
+    assert_eq!(close(&env, &t, true), Status::SUCCESS);
+    env.sim.advance(10_000_000);
+    assert_eq!(seen.borrow().states.last(), Some(&PeerConnState::Reset));
+    env.destroy(h);
+    assert_clean(&env);
+}
+
+#[test]
+fn destroy_child_aborts_pending_tokens_and_invalidates_the_handle() {
+    let env = Env::new(SimConfig::new(74));
+    listen_sink(&env.sim, 9, true);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
+    let rx = Io::rx(&env, 64);
+    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    env.destroy(h);
+    assert_eq!(rx.status(), Status::ABORTED);
+    assert_eq!(env.boot_check(rx.tok.event), Status::SUCCESS);
+    assert_eq!(
+        env.p.tcp4_service().destroy_child(h),
+        Status::INVALID_PARAMETER
+    );
+    assert!(env.p.tcp4_service().open_tcp4(h).is_err());
+    assert_eq!(t.poll(), Status::SUCCESS);
+    let rx2 = Io::rx(&env, 8);
+    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::INVALID_PARAMETER);
+    rx.free(&env);
+    rx2.free(&env);
+    assert_clean(&env);
+}
+
+#[test]
+fn connect_again_after_graceful_close_never_sends_syn() {
+    let env = Env::new(SimConfig::new(75));
+    let seen = listen_echo(&env.sim, 7);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 7), Status::SUCCESS);
+    assert_eq!(close(&env, &t, false), Status::SUCCESS);
+    assert_eq!(seen.borrow().accepted, 1);
+    let c = ConnTok::new(&env);
+    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert!(env.wait(c.event, 80_000_000_000));
+    assert_eq!(c.status(), Status::TIMEOUT);
+    assert_eq!(seen.borrow().accepted, 1, "no second SYN reached the peer");
+    c.free(&env);
+    env.destroy(h);
+    assert_clean(&env);
+}
+
+#[test]
+fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
+    use efisock::firmware::{Ip4Config2, Ip4Config2DataType, Ip4Config2ManualAddress, Ipv4Address};
+    let env = Env::unaddressed(SimConfig::new(76));
+    let dhcp = 1i32;
+    let ip = env.p.ip4_config2();
+    assert_eq!(
+        unsafe {
+            ip.set_data(
+                Ip4Config2DataType::POLICY,
+                4,
+                &dhcp as *const i32 as *const _,
+            )
+        },
+        Status::SUCCESS
+    );
+    let m = Ip4Config2ManualAddress {
+        address: Ipv4Address([10, 0, 2, 20]),
+        subnet_mask: Ipv4Address([255, 255, 255, 0]),
+    };
+    assert_eq!(
+        unsafe {
+            ip.set_data(
+                Ip4Config2DataType::MANUAL_ADDRESS,
+                size_of::<Ip4Config2ManualAddress>(),
+                &m as *const _ as *const _,
+            )
+        },
+        Status::WRITE_PROTECTED
+    );
+    assert_eq!(
+        unsafe {
+            ip.set_data(
+                Ip4Config2DataType::POLICY,
+                3,
+                &dhcp as *const i32 as *const _,
+            )
+        },
+        Status::BAD_BUFFER_SIZE
+    );
+    let (h, t) = env.child();
+    let z = Ipv4Address([0; 4]);
+    assert_eq!(unsafe { t.routes(false, &z, &z, &z) }, Status::NOT_STARTED);
+    env.destroy(h);
+    assert_clean(&env);
+}
