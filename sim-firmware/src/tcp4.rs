@@ -657,6 +657,31 @@ impl World {
                 self.complete(p, CONNECTION_FIN);
             }
         }
+        // Data after the local Close: EDK2 resets (or, quirk off, discards).
+        let c = self.sut.children.get_mut(&id).expect("exists");
+        let locally_closed = matches!(
+            st,
+            State::FinWait1 | State::FinWait2 | State::Closing | State::TimeWait | State::LastAck
+        );
+        if c.close_issued && locally_closed {
+            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
+            if sock.recv_queue() > 0 {
+                if self.cfg.quirks.data_after_close_sends_rst {
+                    sock.abort();
+                    self.sut_egress();
+                    self.trace(format!("child {id}: data after Close, RST"));
+                    self.drop_socket(id);
+                    self.flush_tokens(id, Status::ABORTED, false);
+                    if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
+                        self.complete(p, Status::SUCCESS);
+                    }
+                    return;
+                }
+                let n = sock.recv_queue();
+                let mut sink = vec![0u8; n];
+                let _ = sock.recv_slice(&mut sink);
+            }
+        }
         // Close: FIN after queued transmits, complete when CLOSED.
         let c = self.sut.children.get_mut(&id).expect("exists");
         if c.close.is_some() {

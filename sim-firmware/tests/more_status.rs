@@ -170,3 +170,57 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
     env.destroy(h);
     assert_clean(&env);
 }
+
+struct LateSender {
+    seen: Shared,
+    sent: bool,
+}
+impl efisock_sim::ConnHandler for LateSender {
+    fn poll(&mut self, io: &mut dyn efisock_sim::ConnIo) {
+        let st = io.state();
+        if self.seen.borrow().states.last() != Some(&st) {
+            self.seen.borrow_mut().states.push(st);
+        }
+        if st == PeerConnState::PeerFin && !self.sent {
+            self.sent = io.send(b"too late") > 0;
+        }
+    }
+}
+
+#[test]
+fn data_after_local_close_resets_the_connection() {
+    for rst in [true, false] {
+        let mut cfg = SimConfig::new(77);
+        cfg.quirks.set("data_after_close_sends_rst", rst).unwrap();
+        let env = Env::new(cfg);
+        let seen = shared();
+        let s2 = seen.clone();
+        env.sim.peer_host().listen(
+            6,
+            Box::new(move || {
+                Box::new(LateSender {
+                    seen: s2.clone(),
+                    sent: false,
+                })
+            }),
+        );
+        let (h, t) = env.child();
+        assert_eq!(connect(&env, &t, PEER, 6), Status::SUCCESS);
+        let cl = CloseTok::new(&env);
+        assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+        let done = env.wait(cl.event, 10_000_000_000);
+        env.sim.advance(10_000_000);
+        let last = *seen.borrow().states.last().unwrap();
+        if rst {
+            assert!(done);
+            assert_eq!(cl.status(), Status::SUCCESS);
+            assert_eq!(last, PeerConnState::Reset);
+        } else {
+            assert_ne!(last, PeerConnState::Reset);
+            assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+        }
+        cl.free(&env);
+        env.destroy(h);
+        assert_clean(&env);
+    }
+}
