@@ -222,13 +222,19 @@ unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
     }
     // SAFETY: non-null option pointer is valid for reads (trait contract).
     let o = unsafe { &*o };
+    // TCP_COMP_VAL (TcpDispatcher.c `TcpConfigurePcb`): out of range means
+    // the default, not the nearest bound. Ranges from TcpProto.h.
     let inr = |v: u32, lo: u32, hi: u32, d: u32| if (lo..=hi).contains(&v) { v } else { d };
     opts.rcv_buf = inr(o.receive_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
     opts.snd_buf = inr(o.send_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
-    opts.backlog = inr(o.max_syn_back_log, 1, 128, 10) as usize;
-    opts.conn_timeout_s = inr(o.connection_timeout, 1, 3600, 75);
-    opts.fin_timeout_s = inr(o.fin_timeout, 1, 3600, 2);
-    opts.tw_timeout_s = inr(o.time_wait_timeout, 1, 3600, 2);
+    opts.backlog = inr(o.max_syn_back_log, 5, 10, 10) as usize;
+    opts.conn_timeout_s = inr(o.connection_timeout, 60, 75, 75);
+    opts.fin_timeout_s = inr(o.fin_timeout, 2, 4, 2);
+    // TimeWaitTimeout 0 disables TIME_WAIT (the connection closes at once).
+    opts.tw_timeout_s = match o.time_wait_timeout {
+        0 => 0,
+        v => inr(v, 2, 60, 2),
+    };
     opts.nagle = bool::from(o.enable_nagle);
     opts
 }
