@@ -11,6 +11,43 @@
 //! timing, and its ownership contract, reproducibly (one seed = one run), and
 //! misuse must be reported like a firmware ASSERT ([`Breach`]) instead of as
 //! memory corruption on a real machine.
+//!
+//! # Using it
+//! ```no_run
+//! use efisock_sim::{Sim, SimConfig};
+//! let sim = Sim::new(SimConfig::new(0x5EED));
+//! let platform = sim.platform(); // implements efisock::firmware::Platform
+//! // ... drive the core or the raw traits, peers via sim.peer_host() ...
+//! for b in sim.finish() { eprintln!("{b}"); }
+//! ```
+//!
+//! # Timing model
+//! Virtual nanoseconds. Every firmware call costs `CostModel::per_call_ns`
+//! (Poll adds `poll_ns`, each SUT frame `per_frame_ns`, copies
+//! `per_byte_copy_ps`). Frames reaching the SUT wait in a 64-frame NIC queue
+//! and are processed one per 10 ms MNP tick or one per `Tcp4.Poll`; after
+//! each, the "DPCs" complete Receive (min(available, DataLength)), Accept,
+//! Connect and Close tokens. Egress (SYN, data, RST) leaves inside the call.
+//! Peer hosts process frames on arrival.
+//!
+//! # Known deviations from EDK2 (documented, not hidden)
+//! - The per-instance lock is held while the notify functions of completions
+//!   produced by a call run (as that call returns), so re-entering the same
+//!   instance from such a notify gets ACCESS_DENIED. (EDK2 releases the lock
+//!   just before RestoreTPL; the brief asks for ACCESS_DENIED here.)
+//! - Retransmission, SYN retries, delayed ACKs and congestion control are
+//!   smoltcp's (Reno; initial RTO 1 s, not EDK2's 3 s; ACK delay 10 ms),
+//!   and TIME_WAIT/FIN_WAIT_2/connect timers fire at exact deadlines rather
+//!   than on 200 ms ticks.
+//! - DataRetries and keep-alive are not modelled: a connection to a dead
+//!   peer retransmits until Configure(NULL)/DestroyChild, never TIMEOUT.
+//! - Hosts send no ICMP; urgent data, timestamps and window-scaling options
+//!   are smoltcp's defaults; `Routes` validates and changes nothing (every
+//!   address is routed directly); `GetModeData` zero-fills `Ip4ModeData`.
+//! - Transmit completes when its bytes enter the send buffer (bounded by
+//!   SendBufferSize), which is when EDK2 would segment them.
+//! - WaitForEvent that can never return records `WouldHangForever` and
+//!   returns `DEVICE_ERROR` (see `boot::HANG_STATUS`).
 #![warn(missing_docs)]
 
 mod boot;
