@@ -39,15 +39,17 @@
 //!   smoltcp's (Reno; initial RTO 1 s, not EDK2's 3 s; ACK delay 10 ms),
 //!   and TIME_WAIT/FIN_WAIT_2/connect timers fire at exact deadlines rather
 //!   than on 200 ms ticks.
-//! - DataRetries and keep-alive are not modelled: a connection to a dead
-//!   peer retransmits until Configure(NULL)/DestroyChild, never TIMEOUT.
+//! - Keep-alive is not modelled. DataRetries is modelled as a watchdog: no
+//!   ACK progress for EDK2's whole back-off schedule (513 s for 12 retries)
+//!   closes the connection with TIMEOUT (smoltcp's own retransmissions
+//!   happen at its own RTOs meanwhile).
 //! - Hosts send no ICMP; urgent data, timestamps and window-scaling options
 //!   are smoltcp's defaults; `Routes` validates and changes nothing (every
 //!   address is routed directly); `GetModeData` zero-fills `Ip4ModeData`.
 //! - Transmit completes when its bytes enter the send buffer (bounded by
 //!   SendBufferSize), which is when EDK2 would segment them.
 //! - WaitForEvent that can never return records `WouldHangForever` and
-//!   returns `DEVICE_ERROR` (see `boot::HANG_STATUS`).
+//!   returns [`HANG_STATUS`] (`DEVICE_ERROR`).
 #![warn(missing_docs)]
 
 mod boot;
@@ -65,6 +67,7 @@ mod tcp4_api;
 mod tokens;
 mod world;
 
+pub use boot::HANG_STATUS;
 pub use breach::{Breach, BreachKind};
 pub use config::{
     BreachPolicy, CostModel, DhcpConfig, LinkConfig, NotifyMode, Profile, Quirks, SimConfig,

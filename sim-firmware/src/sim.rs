@@ -262,12 +262,16 @@ impl Sim {
         let mut w = self.w.borrow_mut();
         for _ in 0..MAX_STEPS {
             match w.next_due() {
-                Some(t) if t <= target => w.step_to(t),
+                Some(t) if t <= target => {
+                    if !w.step_to(t) {
+                        break;
+                    }
+                }
                 _ => break,
             }
         }
         if w.now < target {
-            w.step_to(target);
+            let _ = w.step_to(target);
         }
     }
 
@@ -290,13 +294,19 @@ impl Sim {
                 let n = w.next_due();
                 match n {
                     Some(t) if t <= target => {
-                        w.step_to(t);
-                        true
+                        if w.step_to(t) {
+                            true
+                        } else {
+                            // Livelock: move on to the target instead.
+                            let next = target.min(w.now + 1_000);
+                            let _ = w.step_to(next);
+                            true
+                        }
                     }
                     None if stop_when_idle => false,
                     _ => {
                         if w.now < target && target != u64::MAX {
-                            w.step_to(target);
+                            let _ = w.step_to(target);
                         }
                         false
                     }

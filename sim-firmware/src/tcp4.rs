@@ -80,6 +80,7 @@ struct Opts {
     fin_timeout_s: u32,
     tw_timeout_s: u32,
     nagle: bool,
+    data_retries: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +119,8 @@ pub(crate) struct Child {
     connect_deadline: Option<u64>,
     linger_deadline: Option<u64>,
     reset_seen: bool,
+    /// Retransmission watchdog: (outstanding bytes, since when unchanged).
+    stall: Option<(usize, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +201,15 @@ fn edk2_state(st: State) -> Tcp4ConnectionState {
     }
 }
 
+/// How long EDK2 retransmits before giving up: RTO doubling from 3 s,
+/// capped at 60 s, `retries` times (TcpTimer.c; 12 retries = 513 s).
+pub(crate) fn retransmit_budget_ns(retries: u32) -> u64 {
+    (0..retries)
+        .map(|i| (3u64 << i.min(10)).min(60))
+        .sum::<u64>()
+        * SEC
+}
+
 fn mask_ok(m: Ipv4Addr) -> bool {
     let v = u32::from(m);
     v.leading_ones() + v.trailing_zeros() == 32
@@ -216,6 +228,7 @@ unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
         fin_timeout_s: 2,
         tw_timeout_s: 2,
         nagle: true,
+        data_retries: 12,
     };
     if o.is_null() {
         return opts;
@@ -236,6 +249,7 @@ unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
         v => inr(v, 2, 60, 2),
     };
     opts.nagle = bool::from(o.enable_nagle);
+    opts.data_retries = inr(o.data_retries, 6, 12, 12);
     opts
 }
 
@@ -362,7 +376,14 @@ impl World {
             put(if t <= self.now { self.now + 1_000 } else { t });
         }
         for c in self.sut.children.values() {
-            for d in [c.connect_deadline, c.linger_deadline]
+            if c.sock.is_none() && c.connect.is_none() {
+                continue;
+            }
+            let give_up = c.stall.and_then(|(_, since)| {
+                c.cfg
+                    .map(|cfg| since + retransmit_budget_ns(cfg.opts.data_retries))
+            });
+            for d in [c.connect_deadline, c.linger_deadline, give_up]
                 .into_iter()
                 .flatten()
             {
@@ -470,6 +491,7 @@ impl World {
             }
         }
         c.linger_deadline = None;
+        c.stall = None;
     }
 
     pub fn owned_ranges(&self) -> Vec<(usize, usize, usize)> {
@@ -662,6 +684,27 @@ impl World {
             for p in ps {
                 self.complete(p, CONNECTION_FIN);
             }
+        }
+        // Retransmission give-up (DataRetries): no ACK progress for the
+        // whole back-off schedule closes the connection with TIMEOUT.
+        let sock = self.sut.sockets.get::<tcp::Socket>(h);
+        let fin_out = matches!(st, State::FinWait1 | State::Closing | State::LastAck);
+        let outstanding = sock.send_queue() + usize::from(fin_out);
+        let c = self.sut.children.get_mut(&id).expect("exists");
+        c.stall = match c.stall {
+            _ if outstanding == 0 || !synchronized(st) => None,
+            Some((n, since)) if n == outstanding => Some((n, since)),
+            _ => Some((outstanding, now)),
+        };
+        let retries = c.cfg.expect("configured").opts.data_retries;
+        if c.stall
+            .is_some_and(|(_, since)| now >= since + retransmit_budget_ns(retries))
+        {
+            c.error = Some(Status::TIMEOUT);
+            self.trace(format!("child {id}: retransmissions exhausted"));
+            self.drop_socket(id);
+            self.flush_tokens(id, Status::TIMEOUT, true);
+            return;
         }
         // Data after the local Close: EDK2 resets (or, quirk off, discards).
         let c = self.sut.children.get_mut(&id).expect("exists");

@@ -224,3 +224,34 @@ fn data_after_local_close_resets_the_connection() {
         assert_clean(&env);
     }
 }
+
+#[test]
+fn dead_peer_close_times_out_after_retransmissions() {
+    let env = Env::new(SimConfig::new(78));
+    listen_sink(&env.sim, 9, true);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
+    let mut link = efisock_sim::LinkConfig::default();
+    link.loss = 1.0; // the peer vanishes
+    env.sim.set_link(link);
+    let tx = Io::tx(&env, b"into the void");
+    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    let cl = CloseTok::new(&env);
+    assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+    let start = env.sim.now_ns();
+    // WaitForEvent jumps from one due event to the next (no 1 ms polling).
+    assert_eq!(
+        efisock::firmware::BootServices::wait_for_event(env.boot(), &[cl.event]),
+        Ok(0)
+    );
+    let took = env.sim.now_ns() - start;
+    assert_eq!(cl.status(), Status::TIMEOUT);
+    assert!(
+        (500_000_000_000..530_000_000_000).contains(&took),
+        "took {took}"
+    );
+    cl.free(&env);
+    tx.free(&env);
+    env.destroy(h);
+    assert_clean(&env);
+}
