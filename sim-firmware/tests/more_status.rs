@@ -231,9 +231,11 @@ fn dead_peer_close_times_out_after_retransmissions() {
     listen_sink(&env.sim, 9, true);
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
-    let mut link = efisock_sim::LinkConfig::default();
-    link.loss = 1.0; // the peer vanishes
-    env.sim.set_link(link);
+    // The peer vanishes: every packet is lost from now on.
+    env.sim.set_link(efisock_sim::LinkConfig {
+        loss: 1.0,
+        ..Default::default()
+    });
     let tx = Io::tx(&env, b"into the void");
     assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
     let cl = CloseTok::new(&env);
