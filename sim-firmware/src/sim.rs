@@ -170,8 +170,12 @@ impl Sim {
     }
 
     /// End-of-test check: leaked children, events, pool allocations.
+    /// Idempotent: a second call adds nothing.
     pub fn finish(&self) -> Vec<Breach> {
         let mut w = self.w.borrow_mut();
+        if std::mem::replace(&mut w.finished, true) {
+            return w.breaches.clone();
+        }
         let children: Vec<usize> = w
             .sut
             .children

@@ -1094,6 +1094,20 @@ impl World {
         Ok(())
     }
 
+    /// The contract: firmware-referenced memory comes from the pool.
+    fn check_pool(&mut self, p: &Pending) {
+        if let Some(&(a, l)) = p.ranges.iter().find(|&&(a, l)| !self.pool.contains(a, l)) {
+            self.breach(
+                BreachKind::NotPoolMemory,
+                format!(
+                    "{} token {:#x}: {l} bytes at {a:#x} handed to the firmware are not pool memory",
+                    p.kind.name(),
+                    p.token
+                ),
+            );
+        }
+    }
+
     fn simple_pending(kind: Kind, token: usize, event: usize, size: usize) -> Pending {
         Pending {
             token,
@@ -1136,6 +1150,7 @@ impl World {
             event,
             size_of::<Tcp4ConnectionToken>(),
         );
+        self.check_pool(&p);
         let deadline = self.now + u64::from(cfg.opts.conn_timeout_s) * SEC;
         let c = self.sut.children.get_mut(&id).expect("exists");
         c.connect = Some(p);
@@ -1191,6 +1206,7 @@ impl World {
             event,
             size_of::<Tcp4ListenToken>(),
         );
+        self.check_pool(&p);
         self.sut
             .children
             .get_mut(&id)
@@ -1264,6 +1280,7 @@ impl World {
             len: len as usize,
             offset: 0,
         };
+        self.check_pool(&p);
         self.sut
             .children
             .get_mut(&id)
@@ -1339,6 +1356,7 @@ impl World {
             len: len as usize,
             offset: 0,
         };
+        self.check_pool(&p);
         self.sut
             .children
             .get_mut(&id)
@@ -1376,6 +1394,7 @@ impl World {
             event,
             size_of::<Tcp4CloseToken>(),
         );
+        self.check_pool(&p);
         let st = self.state_of(id);
         let is_listener = self.sut.children[&id].listener.is_some();
         let unread = sock.is_some_and(|h| self.sut.sockets.get::<tcp::Socket>(h).recv_queue() > 0);

@@ -93,6 +93,7 @@ pub(crate) struct World {
     pub ip4: Ip4State,
     pub sut: Sut,
     same_time_steps: u32,
+    pub finished: bool,
 }
 
 pub(crate) fn ev_id(e: *mut core::ffi::c_void) -> usize {
@@ -130,6 +131,7 @@ impl World {
             sut,
             cfg,
             same_time_steps: 0,
+            finished: false,
         };
         w.add_host(Ipv4Addr::new(10, 0, 2, 2));
         w
