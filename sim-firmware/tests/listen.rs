@@ -237,3 +237,54 @@ fn explicit_port_in_use_is_invalid_parameter() {
     env.destroy(h2);
     assert_clean(&env);
 }
+
+struct Delayed {
+    at: Option<u64>,
+    sent: bool,
+}
+impl ConnHandler for Delayed {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        if io.state() != PeerConnState::Established || self.sent {
+            return;
+        }
+        let at = *self.at.get_or_insert(io.now_ns() + 1_000_000_000);
+        if io.now_ns() >= at {
+            self.sent = io.send(b"wake") == 4;
+        } else {
+            io.wake_at(at);
+        }
+    }
+}
+
+#[test]
+fn peer_wake_at_schedules_a_later_poll() {
+    let env = Env::new(SimConfig::new(27));
+    let (h, t) = env.child();
+    assert_eq!(unsafe { t.configure(&passive_cfg(7070)) }, Status::SUCCESS);
+    peer_connect(
+        &env.sim,
+        7070,
+        Box::new(Delayed {
+            at: None,
+            sent: false,
+        }),
+    );
+    let a = ListenTok::new(&env);
+    assert_eq!(unsafe { t.accept(a.ptr) }, Status::SUCCESS);
+    assert!(env.wait(a.event, 1_000_000_000));
+    let accepted_at = env.sim.now_ns();
+    let ch = unsafe { (*a.ptr).new_child_handle };
+    let child = env.p.tcp4_service().open_tcp4(ch).unwrap();
+    let rx = Io::rx(&env, 16);
+    assert_eq!(unsafe { child.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert!(env.wait(rx.tok.event, 3_000_000_000));
+    assert_eq!(rx.received(), b"wake");
+    assert!(env.sim.now_ns() - accepted_at >= 990_000_000);
+    assert_eq!(close(&env, &child, true), Status::SUCCESS);
+    env.destroy(ch);
+    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    env.destroy(h);
+    rx.free(&env);
+    a.free(&env);
+    assert_clean(&env);
+}
