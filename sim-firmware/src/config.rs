@@ -35,6 +35,7 @@ impl Profile {
             listen_any_unsupported: false,
             completions_inside_call: true,
             data_after_close_sends_rst: true,
+            stored_error_leaks_into_next_connection: true,
         };
         match self {
             Profile::Edk2Stable202211 => modern,
@@ -102,6 +103,11 @@ pub struct Quirks {
     /// `TCP_LOCAL_CLOSED (Tcb->State) && Nbuf->TotalSize != 0` →
     /// `RESET_THEN_DROP`); off: the data is silently discarded.
     pub data_after_close_sends_rst: bool,
+    /// The socket error stored by a reset/timeout survives a new Connect on
+    /// the same child and is delivered to its first Receive (SockInterface.c
+    /// `SockRcv` checks `Sock->SockError` first; only Receive and
+    /// Configure(NULL) clear it; code-read). Off: Connect clears it.
+    pub stored_error_leaks_into_next_connection: bool,
 }
 
 const QUIRK_NAMES: &[&str] = &[
@@ -115,6 +121,7 @@ const QUIRK_NAMES: &[&str] = &[
     "listen_any_unsupported",
     "completions_inside_call",
     "data_after_close_sends_rst",
+    "stored_error_leaks_into_next_connection",
 ];
 
 impl Quirks {
@@ -135,6 +142,9 @@ impl Quirks {
             "listen_any_unsupported" => &mut self.listen_any_unsupported,
             "completions_inside_call" => &mut self.completions_inside_call,
             "data_after_close_sends_rst" => &mut self.data_after_close_sends_rst,
+            "stored_error_leaks_into_next_connection" => {
+                &mut self.stored_error_leaks_into_next_connection
+            }
             _ => return None,
         })
     }

@@ -427,6 +427,9 @@ impl World {
 
     /// Re-check caller-owned parts of a pending token.
     fn verify(&mut self, p: &Pending, when: &str) {
+        if p.data == 0 {
+            return; // completed at submission; no data block was taken over
+        }
         let now_hash = match p.kind {
             // SAFETY: pending transmit data and buffers are readable.
             Kind::Transmit => unsafe {
@@ -593,6 +596,11 @@ impl World {
                 };
                 c.error = Some(err);
                 self.trace(format!("child {id}: reset in {was:?}"));
+                // SockConnClosed: the Close token (if any) gets SUCCESS, the
+                // others the socket error (SockConnFlush).
+                if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
+                    self.complete(p, Status::SUCCESS);
+                }
                 self.flush_tokens(id, err, true);
                 self.drop_socket(id);
                 return;
@@ -832,6 +840,41 @@ impl World {
                 .expect("l")
                 .ready
                 .push_back(cid);
+        }
+        // A never-accepted child that closed dies (SockConnClosed →
+        // SockDestroyChild while Parent is set).
+        let ready: Vec<usize> = self.sut.children[&id]
+            .listener
+            .as_ref()
+            .expect("l")
+            .ready
+            .iter()
+            .copied()
+            .collect();
+        for cid in ready {
+            let dead = match self.sut.children.get(&cid).and_then(|c| c.sock) {
+                None => true,
+                Some(h) => self.sut.sockets.get::<tcp::Socket>(h).state() == State::Closed,
+            };
+            if dead {
+                if let Some(c) = self.sut.children.remove(&cid) {
+                    if let Some(h) = c.sock {
+                        self.sut.sockets.remove(h);
+                    }
+                }
+                let l = self
+                    .sut
+                    .children
+                    .get_mut(&id)
+                    .expect("l")
+                    .listener
+                    .as_mut()
+                    .expect("l");
+                l.ready.retain(|&r| r != cid);
+                self.trace(format!(
+                    "listener {id}: unaccepted child {cid} closed and destroyed"
+                ));
+            }
         }
         // Hand established children to Accept tokens, FIFO.
         loop {
@@ -1157,7 +1200,9 @@ impl World {
         c.connect_deadline = Some(deadline);
         c.reset_seen = false;
         c.fin_in = false;
-        c.error = None;
+        if !self.cfg.quirks.stored_error_leaks_into_next_connection {
+            c.error = None;
+        }
         if graceful_done {
             // EDK2 never clears the FIN control flags: no SYN goes out (code-read).
             self.trace(format!(
@@ -1226,7 +1271,8 @@ impl World {
             return Err(Status::ACCESS_DENIED);
         }
         match self.state_of(id) {
-            None | Some(State::Closed) => Err(c.error.unwrap_or(Status::ACCESS_DENIED)),
+            // SockRcv/SockSend: a closed socket (also after RST) is ACCESS_DENIED.
+            None | Some(State::Closed) => Err(Status::ACCESS_DENIED),
             Some(State::SynSent | State::SynReceived | State::Established | State::CloseWait) => {
                 Ok(())
             }
@@ -1311,11 +1357,24 @@ impl World {
             return Status::INVALID_PARAMETER;
         }
         if let Err(s) = self.io_state_ok(id, true) {
-            if s != Status::ACCESS_DENIED && s != Status::NOT_STARTED {
-                // A stored socket error is reported once, then cleared.
-                self.sut.children.get_mut(&id).expect("exists").error = None;
-            }
             return s;
+        }
+        // SAFETY: caller-vouched token.
+        let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
+        if let Err(s) = self.admit_token(id, token as usize, event) {
+            return s;
+        }
+        // SockRcv: a stored socket error is delivered through this token,
+        // inside the call, and then cleared.
+        if let Some(err) = self.sut.children.get_mut(&id).and_then(|c| c.error.take()) {
+            let p = Self::simple_pending(
+                Kind::Receive,
+                token as usize,
+                event,
+                size_of::<Tcp4IoToken>(),
+            );
+            self.complete(p, err);
+            return Status::SUCCESS;
         }
         let c = &self.sut.children[&id];
         let buffered = c
@@ -1330,11 +1389,6 @@ impl World {
             });
         if fin && buffered == 0 && c.rxs.is_empty() && self.cfg.quirks.receive_fin_as_return_value {
             return CONNECTION_FIN;
-        }
-        // SAFETY: caller-vouched token.
-        let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
-        if let Err(s) = self.admit_token(id, token as usize, event) {
-            return s;
         }
         let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
         ranges.push((

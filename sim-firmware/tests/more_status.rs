@@ -257,3 +257,51 @@ fn dead_peer_close_times_out_after_retransmissions() {
     env.destroy(h);
     assert_clean(&env);
 }
+
+#[test]
+fn stored_reset_error_leaks_into_next_connections_first_receive() {
+    struct Rst;
+    impl efisock_sim::ConnHandler for Rst {
+        fn poll(&mut self, io: &mut dyn efisock_sim::ConnIo) {
+            if io.state() == PeerConnState::Established {
+                io.abort();
+            }
+        }
+    }
+    for leak in [true, false] {
+        let mut cfg = SimConfig::new(79);
+        cfg.quirks
+            .set("stored_error_leaks_into_next_connection", leak)
+            .unwrap();
+        let env = Env::new(cfg);
+        env.sim.peer_host().listen(5, Box::new(|| Box::new(Rst)));
+        listen_echo(&env.sim, 7);
+        let (h, t) = env.child();
+        assert_eq!(connect(&env, &t, PEER, 5), Status::SUCCESS);
+        env.sim.advance(10_000_000); // RST arrives
+        // Connect again on the same child (CLOSED, still configured); only
+        // Receive or Configure(NULL) would clear the stored error.
+        let c = ConnTok::new(&env);
+        assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+        assert!(env.wait(c.event, 1_000_000_000));
+        // Peer resets again right away, so look only at the first Receive.
+        let rx = Io::rx(&env, 8);
+        let st = unsafe { t.receive(rx.tok.ptr) };
+        if leak {
+            assert_eq!(st, Status::SUCCESS);
+            assert_eq!(
+                env.boot_check(rx.tok.event),
+                Status::SUCCESS,
+                "completed inside the call"
+            );
+            assert_eq!(rx.status(), efisock::firmware::status::CONNECTION_RESET);
+        } else {
+            assert_ne!(env.boot_check(rx.tok.event), Status::SUCCESS);
+        }
+        assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+        c.free(&env);
+        rx.free(&env);
+        env.destroy(h);
+        assert_clean(&env);
+    }
+}
