@@ -83,22 +83,40 @@ unsafe impl BootServices for SimBoot {
 
     fn check_event(&self, event: Event) -> Status {
         self.sim.enter(0);
-        let st = {
+        let id = ev_id(event);
+        let first = {
             let mut w = self.sim.w.borrow_mut();
-            let id = ev_id(event);
             match w.events.get_mut(&id) {
-                None => Status::INVALID_PARAMETER,
-                Some(e) if e.ty & EventType::NOTIFY_SIGNAL.bits() != 0 => Status::INVALID_PARAMETER,
+                None => Some(Status::INVALID_PARAMETER),
+                Some(e) if e.ty & EventType::NOTIFY_SIGNAL.bits() != 0 => {
+                    Some(Status::INVALID_PARAMETER)
+                }
                 Some(e) if e.signaled => {
                     e.signaled = false;
-                    Status::SUCCESS
+                    Some(Status::SUCCESS)
                 }
                 Some(e) => {
+                    // NOTIFY_WAIT: queue the notify; it runs as the event lock
+                    // is released, and may signal the event (DXE CoreCheckEvent).
                     if e.ty & EventType::NOTIFY_WAIT.bits() != 0 && !e.queued {
                         e.queued = true;
                         w.notify_q.push_back(id);
                     }
-                    Status::NOT_READY
+                    None
+                }
+            }
+        };
+        let st = match first {
+            Some(st) => st,
+            None => {
+                self.sim.deliver_notifies();
+                let mut w = self.sim.w.borrow_mut();
+                match w.events.get_mut(&id) {
+                    Some(e) if e.signaled => {
+                        e.signaled = false;
+                        Status::SUCCESS
+                    }
+                    _ => Status::NOT_READY,
                 }
             }
         };

@@ -29,6 +29,9 @@ pub enum BreachKind {
     WouldHangForever,
     /// A call sequence that crashes or ASSERTs real EDK2 (code-read).
     FirmwareWouldCrash,
+    /// Memory handed to the firmware (token, data, buffers) is not inside a
+    /// live `allocate_pool` block (e.g. on the stack), against the contract.
+    NotPoolMemory,
 }
 
 /// One recorded breach.

@@ -34,6 +34,8 @@ impl Profile {
             use_default_address_already_started: false,
             listen_any_unsupported: false,
             completions_inside_call: true,
+            data_after_close_sends_rst: true,
+            stored_error_leaks_into_next_connection: true,
         };
         match self {
             Profile::Edk2Stable202211 => modern,
@@ -96,6 +98,16 @@ pub struct Quirks {
     /// returns (EfiReleaseLock → RestoreTPL in SockInterface.c); off: they
     /// are deferred to the next MNP tick / Poll.
     pub completions_inside_call: bool,
+    /// Data arriving after the local Close (FIN_WAIT_*, CLOSING, TIME_WAIT,
+    /// LAST_ACK) resets the connection (TcpInput.c, seventh step:
+    /// `TCP_LOCAL_CLOSED (Tcb->State) && Nbuf->TotalSize != 0` →
+    /// `RESET_THEN_DROP`); off: the data is silently discarded.
+    pub data_after_close_sends_rst: bool,
+    /// The socket error stored by a reset/timeout survives a new Connect on
+    /// the same child and is delivered to its first Receive (SockInterface.c
+    /// `SockRcv` checks `Sock->SockError` first; only Receive and
+    /// Configure(NULL) clear it; code-read). Off: Connect clears it.
+    pub stored_error_leaks_into_next_connection: bool,
 }
 
 const QUIRK_NAMES: &[&str] = &[
@@ -108,6 +120,8 @@ const QUIRK_NAMES: &[&str] = &[
     "use_default_address_already_started",
     "listen_any_unsupported",
     "completions_inside_call",
+    "data_after_close_sends_rst",
+    "stored_error_leaks_into_next_connection",
 ];
 
 impl Quirks {
@@ -127,6 +141,10 @@ impl Quirks {
             "use_default_address_already_started" => &mut self.use_default_address_already_started,
             "listen_any_unsupported" => &mut self.listen_any_unsupported,
             "completions_inside_call" => &mut self.completions_inside_call,
+            "data_after_close_sends_rst" => &mut self.data_after_close_sends_rst,
+            "stored_error_leaks_into_next_connection" => {
+                &mut self.stored_error_leaks_into_next_connection
+            }
             _ => return None,
         })
     }

@@ -37,6 +37,10 @@ pub enum PeerConnState {
 }
 
 /// A sans-IO application on one connection of a peer host.
+///
+/// Handlers run inside the simulator's scheduler: they must act only through
+/// their [`ConnIo`] and must not call back into `Sim` (doing so panics with a
+/// RefCell borrow error, which is a test-harness bug, not a firmware one).
 pub trait ConnHandler {
     /// Called whenever anything may have changed, and at requested wake times.
     fn poll(&mut self, io: &mut dyn ConnIo);

@@ -52,6 +52,14 @@ impl Pool {
         Some(user as *mut u8)
     }
 
+    /// Is `[addr, addr+len)` inside one live allocation?
+    pub fn contains(&self, addr: usize, len: usize) -> bool {
+        match self.live.range(..=addr).next_back() {
+            Some((&start, &size)) => addr + len <= start + size,
+            None => false,
+        }
+    }
+
     /// Size of the live allocation starting at `ptr`.
     pub fn size_of(&self, ptr: usize) -> Option<usize> {
         self.live.get(&ptr).copied()

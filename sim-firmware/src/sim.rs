@@ -170,8 +170,12 @@ impl Sim {
     }
 
     /// End-of-test check: leaked children, events, pool allocations.
+    /// Idempotent: a second call adds nothing.
     pub fn finish(&self) -> Vec<Breach> {
         let mut w = self.w.borrow_mut();
+        if std::mem::replace(&mut w.finished, true) {
+            return w.breaches.clone();
+        }
         let children: Vec<usize> = w
             .sut
             .children
@@ -262,12 +266,16 @@ impl Sim {
         let mut w = self.w.borrow_mut();
         for _ in 0..MAX_STEPS {
             match w.next_due() {
-                Some(t) if t <= target => w.step_to(t),
+                Some(t) if t <= target => {
+                    if !w.step_to(t) {
+                        break;
+                    }
+                }
                 _ => break,
             }
         }
         if w.now < target {
-            w.step_to(target);
+            let _ = w.step_to(target);
         }
     }
 
@@ -290,13 +298,19 @@ impl Sim {
                 let n = w.next_due();
                 match n {
                     Some(t) if t <= target => {
-                        w.step_to(t);
-                        true
+                        if w.step_to(t) {
+                            true
+                        } else {
+                            // Livelock: move on to the target instead.
+                            let next = target.min(w.now + 1_000);
+                            let _ = w.step_to(next);
+                            true
+                        }
                     }
                     None if stop_when_idle => false,
                     _ => {
                         if w.now < target && target != u64::MAX {
-                            w.step_to(target);
+                            let _ = w.step_to(target);
                         }
                         false
                     }

@@ -80,6 +80,7 @@ struct Opts {
     fin_timeout_s: u32,
     tw_timeout_s: u32,
     nagle: bool,
+    data_retries: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +119,8 @@ pub(crate) struct Child {
     connect_deadline: Option<u64>,
     linger_deadline: Option<u64>,
     reset_seen: bool,
+    /// Retransmission watchdog: (outstanding bytes, since when unchanged).
+    stall: Option<(usize, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -198,6 +201,15 @@ fn edk2_state(st: State) -> Tcp4ConnectionState {
     }
 }
 
+/// How long EDK2 retransmits before giving up: RTO doubling from 3 s,
+/// capped at 60 s, `retries` times (TcpTimer.c; 12 retries = 513 s).
+pub(crate) fn retransmit_budget_ns(retries: u32) -> u64 {
+    (0..retries)
+        .map(|i| (3u64 << i.min(10)).min(60))
+        .sum::<u64>()
+        * SEC
+}
+
 fn mask_ok(m: Ipv4Addr) -> bool {
     let v = u32::from(m);
     v.leading_ones() + v.trailing_zeros() == 32
@@ -216,20 +228,28 @@ unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
         fin_timeout_s: 2,
         tw_timeout_s: 2,
         nagle: true,
+        data_retries: 12,
     };
     if o.is_null() {
         return opts;
     }
     // SAFETY: non-null option pointer is valid for reads (trait contract).
     let o = unsafe { &*o };
+    // TCP_COMP_VAL (TcpDispatcher.c `TcpConfigurePcb`): out of range means
+    // the default, not the nearest bound. Ranges from TcpProto.h.
     let inr = |v: u32, lo: u32, hi: u32, d: u32| if (lo..=hi).contains(&v) { v } else { d };
     opts.rcv_buf = inr(o.receive_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
     opts.snd_buf = inr(o.send_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
-    opts.backlog = inr(o.max_syn_back_log, 1, 128, 10) as usize;
-    opts.conn_timeout_s = inr(o.connection_timeout, 1, 3600, 75);
-    opts.fin_timeout_s = inr(o.fin_timeout, 1, 3600, 2);
-    opts.tw_timeout_s = inr(o.time_wait_timeout, 1, 3600, 2);
+    opts.backlog = inr(o.max_syn_back_log, 5, 10, 10) as usize;
+    opts.conn_timeout_s = inr(o.connection_timeout, 60, 75, 75);
+    opts.fin_timeout_s = inr(o.fin_timeout, 2, 4, 2);
+    // TimeWaitTimeout 0 disables TIME_WAIT (the connection closes at once).
+    opts.tw_timeout_s = match o.time_wait_timeout {
+        0 => 0,
+        v => inr(v, 2, 60, 2),
+    };
     opts.nagle = bool::from(o.enable_nagle);
+    opts.data_retries = inr(o.data_retries, 6, 12, 12);
     opts
 }
 
@@ -338,6 +358,13 @@ impl World {
         true
     }
 
+    /// Hold a completion's signal until the next MNP tick or Poll.
+    fn defer_signal(&mut self, event: usize) {
+        let next_tick = (self.now / MNP_TICK_NS + 1) * MNP_TICK_NS;
+        self.sut.next_mnp = self.sut.next_mnp.max(next_tick);
+        self.sut.deferred.push(event);
+    }
+
     pub fn sut_next_due(&mut self) -> Option<u64> {
         let mut best: Option<u64> = None;
         let mut put = |t: u64| best = Some(best.map_or(t, |b: u64| b.min(t)));
@@ -349,7 +376,14 @@ impl World {
             put(if t <= self.now { self.now + 1_000 } else { t });
         }
         for c in self.sut.children.values() {
-            for d in [c.connect_deadline, c.linger_deadline]
+            if c.sock.is_none() && c.connect.is_none() {
+                continue;
+            }
+            let give_up = c.stall.and_then(|(_, since)| {
+                c.cfg
+                    .map(|cfg| since + retransmit_budget_ns(cfg.opts.data_retries))
+            });
+            for d in [c.connect_deadline, c.linger_deadline, give_up]
                 .into_iter()
                 .flatten()
             {
@@ -385,7 +419,7 @@ impl World {
         ));
         tracing::debug!(target: "efisock::sim", token = p.kind.name(), status = efisock::firmware::status::name(st), t_ns = self.now);
         if self.sut.defer_signals {
-            self.sut.deferred.push(p.event);
+            self.defer_signal(p.event);
         } else {
             let _ = self.signal(p.event);
         }
@@ -393,6 +427,9 @@ impl World {
 
     /// Re-check caller-owned parts of a pending token.
     fn verify(&mut self, p: &Pending, when: &str) {
+        if p.data == 0 {
+            return; // completed at submission; no data block was taken over
+        }
         let now_hash = match p.kind {
             // SAFETY: pending transmit data and buffers are readable.
             Kind::Transmit => unsafe {
@@ -457,6 +494,7 @@ impl World {
             }
         }
         c.linger_deadline = None;
+        c.stall = None;
     }
 
     pub fn owned_ranges(&self) -> Vec<(usize, usize, usize)> {
@@ -558,6 +596,11 @@ impl World {
                 };
                 c.error = Some(err);
                 self.trace(format!("child {id}: reset in {was:?}"));
+                // SockConnClosed: the Close token (if any) gets SUCCESS, the
+                // others the socket error (SockConnFlush).
+                if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
+                    self.complete(p, Status::SUCCESS);
+                }
                 self.flush_tokens(id, err, true);
                 self.drop_socket(id);
                 return;
@@ -576,8 +619,7 @@ impl World {
             .get(&id)
             .and_then(|c| c.txs.front().cloned())
         {
-            self.verify(&front, "before segmentation");
-            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
+            let sock = self.sut.sockets.get::<tcp::Socket>(h);
             if !sock.may_send() {
                 break;
             }
@@ -587,8 +629,11 @@ impl World {
             if k == 0 {
                 break;
             }
+            // The firmware reads the caller's data now: it must be unchanged.
+            self.verify(&front, "before segmentation");
             // SAFETY: pending transmit buffers are readable (trait contract).
             let bytes = unsafe { tokens::gather(&front.frags, front.offset, k) };
+            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
             let n = sock.send_slice(&bytes).unwrap_or(0);
             self.now += (n as u64 * self.cfg.cost.per_byte_copy_ps) / 1000;
             let c = self.sut.children.get_mut(&id).expect("exists");
@@ -648,6 +693,52 @@ impl World {
                 self.complete(p, CONNECTION_FIN);
             }
         }
+        // Retransmission give-up (DataRetries): no ACK progress for the
+        // whole back-off schedule closes the connection with TIMEOUT.
+        let sock = self.sut.sockets.get::<tcp::Socket>(h);
+        let fin_out = matches!(st, State::FinWait1 | State::Closing | State::LastAck);
+        let outstanding = sock.send_queue() + usize::from(fin_out);
+        let c = self.sut.children.get_mut(&id).expect("exists");
+        c.stall = match c.stall {
+            _ if outstanding == 0 || !synchronized(st) => None,
+            Some((n, since)) if n == outstanding => Some((n, since)),
+            _ => Some((outstanding, now)),
+        };
+        let retries = c.cfg.expect("configured").opts.data_retries;
+        if c.stall
+            .is_some_and(|(_, since)| now >= since + retransmit_budget_ns(retries))
+        {
+            c.error = Some(Status::TIMEOUT);
+            self.trace(format!("child {id}: retransmissions exhausted"));
+            self.drop_socket(id);
+            self.flush_tokens(id, Status::TIMEOUT, true);
+            return;
+        }
+        // Data after the local Close: EDK2 resets (or, quirk off, discards).
+        let c = self.sut.children.get_mut(&id).expect("exists");
+        let locally_closed = matches!(
+            st,
+            State::FinWait1 | State::FinWait2 | State::Closing | State::TimeWait | State::LastAck
+        );
+        if c.close_issued && locally_closed {
+            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
+            if sock.recv_queue() > 0 {
+                if self.cfg.quirks.data_after_close_sends_rst {
+                    sock.abort();
+                    self.sut_egress();
+                    self.trace(format!("child {id}: data after Close, RST"));
+                    self.drop_socket(id);
+                    self.flush_tokens(id, Status::ABORTED, false);
+                    if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
+                        self.complete(p, Status::SUCCESS);
+                    }
+                    return;
+                }
+                let n = sock.recv_queue();
+                let mut sink = vec![0u8; n];
+                let _ = sock.recv_slice(&mut sink);
+            }
+        }
         // Close: FIN after queued transmits, complete when CLOSED.
         let c = self.sut.children.get_mut(&id).expect("exists");
         if c.close.is_some() {
@@ -699,7 +790,7 @@ impl World {
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, Status::SUCCESS) };
         self.trace(format!("complete receive event {:#x} SUCCESS", p.event));
         if self.sut.defer_signals {
-            self.sut.deferred.push(p.event);
+            self.defer_signal(p.event);
         } else {
             let _ = self.signal(p.event);
         }
@@ -749,6 +840,41 @@ impl World {
                 .expect("l")
                 .ready
                 .push_back(cid);
+        }
+        // A never-accepted child that closed dies (SockConnClosed →
+        // SockDestroyChild while Parent is set).
+        let ready: Vec<usize> = self.sut.children[&id]
+            .listener
+            .as_ref()
+            .expect("l")
+            .ready
+            .iter()
+            .copied()
+            .collect();
+        for cid in ready {
+            let dead = match self.sut.children.get(&cid).and_then(|c| c.sock) {
+                None => true,
+                Some(h) => self.sut.sockets.get::<tcp::Socket>(h).state() == State::Closed,
+            };
+            if dead {
+                if let Some(c) = self.sut.children.remove(&cid) {
+                    if let Some(h) = c.sock {
+                        self.sut.sockets.remove(h);
+                    }
+                }
+                let l = self
+                    .sut
+                    .children
+                    .get_mut(&id)
+                    .expect("l")
+                    .listener
+                    .as_mut()
+                    .expect("l");
+                l.ready.retain(|&r| r != cid);
+                self.trace(format!(
+                    "listener {id}: unaccepted child {cid} closed and destroyed"
+                ));
+            }
         }
         // Hand established children to Accept tokens, FIFO.
         loop {
@@ -1011,6 +1137,20 @@ impl World {
         Ok(())
     }
 
+    /// The contract: firmware-referenced memory comes from the pool.
+    fn check_pool(&mut self, p: &Pending) {
+        if let Some(&(a, l)) = p.ranges.iter().find(|&&(a, l)| !self.pool.contains(a, l)) {
+            self.breach(
+                BreachKind::NotPoolMemory,
+                format!(
+                    "{} token {:#x}: {l} bytes at {a:#x} handed to the firmware are not pool memory",
+                    p.kind.name(),
+                    p.token
+                ),
+            );
+        }
+    }
+
     fn simple_pending(kind: Kind, token: usize, event: usize, size: usize) -> Pending {
         Pending {
             token,
@@ -1053,13 +1193,16 @@ impl World {
             event,
             size_of::<Tcp4ConnectionToken>(),
         );
+        self.check_pool(&p);
         let deadline = self.now + u64::from(cfg.opts.conn_timeout_s) * SEC;
         let c = self.sut.children.get_mut(&id).expect("exists");
         c.connect = Some(p);
         c.connect_deadline = Some(deadline);
         c.reset_seen = false;
         c.fin_in = false;
-        c.error = None;
+        if !self.cfg.quirks.stored_error_leaks_into_next_connection {
+            c.error = None;
+        }
         if graceful_done {
             // EDK2 never clears the FIN control flags: no SYN goes out (code-read).
             self.trace(format!(
@@ -1108,6 +1251,7 @@ impl World {
             event,
             size_of::<Tcp4ListenToken>(),
         );
+        self.check_pool(&p);
         self.sut
             .children
             .get_mut(&id)
@@ -1127,7 +1271,8 @@ impl World {
             return Err(Status::ACCESS_DENIED);
         }
         match self.state_of(id) {
-            None | Some(State::Closed) => Err(c.error.unwrap_or(Status::ACCESS_DENIED)),
+            // SockRcv/SockSend: a closed socket (also after RST) is ACCESS_DENIED.
+            None | Some(State::Closed) => Err(Status::ACCESS_DENIED),
             Some(State::SynSent | State::SynReceived | State::Established | State::CloseWait) => {
                 Ok(())
             }
@@ -1181,6 +1326,7 @@ impl World {
             len: len as usize,
             offset: 0,
         };
+        self.check_pool(&p);
         self.sut
             .children
             .get_mut(&id)
@@ -1211,11 +1357,24 @@ impl World {
             return Status::INVALID_PARAMETER;
         }
         if let Err(s) = self.io_state_ok(id, true) {
-            if s != Status::ACCESS_DENIED && s != Status::NOT_STARTED {
-                // A stored socket error is reported once, then cleared.
-                self.sut.children.get_mut(&id).expect("exists").error = None;
-            }
             return s;
+        }
+        // SAFETY: caller-vouched token.
+        let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
+        if let Err(s) = self.admit_token(id, token as usize, event) {
+            return s;
+        }
+        // SockRcv: a stored socket error is delivered through this token,
+        // inside the call, and then cleared.
+        if let Some(err) = self.sut.children.get_mut(&id).and_then(|c| c.error.take()) {
+            let p = Self::simple_pending(
+                Kind::Receive,
+                token as usize,
+                event,
+                size_of::<Tcp4IoToken>(),
+            );
+            self.complete(p, err);
+            return Status::SUCCESS;
         }
         let c = &self.sut.children[&id];
         let buffered = c
@@ -1230,11 +1389,6 @@ impl World {
             });
         if fin && buffered == 0 && c.rxs.is_empty() && self.cfg.quirks.receive_fin_as_return_value {
             return CONNECTION_FIN;
-        }
-        // SAFETY: caller-vouched token.
-        let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
-        if let Err(s) = self.admit_token(id, token as usize, event) {
-            return s;
         }
         let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
         ranges.push((
@@ -1256,6 +1410,7 @@ impl World {
             len: len as usize,
             offset: 0,
         };
+        self.check_pool(&p);
         self.sut
             .children
             .get_mut(&id)
@@ -1293,6 +1448,7 @@ impl World {
             event,
             size_of::<Tcp4CloseToken>(),
         );
+        self.check_pool(&p);
         let st = self.state_of(id);
         let is_listener = self.sut.children[&id].listener.is_some();
         let unread = sock.is_some_and(|h| self.sut.sockets.get::<tcp::Socket>(h).recv_queue() > 0);

@@ -64,7 +64,7 @@ impl SimTcp4 {
         {
             let mut w = self.sim.w.borrow_mut();
             let now = w.now;
-            tracing::trace!(target: "efisock::fw", instance = self.id as u64, call, status = name(st), t_ns = now);
+            tracing::trace!(target: "efisock::sim", instance = self.id as u64, call, status = name(st), t_ns = now);
             w.trace(format!("child {} {call} -> {}", self.id, name(st)));
         }
         // Notify functions of completions run now, with the lock still held:

@@ -35,6 +35,8 @@ pub struct SimStats {
     pub notifies_delivered: u64,
     /// Virtual time now.
     pub virtual_ns: u64,
+    /// Scheduler steps taken (a measure of simulation work).
+    pub scheduler_steps: u64,
 }
 
 pub(crate) struct EventRec {
@@ -67,6 +69,8 @@ pub(crate) struct Ip4State {
 
 pub(crate) const EVENT_BASE: usize = 0x1_0000;
 pub(crate) const MNP_TICK_NS: u64 = 10_000_000;
+/// Steps at one instant before the scheduler declares a livelock.
+const SAME_TIME_STEP_LIMIT: u32 = 100_000;
 
 pub(crate) struct World {
     pub cfg: SimConfig,
@@ -88,6 +92,8 @@ pub(crate) struct World {
     link_rng: Rng,
     pub ip4: Ip4State,
     pub sut: Sut,
+    same_time_steps: u32,
+    pub finished: bool,
 }
 
 pub(crate) fn ev_id(e: *mut core::ffi::c_void) -> usize {
@@ -124,6 +130,8 @@ impl World {
             },
             sut,
             cfg,
+            same_time_steps: 0,
+            finished: false,
         };
         w.add_host(Ipv4Addr::new(10, 0, 2, 2));
         w
@@ -341,7 +349,21 @@ impl World {
     }
 
     /// Advance the clock to `t` and run everything due at or before it.
-    pub fn step_to(&mut self, t: u64) {
+    /// Returns false when a step at an unchanged time found nothing to do
+    /// many times in a row: a scheduler bug, reported instead of spinning.
+    pub fn step_to(&mut self, t: u64) -> bool {
+        self.stats.scheduler_steps += 1;
+        if t <= self.now {
+            self.same_time_steps += 1;
+            if self.same_time_steps > SAME_TIME_STEP_LIMIT {
+                debug_assert!(false, "efisock-sim scheduler livelock at t={}", self.now);
+                self.trace(format!("scheduler livelock at t={}", self.now));
+                self.same_time_steps = 0;
+                return false;
+            }
+        } else {
+            self.same_time_steps = 0;
+        }
         self.now = self.now.max(t);
         let now = self.now;
         // Timers.
@@ -385,6 +407,7 @@ impl World {
         }
         self.sut_step();
         self.stats.virtual_ns = self.now;
+        true
     }
 
     // ---- Ip4Config2 --------------------------------------------------

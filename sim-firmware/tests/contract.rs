@@ -218,3 +218,15 @@ fn panic_policy_panics_with_the_report() {
     let e = env.event();
     let _ = env.boot().wait_for_event(&[e]);
 }
+
+#[test]
+fn token_on_the_stack_is_not_pool_memory() {
+    let (env, h, t) = connected(63, true);
+    let mut stack_tok: efisock::firmware::Tcp4CloseToken = unsafe { core::mem::zeroed() };
+    stack_tok.completion_token.event = env.event();
+    assert_eq!(unsafe { t.close(&mut stack_tok) }, Status::SUCCESS);
+    assert!(env.wait(stack_tok.completion_token.event, 5_000_000_000));
+    assert_eq!(kinds(&env), vec![BreachKind::NotPoolMemory]);
+    env.close_event(stack_tok.completion_token.event);
+    env.destroy(h);
+}

@@ -278,3 +278,29 @@ fn anytime_mode_defers_notifies_boundedly_by_seed() {
     }
     assert!(deferred_somewhere && immediate_somewhere);
 }
+
+unsafe extern "efiapi" fn signal_self(e: Event, ctx: *mut core::ffi::c_void) {
+    let boot = unsafe { &*(ctx as *const efisock_sim::SimBoot) };
+    LOG.with(|l| l.borrow_mut().push(99));
+    let _ = boot.signal_event(e);
+}
+
+#[test]
+fn check_event_on_notify_wait_runs_the_notify_which_may_signal() {
+    let env = Env::unaddressed(SimConfig::new(47));
+    take_log();
+    let boot = env.boot().clone();
+    let e = unsafe {
+        env.boot().create_event(
+            EventType::NOTIFY_WAIT,
+            Tpl::CALLBACK,
+            Some(signal_self),
+            &boot as *const _ as *mut _,
+        )
+    }
+    .unwrap();
+    assert_eq!(env.boot().check_event(e), Status::SUCCESS);
+    assert_eq!(take_log(), vec![99]);
+    env.close_event(e);
+    assert_clean(&env);
+}

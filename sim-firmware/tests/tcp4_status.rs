@@ -286,10 +286,46 @@ fn peer_reset_completes_pending_tokens_with_connection_reset() {
     assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
     assert!(env.wait(rx.tok.event, 1_000_000_000));
     assert_eq!(rx.status(), CONNECTION_RESET);
-    // Later calls report it.
-    rx.rearm_rx();
+    assert_eq!(
+        tx.status(),
+        Status::SUCCESS,
+        "its bytes were segmented before the RST"
+    );
+    // The socket is closed now: later Receive/Transmit are ACCESS_DENIED
+    // (SockRcv/SockSend state check) and GetModeData reports CLOSED.
     let rx2 = Io::rx(&env, 8);
-    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, CONNECTION_RESET);
+    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::ACCESS_DENIED);
+    let mut st = Tcp4ConnectionState::ESTABLISHED;
+    let _ = unsafe {
+        t.get_mode_data(
+            &mut st,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, Tcp4ConnectionState::CLOSED);
+    // The stored error leaks into the next connection's first Receive.
+    listen_echo(&env.sim, 7);
+    let cfg7 = active_cfg(PEER, 7, 0);
+    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(
+        unsafe { t.configure(&cfg7) },
+        Status::SUCCESS,
+        "Configure(NULL) clears it"
+    );
+    let c = ConnTok::new(&env);
+    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert!(env.wait(c.event, 1_000_000_000));
+    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(
+        env.boot_check(rx2.tok.event),
+        Status::NOT_READY,
+        "cleared by Configure(NULL)"
+    );
+    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    c.free(&env);
     rx.free(&env);
     rx2.free(&env);
     tx.free(&env);
