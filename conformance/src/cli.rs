@@ -24,6 +24,9 @@ OPTIONS:
                         from it by splitmix64 (default 1)
     --profile NAME      simulator firmware profile (e.g. an EDK2 release)
     --quirk NAME=on|off force one simulator quirk; repeatable
+    --strategy NAME     Poll strategy for every wait: adaptive-backoff (the
+                        core's default), busy-poll, timer-only,
+                        poll-while-pending, event-wait
     --filter SUBSTR     run only cases whose group/name contains SUBSTR (a full
                         case id selects exactly that case); repeatable (OR)
     --json              JSON Lines output (schema: runner::json module docs)
@@ -58,6 +61,8 @@ pub struct RunOptions {
     /// Quirk overrides in command-line order, a later one for the same name
     /// replacing the earlier; validated by the target.
     pub quirks: Vec<(String, bool)>,
+    /// Poll strategy name (validated against `efisock::STRATEGY_NAMES`).
+    pub strategy: Option<String>,
     /// Case filters.
     pub filters: Vec<String>,
     /// JSON Lines output.
@@ -77,6 +82,7 @@ impl Default for RunOptions {
             seeds: 1,
             profile: None,
             quirks: Vec::new(),
+            strategy: None,
             filters: Vec::new(),
             json: false,
             trace: false,
@@ -96,6 +102,10 @@ impl RunOptions {
         if let Some(p) = &self.profile {
             a.push("--profile".to_string());
             a.push(p.clone());
+        }
+        if let Some(name) = &self.strategy {
+            a.push("--strategy".to_string());
+            a.push(name.clone());
         }
         for (name, on) in &self.quirks {
             a.push("--quirk".to_string());
@@ -187,6 +197,7 @@ where
     let mut args = args.into_iter().map(Into::into);
     let mut o = RunOptions::default();
     let (mut seed, mut seeds, mut profile, mut target) = (None, None, None, None);
+    let mut strategy = None;
     while let Some(raw) = args.next() {
         let Some(arg) = raw.to_str() else {
             return err(format!("argument is not UTF-8: {raw:?}"));
@@ -197,7 +208,7 @@ where
         };
         let takes_value = matches!(
             flag.as_str(),
-            "--seed" | "--seeds" | "--profile" | "--quirk" | "--filter" | "--target"
+            "--seed" | "--seeds" | "--profile" | "--quirk" | "--filter" | "--target" | "--strategy"
         );
         if !takes_value && inline.is_some() {
             return err(format!("{flag} takes no value"));
@@ -248,6 +259,15 @@ where
                 o.quirks.retain(|(n, _)| n != name);
                 o.quirks.push((name.to_string(), on));
             }
+            "--strategy" if efisock::STRATEGY_NAMES.contains(&v.as_str()) => {
+                set_once(&mut strategy, "--strategy", v)?
+            }
+            "--strategy" => {
+                return err(format!(
+                    "--strategy: '{v}' is not one of {}",
+                    efisock::STRATEGY_NAMES.join(", ")
+                ));
+            }
             "--filter" if !v.is_empty() => o.filters.push(v),
             "--filter" => return err("--filter: empty filter"),
             "--target" => match v.as_str() {
@@ -262,6 +282,7 @@ where
     o.seed = seed.unwrap_or(DEFAULT_SEED);
     o.seeds = seeds.unwrap_or(1);
     o.profile = profile;
+    o.strategy = strategy;
     o.target = target.unwrap_or_default();
     Ok(Command::Run(o))
 }

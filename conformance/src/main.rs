@@ -45,6 +45,7 @@ fn sim_setup(opts: &RunOptions) -> Result<SimSetup, String> {
         setup.profile = name.parse()?;
     }
     setup.quirk_overrides = opts.quirks.clone();
+    setup.strategy = opts.strategy.clone();
     setup.config(0)?;
     Ok(setup)
 }

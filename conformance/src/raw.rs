@@ -43,7 +43,11 @@ impl<P: Platform> RawChild<P> {
                 return Err(format!("open TCP4 on the child: {s:?}"));
             }
         };
-        Ok(RawChild { platform, handle, tcp })
+        Ok(RawChild {
+            platform,
+            handle,
+            tcp,
+        })
     }
 
     /// The protocol instance.
@@ -55,6 +59,11 @@ impl<P: Platform> RawChild<P> {
     /// ephemeral port.
     pub fn configure_active(&self, remote: SocketAddrV4) -> Status {
         self.configure(remote, 0, true)
+    }
+
+    /// Configure as an active instance towards `remote` from local `port`.
+    pub fn configure_active_from(&self, port: u16, remote: SocketAddrV4) -> Status {
+        self.configure(remote, port, true)
     }
 
     /// Configure as a passive instance on `port`.
@@ -73,7 +82,11 @@ impl<P: Platform> RawChild<P> {
                 station_port: port,
                 remote_address: Ipv4Address(remote.ip().octets()),
                 remote_port: remote.port(),
-                active_flag: if active { Boolean::TRUE } else { Boolean::FALSE },
+                active_flag: if active {
+                    Boolean::TRUE
+                } else {
+                    Boolean::FALSE
+                },
             },
             control_option: ptr::null_mut(),
         };
@@ -102,7 +115,11 @@ impl<P: Platform> RawChild<P> {
                 ptr::null_mut(),
             )
         };
-        if status == Status::SUCCESS { Ok(state) } else { Err(status) }
+        if status == Status::SUCCESS {
+            Ok(state)
+        } else {
+            Err(status)
+        }
     }
 
     /// Polls until `done` holds; false if the bounds ran out first.
@@ -141,9 +158,14 @@ impl<'a, B: BootServices> RawEvent<'a, B> {
     /// CreateEvent(0, TPL_CALLBACK, no notify).
     pub fn new(boot: &'a B) -> Result<Self, String> {
         // SAFETY: no notify function, so the null context is never used.
-        let event = unsafe { boot.create_event(EventType::empty(), Tpl::CALLBACK, None, ptr::null_mut()) }
-            .map_err(|s| format!("CreateEvent: {s:?}"))?;
-        Ok(RawEvent { boot, event, owned: true })
+        let event =
+            unsafe { boot.create_event(EventType::empty(), Tpl::CALLBACK, None, ptr::null_mut()) }
+                .map_err(|s| format!("CreateEvent: {s:?}"))?;
+        Ok(RawEvent {
+            boot,
+            event,
+            owned: true,
+        })
     }
 
     /// The event handle.
@@ -174,10 +196,16 @@ struct PoolBlock<'a, B: BootServices> {
 
 impl<'a, B: BootServices> PoolBlock<'a, B> {
     fn zeroed(boot: &'a B, size: usize) -> Result<Self, String> {
-        let ptr = boot.allocate_pool(size).map_err(|s| format!("AllocatePool: {s:?}"))?;
+        let ptr = boot
+            .allocate_pool(size)
+            .map_err(|s| format!("AllocatePool: {s:?}"))?;
         // SAFETY: AllocatePool returned `size` writable bytes at `ptr`.
         unsafe { ptr::write_bytes(ptr, 0, size) };
-        Ok(PoolBlock { boot, ptr, released: true })
+        Ok(PoolBlock {
+            boot,
+            ptr,
+            released: true,
+        })
     }
 }
 
@@ -231,21 +259,22 @@ impl<'a, B: BootServices> RawToken<'a, B> {
             _ => 0,
         };
         let block = PoolBlock::zeroed(boot, TOKEN_AREA + DATA_AREA + buffer)?;
-        let token = RawToken { event, block, kind, seen_signalled: false };
+        let token = RawToken {
+            event,
+            block,
+            kind,
+            seen_signalled: false,
+        };
         token.init();
         Ok(token)
     }
 
-    /// A second token of `kind` with this token's event (for the event
-    /// identity probe); the event stays owned by `self`.
-    pub fn sharing_event(&self, kind: TokenKind) -> Result<RawToken<'a, B>, String> {
-        let event = RawEvent { boot: self.event.boot, event: self.event.event, owned: false };
-        Self::with_event(self.event.boot, kind, event)
-    }
-
     fn init(&self) {
         let base = self.block.ptr;
-        let completion = Tcp4CompletionToken { event: self.event.handle(), status: Status::NOT_READY };
+        let completion = Tcp4CompletionToken {
+            event: self.event.handle(),
+            status: Status::NOT_READY,
+        };
         // SAFETY: the block is TOKEN_AREA + DATA_AREA + buffer bytes, 8-byte
         // aligned by AllocatePool; every write below stays inside it, and the
         // structs fit their areas (checked by the const assertions below).
@@ -254,26 +283,55 @@ impl<'a, B: BootServices> RawToken<'a, B> {
             let buffer = base.add(TOKEN_AREA + DATA_AREA);
             match &self.kind {
                 TokenKind::Connect => {
-                    (base as *mut Tcp4ConnectionToken).write(Tcp4ConnectionToken { completion_token: completion });
+                    (base as *mut Tcp4ConnectionToken).write(Tcp4ConnectionToken {
+                        completion_token: completion,
+                    });
                 }
                 TokenKind::Close { abort } => {
                     (base as *mut Tcp4CloseToken).write(Tcp4CloseToken {
                         completion_token: completion,
-                        abort_on_close: if *abort { Boolean::TRUE } else { Boolean::FALSE },
+                        abort_on_close: if *abort {
+                            Boolean::TRUE
+                        } else {
+                            Boolean::FALSE
+                        },
                     });
                 }
                 TokenKind::Receive(n) => {
                     let rx = data as *mut Tcp4ReceiveData;
-                    rx.write(Tcp4ReceiveData { urgent: Boolean::FALSE, data_length: *n as u32, fragment_count: 1, fragment_table: [] });
-                    (rx.add(1) as *mut Tcp4FragmentData).write(Tcp4FragmentData { fragment_length: *n as u32, fragment_buf: buffer });
-                    (base as *mut Tcp4IoToken).write(Tcp4IoToken { completion_token: completion, packet: Tcp4Packet { rx_data: rx } });
+                    rx.write(Tcp4ReceiveData {
+                        urgent: Boolean::FALSE,
+                        data_length: *n as u32,
+                        fragment_count: 1,
+                        fragment_table: [],
+                    });
+                    (rx.add(1) as *mut Tcp4FragmentData).write(Tcp4FragmentData {
+                        fragment_length: *n as u32,
+                        fragment_buf: buffer,
+                    });
+                    (base as *mut Tcp4IoToken).write(Tcp4IoToken {
+                        completion_token: completion,
+                        packet: Tcp4Packet { rx_data: rx },
+                    });
                 }
                 TokenKind::Transmit(bytes) => {
                     ptr::copy_nonoverlapping(bytes.as_ptr(), buffer, bytes.len());
                     let tx = data as *mut Tcp4TransmitData;
-                    tx.write(Tcp4TransmitData { push: Boolean::TRUE, urgent: Boolean::FALSE, data_length: bytes.len() as u32, fragment_count: 1, fragment_table: [] });
-                    (tx.add(1) as *mut Tcp4FragmentData).write(Tcp4FragmentData { fragment_length: bytes.len() as u32, fragment_buf: buffer });
-                    (base as *mut Tcp4IoToken).write(Tcp4IoToken { completion_token: completion, packet: Tcp4Packet { tx_data: tx } });
+                    tx.write(Tcp4TransmitData {
+                        push: Boolean::TRUE,
+                        urgent: Boolean::FALSE,
+                        data_length: bytes.len() as u32,
+                        fragment_count: 1,
+                        fragment_table: [],
+                    });
+                    (tx.add(1) as *mut Tcp4FragmentData).write(Tcp4FragmentData {
+                        fragment_length: bytes.len() as u32,
+                        fragment_buf: buffer,
+                    });
+                    (base as *mut Tcp4IoToken).write(Tcp4IoToken {
+                        completion_token: completion,
+                        packet: Tcp4Packet { tx_data: tx },
+                    });
                 }
             }
         }
@@ -329,7 +387,9 @@ impl<'a, B: BootServices> RawToken<'a, B> {
 
     /// For a completed Receive: the bytes delivered.
     pub fn received(&self) -> Vec<u8> {
-        let TokenKind::Receive(_) = self.kind else { return Vec::new() };
+        let TokenKind::Receive(_) = self.kind else {
+            return Vec::new();
+        };
         // SAFETY: Receive tokens have rx data at TOKEN_AREA whose DataLength
         // the firmware rewrote to the bytes placed in the buffer.
         unsafe {

@@ -8,7 +8,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use efisock::Net;
-use efisock_sim::{ConnHandler, ConnIo, PeerConnState as SimState, Profile, Quirks, Sim, SimConfig, SimHost, SimPlatform};
+use efisock_sim::{
+    ConnHandler, ConnIo, PeerConnState as SimState, Profile, Quirks, Sim, SimConfig, SimHost,
+    SimPlatform,
+};
 
 use crate::peers::{self, Peer, PeerConnState, PeerIo};
 use crate::runner::Target;
@@ -27,11 +30,17 @@ pub struct SimSetup {
     pub profile: Profile,
     /// Quirk switches applied on top of the profile's.
     pub quirk_overrides: Vec<(String, bool)>,
+    /// Poll strategy name (`None`: the core's default).
+    pub strategy: Option<String>,
 }
 
 impl Default for SimSetup {
     fn default() -> Self {
-        SimSetup { profile: Profile::Edk2Stable202211, quirk_overrides: Vec::new() }
+        SimSetup {
+            profile: Profile::Edk2Stable202211,
+            quirk_overrides: Vec::new(),
+            strategy: None,
+        }
     }
 }
 
@@ -47,7 +56,13 @@ impl SimSetup {
 
     /// A target for one case run.
     pub fn build(&self, seed: u64) -> Result<SimTarget, String> {
-        SimTarget::new(self.config(seed)?)
+        let target = SimTarget::new(self.config(seed)?)?;
+        if let Some(name) = &self.strategy {
+            let strategy = efisock::strategy_by_name(name)
+                .ok_or_else(|| format!("unknown poll strategy {name:?}"))?;
+            target.net.set_strategy(strategy);
+        }
+        Ok(target)
     }
 }
 
@@ -90,7 +105,10 @@ fn world(config: &SimConfig) -> (Sim, Net<SimPlatform>) {
 /// Runs every peer service on `host`, each on its fixed port.
 pub fn host_services(host: &SimHost) {
     for &(port, service) in peers::listening_services() {
-        host.listen(port, Box::new(move || Box::new(ServiceHandler(peers::make_service(service)))));
+        host.listen(
+            port,
+            Box::new(move || Box::new(ServiceHandler(peers::make_service(service)))),
+        );
     }
 }
 
@@ -163,7 +181,11 @@ impl Target for SimTarget {
 
     fn finish(&mut self) -> Result<(), String> {
         let problems = self.leftovers();
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 }
 

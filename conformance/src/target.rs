@@ -8,8 +8,8 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use efisock::firmware::Platform;
 use efisock::Net;
+use efisock::firmware::Platform;
 
 use crate::runner::Target;
 

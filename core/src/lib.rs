@@ -27,11 +27,12 @@ pub mod strategy;
 mod time;
 mod token;
 
-pub use addr::{htonl, htons, inet_aton, inet_ntoa, ntohl, ntohs, parse_socket_addr};pub use error::{Errno, Error, ErrorKind, Result};
+pub use addr::{htonl, htons, inet_aton, inet_ntoa, ntohl, ntohs, parse_socket_addr};
+pub use error::{Errno, Error, ErrorKind, Result};
 pub use ipconfig::STATIC_WAIT;
 pub use net::{Net, NetConfig, NetStats, Resources};
 pub use poller::{Interest, PollEvent, Poller};
 pub use select::Selected;
 pub use socket::listen::REUSE_WAIT;
 pub use socket::{Shutdown, Socket, SocketId};
-pub use strategy::{PollStrategy, WaitIo, strategies};
+pub use strategy::{PollStrategy, STRATEGY_NAMES, WaitIo, by_name as strategy_by_name, strategies};

@@ -818,10 +818,32 @@ impl World {
         for h in newly {
             let cid = self.sut.next_child;
             self.sut.next_child += 1;
-            let st = self.sut.sockets.get::<tcp::Socket>(h).state();
+            let sock = self.sut.sockets.get::<tcp::Socket>(h);
+            let st = sock.state();
+            // EDK2 clones the listener's TCB and then records both endpoints
+            // of the new connection, which GetModeData reports.
+            let (mut station, mut remote, mut remote_port) = (cfg.station, cfg.remote, 0);
+            if let Some(IpEndpoint {
+                addr: IpAddress::Ipv4(a),
+                port,
+            }) = sock.remote_endpoint()
+            {
+                remote = a;
+                remote_port = port;
+            }
+            if let Some(IpEndpoint {
+                addr: IpAddress::Ipv4(a),
+                ..
+            }) = sock.local_endpoint()
+            {
+                station = a;
+            }
             let child = Child {
                 cfg: Some(ChildCfg {
                     active: false,
+                    station,
+                    remote,
+                    remote_port,
                     ..cfg
                 }),
                 sock: Some(h),

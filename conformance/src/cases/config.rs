@@ -4,7 +4,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use efisock::{Errno, ErrorKind, htonl, htons, inet_aton, inet_ntoa, ntohl, ntohs, parse_socket_addr};
+use efisock::{
+    Errno, ErrorKind, htonl, htons, inet_aton, inet_ntoa, ntohl, ntohs, parse_socket_addr,
+};
 
 use super::util::{connect, expect_errno, recv_exact};
 use crate::peers::ports;
@@ -15,24 +17,78 @@ use crate::{ensure, ensure_eq};
 /// The cases of this group.
 pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
     vec![
-        Case { group: "ipconfig", name: "no_address_enetdown", about: "connect before any address is ENETDOWN", run: no_address_enetdown::<T> },
-        Case { group: "ipconfig", name: "dhcp_assigns_address", about: "DHCP through Ip4Config2 gives 10.0.2.15/24 and traffic flows", run: dhcp_assigns_address::<T> },
-        Case { group: "ipconfig", name: "dhcp_is_idempotent", about: "dhcp() with an address already set returns it at once", run: dhcp_is_idempotent::<T> },
-        Case { group: "ipconfig", name: "static_address", about: "a static address is applied at once and traffic flows", run: static_address::<T> },
-        Case { group: "addr", name: "inet_aton_forms", about: "dotted, short, hex, octal and single-number forms", run: inet_aton_forms::<T> },
-        Case { group: "addr", name: "inet_aton_rejects", about: "octet overflow, empty parts, bad digits are illegal", run: inet_aton_rejects::<T> },
-        Case { group: "addr", name: "inet_ntoa_round_trip", about: "inet_ntoa(inet_aton(x)) is the dotted quad", run: inet_ntoa_round_trip::<T> },
-        Case { group: "addr", name: "byte_order", about: "htons/htonl/ntohs/ntohl", run: byte_order::<T> },
-        Case { group: "addr", name: "socket_address_parsing", about: "HOST:PORT parses strictly, names are rejected", run: socket_address_parsing::<T> },
+        Case {
+            group: "ipconfig",
+            name: "no_address_enetdown",
+            about: "connect before any address is ENETDOWN",
+            run: no_address_enetdown::<T>,
+        },
+        Case {
+            group: "ipconfig",
+            name: "dhcp_assigns_address",
+            about: "DHCP through Ip4Config2 gives 10.0.2.15/24 and traffic flows",
+            run: dhcp_assigns_address::<T>,
+        },
+        Case {
+            group: "ipconfig",
+            name: "dhcp_is_idempotent",
+            about: "dhcp() with an address already set returns it at once",
+            run: dhcp_is_idempotent::<T>,
+        },
+        Case {
+            group: "ipconfig",
+            name: "static_address",
+            about: "a static address is applied at once and traffic flows",
+            run: static_address::<T>,
+        },
+        Case {
+            group: "addr",
+            name: "inet_aton_forms",
+            about: "dotted, short, hex, octal and single-number forms",
+            run: inet_aton_forms::<T>,
+        },
+        Case {
+            group: "addr",
+            name: "inet_aton_rejects",
+            about: "octet overflow, empty parts, bad digits are illegal",
+            run: inet_aton_rejects::<T>,
+        },
+        Case {
+            group: "addr",
+            name: "inet_ntoa_round_trip",
+            about: "inet_ntoa(inet_aton(x)) is the dotted quad",
+            run: inet_ntoa_round_trip::<T>,
+        },
+        Case {
+            group: "addr",
+            name: "byte_order",
+            about: "htons/htonl/ntohs/ntohl",
+            run: byte_order::<T>,
+        },
+        Case {
+            group: "addr",
+            name: "socket_address_parsing",
+            about: "HOST:PORT parses strictly, names are rejected",
+            run: socket_address_parsing::<T>,
+        },
     ]
 }
 
 fn no_address_enetdown<T: SocketTarget>(t: &mut T) -> CaseResult {
     t.unconfigure().map_err(CaseError::new)?;
-    ensure_eq!(t.net().address().context("address")?, None, "no address after boot");
+    ensure_eq!(
+        t.net().address().context("address")?,
+        None,
+        "no address after boot"
+    );
     let s = t.net().socket().context("socket")?;
-    s.settimeout(Some(Duration::from_secs(5))).context("settimeout")?;
-    expect_errno(s.connect(t.peer(ports::ECHO)), Errno::ENETDOWN, "connect without address")
+    s.settimeout(Some(Duration::from_secs(5)))
+        .context("settimeout")?;
+    expect_errno(
+        s.connect(t.peer(ports::ECHO)),
+        Errno::ENETDOWN,
+        "connect without address",
+    )
 }
 
 fn dhcp_assigns_address<T: SocketTarget>(t: &mut T) -> CaseResult {
@@ -59,7 +115,10 @@ fn dhcp_is_idempotent<T: SocketTarget>(t: &mut T) -> CaseResult {
     let start = t.net().now();
     let addr = t.net().dhcp(Duration::from_secs(30)).context("dhcp")?;
     ensure_eq!(Some(addr), before.map(|(a, _)| a), "same address");
-    ensure!(t.net().now() - start < Duration::from_millis(100), "no new DHCP round");
+    ensure!(
+        t.net().now() - start < Duration::from_millis(100),
+        "no new DHCP round"
+    );
     Ok(())
 }
 
@@ -69,7 +128,11 @@ fn static_address<T: SocketTarget>(t: &mut T) -> CaseResult {
     t.net()
         .set_static(t.local_ip(), mask, Some(*t.peer(ports::ECHO).ip()))
         .context("set_static")?;
-    ensure_eq!(t.net().address().context("address")?, Some((t.local_ip(), mask)), "static address");
+    ensure_eq!(
+        t.net().address().context("address")?,
+        Some((t.local_ip(), mask)),
+        "static address"
+    );
     let s = connect(t, ports::ECHO)?;
     s.sendall(b"static").context("sendall")?;
     ensure_eq!(recv_exact(&s, 6)?, b"static".to_vec(), "echo");
@@ -88,16 +151,38 @@ fn inet_aton_forms<T: SocketTarget>(_: &mut T) -> CaseResult {
         ("255.255.255.255", [255, 255, 255, 255]),
         ("10.0.2.2 trailing", [10, 0, 2, 2]),
     ] {
-        ensure_eq!(inet_aton(text).context(text)?.octets(), expected, "inet_aton({text:?})");
+        ensure_eq!(
+            inet_aton(text).context(text)?.octets(),
+            expected,
+            "inet_aton({text:?})"
+        );
     }
     Ok(())
 }
 
 fn inet_aton_rejects<T: SocketTarget>(_: &mut T) -> CaseResult {
-    for text in ["256.0.0.1", "1.2.3.256", "1.2.65536", "1.16777216", "4294967296", "1..2", "1.2.3.", "08", "0x", "", "1.2.3.4.5", "a.b.c.d", " 1.2.3.4"] {
+    for text in [
+        "256.0.0.1",
+        "1.2.3.256",
+        "1.2.65536",
+        "1.16777216",
+        "4294967296",
+        "1..2",
+        "1.2.3.",
+        "08",
+        "0x",
+        "",
+        "1.2.3.4.5",
+        "a.b.c.d",
+        " 1.2.3.4",
+    ] {
         match inet_aton(text) {
             Err(e) if e.kind() == ErrorKind::AddrParse => {}
-            other => return Err(CaseError::new(format!("inet_aton({text:?}) = {other:?}, expected illegal"))),
+            other => {
+                return Err(CaseError::new(format!(
+                    "inet_aton({text:?}) = {other:?}, expected illegal"
+                )));
+            }
         }
     }
     Ok(())
@@ -106,7 +191,11 @@ fn inet_aton_rejects<T: SocketTarget>(_: &mut T) -> CaseResult {
 fn inet_ntoa_round_trip<T: SocketTarget>(_: &mut T) -> CaseResult {
     ensure_eq!(inet_ntoa(Ipv4Addr::new(10, 0, 2, 15)), "10.0.2.15", "ntoa");
     for text in ["0.0.0.0", "127.0.0.1", "255.255.255.255", "10.0.2.2"] {
-        ensure_eq!(inet_ntoa(inet_aton(text).context(text)?), text, "round trip");
+        ensure_eq!(
+            inet_ntoa(inet_aton(text).context(text)?),
+            text,
+            "round trip"
+        );
     }
     Ok(())
 }

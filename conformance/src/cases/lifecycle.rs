@@ -14,18 +14,78 @@ use crate::{ensure, ensure_eq};
 /// The cases of this group.
 pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
     vec![
-        Case { group: "lifecycle", name: "connect_echo_hello", about: "connect, send 5 bytes, get them echoed", run: connect_echo_hello::<T> },
-        Case { group: "lifecycle", name: "peer_and_local_names", about: "getpeername is the peer; getsockname is our address and an ephemeral port", run: peer_and_local_names::<T> },
-        Case { group: "lifecycle", name: "connect_ex_returns_zero", about: "connect_ex returns 0 on success", run: connect_ex_returns_zero::<T> },
-        Case { group: "lifecycle", name: "connect_twice_eisconn", about: "connect on a connected socket is EISCONN", run: connect_twice_eisconn::<T> },
-        Case { group: "lifecycle", name: "unconnected_enotconn", about: "recv, send, getpeername before connect are ENOTCONN", run: unconnected_enotconn::<T> },
-        Case { group: "lifecycle", name: "closed_socket_ebadf", about: "every operation after close is EBADF; close twice is fine", run: closed_socket_ebadf::<T> },
-        Case { group: "lifecycle", name: "bind_then_getsockname", about: "bind to an explicit port shows in getsockname", run: bind_then_getsockname::<T> },
-        Case { group: "lifecycle", name: "bind_twice_einval", about: "binding a bound socket again is EINVAL", run: bind_twice_einval::<T> },
-        Case { group: "lifecycle", name: "accept_connect_back", about: "listen, the peer connects back, accept returns its address, data flows", run: accept_connect_back::<T> },
-        Case { group: "lifecycle", name: "listen_unbound_gets_port", about: "listen without bind picks an ephemeral port", run: listen_unbound_gets_port::<T> },
-        Case { group: "lifecycle", name: "timeout_settings", about: "settimeout/gettimeout/setblocking follow Python", run: timeout_settings::<T> },
-        Case { group: "lifecycle", name: "accept_on_unlistened_einval", about: "accept on a socket that is not listening is EINVAL", run: accept_on_unlistened_einval::<T> },
+        Case {
+            group: "lifecycle",
+            name: "connect_echo_hello",
+            about: "connect, send 5 bytes, get them echoed",
+            run: connect_echo_hello::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "peer_and_local_names",
+            about: "getpeername is the peer; getsockname is our address and an ephemeral port",
+            run: peer_and_local_names::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "connect_ex_returns_zero",
+            about: "connect_ex returns 0 on success",
+            run: connect_ex_returns_zero::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "connect_twice_eisconn",
+            about: "connect on a connected socket is EISCONN",
+            run: connect_twice_eisconn::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "unconnected_enotconn",
+            about: "recv, send, getpeername before connect are ENOTCONN",
+            run: unconnected_enotconn::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "closed_socket_ebadf",
+            about: "every operation after close is EBADF; close twice is fine",
+            run: closed_socket_ebadf::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "bind_then_getsockname",
+            about: "bind to an explicit port shows in getsockname",
+            run: bind_then_getsockname::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "bind_twice_einval",
+            about: "binding a bound socket again is EINVAL",
+            run: bind_twice_einval::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "accept_connect_back",
+            about: "listen, the peer connects back, accept returns its address, data flows",
+            run: accept_connect_back::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "listen_unbound_gets_port",
+            about: "listen without bind picks an ephemeral port",
+            run: listen_unbound_gets_port::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "timeout_settings",
+            about: "settimeout/gettimeout/setblocking follow Python",
+            run: timeout_settings::<T>,
+        },
+        Case {
+            group: "lifecycle",
+            name: "accept_on_unlistened_einval",
+            about: "accept on a socket that is not listening is EINVAL",
+            run: accept_on_unlistened_einval::<T>,
+        },
     ]
 }
 
@@ -40,10 +100,18 @@ fn connect_echo_hello<T: SocketTarget>(t: &mut T) -> CaseResult {
 
 fn peer_and_local_names<T: SocketTarget>(t: &mut T) -> CaseResult {
     let s = connect(t, ports::ECHO)?;
-    ensure_eq!(s.getpeername().context("getpeername")?, t.peer(ports::ECHO), "getpeername");
+    ensure_eq!(
+        s.getpeername().context("getpeername")?,
+        t.peer(ports::ECHO),
+        "getpeername"
+    );
     let local = s.getsockname().context("getsockname")?;
     ensure_eq!(*local.ip(), t.local_ip(), "getsockname address");
-    ensure!(local.port() >= 1024, "ephemeral port {} should be >= 1024", local.port());
+    ensure!(
+        local.port() >= 1024,
+        "ephemeral port {} should be >= 1024",
+        local.port()
+    );
     Ok(())
 }
 
@@ -57,8 +125,16 @@ fn connect_ex_returns_zero<T: SocketTarget>(t: &mut T) -> CaseResult {
 
 fn connect_twice_eisconn<T: SocketTarget>(t: &mut T) -> CaseResult {
     let s = connect(t, ports::ECHO)?;
-    expect_errno(s.connect(t.peer(ports::ECHO)), Errno::EISCONN, "second connect")?;
-    ensure_eq!(s.connect_ex(t.peer(ports::ECHO)), Errno::EISCONN.code(), "connect_ex");
+    expect_errno(
+        s.connect(t.peer(ports::ECHO)),
+        Errno::EISCONN,
+        "second connect",
+    )?;
+    ensure_eq!(
+        s.connect_ex(t.peer(ports::ECHO)),
+        Errno::EISCONN.code(),
+        "connect_ex"
+    );
     Ok(())
 }
 
@@ -87,27 +163,53 @@ fn bind_then_getsockname<T: SocketTarget>(t: &mut T) -> CaseResult {
     let addr = SocketAddrV4::new(t.local_ip(), 41001);
     s.bind(addr).context("bind")?;
     ensure_eq!(s.getsockname().context("getsockname")?, addr, "bound name");
-    s.connect(t.peer(ports::ECHO)).context("connect from bound port")?;
-    ensure_eq!(s.getsockname().context("getsockname")?.port(), 41001, "port kept after connect");
+    s.connect(t.peer(ports::ECHO))
+        .context("connect from bound port")?;
+    ensure_eq!(
+        s.getsockname().context("getsockname")?.port(),
+        41001,
+        "port kept after connect"
+    );
     Ok(())
 }
 
 fn bind_twice_einval<T: SocketTarget>(t: &mut T) -> CaseResult {
     let s = socket(t)?;
-    s.bind(SocketAddrV4::new(t.local_ip(), 41002)).context("bind")?;
-    expect_errno(s.bind(SocketAddrV4::new(t.local_ip(), 41003)), Errno::EINVAL, "second bind")
+    s.bind(SocketAddrV4::new(t.local_ip(), 41002))
+        .context("bind")?;
+    expect_errno(
+        s.bind(SocketAddrV4::new(t.local_ip(), 41003)),
+        Errno::EINVAL,
+        "second bind",
+    )
 }
 
 fn accept_connect_back<T: SocketTarget>(t: &mut T) -> CaseResult {
     let listener = socket(t)?;
-    listener.bind(SocketAddrV4::new(t.local_ip(), 42001)).context("bind")?;
+    listener
+        .bind(SocketAddrV4::new(t.local_ip(), 42001))
+        .context("bind")?;
     listener.listen(5).context("listen")?;
     let control = connect(t, ports::CONNECT_BACK)?;
-    control.sendall(&protocol::connect_back_request(42001, 1000)).context("request")?;
+    control
+        .sendall(&protocol::connect_back_request(42001, 1000))
+        .context("request")?;
     let (conn, peer) = listener.accept().context("accept")?;
-    ensure_eq!(*peer.ip(), *t.peer(ports::ECHO).ip(), "accepted peer address");
-    ensure_eq!(conn.getpeername().context("getpeername")?, peer, "getpeername of accepted");
-    ensure_eq!(conn.getsockname().context("getsockname")?.port(), 42001, "accepted local port");
+    ensure_eq!(
+        *peer.ip(),
+        *t.peer(ports::ECHO).ip(),
+        "accepted peer address"
+    );
+    ensure_eq!(
+        conn.getpeername().context("getpeername")?,
+        peer,
+        "getpeername of accepted"
+    );
+    ensure_eq!(
+        conn.getsockname().context("getsockname")?.port(),
+        42001,
+        "accepted local port"
+    );
     let (count, _, is_pattern) = super::util::recv_to_eof(&conn, 1000)?;
     ensure_eq!(count, 1000, "bytes from the connect-back peer");
     ensure!(is_pattern, "connect-back data is the pattern");
@@ -126,10 +228,19 @@ fn timeout_settings<T: SocketTarget>(t: &mut T) -> CaseResult {
     let s = t.net().socket().context("socket")?;
     ensure_eq!(s.gettimeout(), None, "default timeout (blocking)");
     ensure!(s.getblocking(), "default is blocking");
-    s.settimeout(Some(Duration::from_millis(1500))).context("settimeout")?;
-    ensure_eq!(s.gettimeout(), Some(Duration::from_millis(1500)), "gettimeout");
+    s.settimeout(Some(Duration::from_millis(1500)))
+        .context("settimeout")?;
+    ensure_eq!(
+        s.gettimeout(),
+        Some(Duration::from_millis(1500)),
+        "gettimeout"
+    );
     s.setblocking(false);
-    ensure_eq!(s.gettimeout(), Some(Duration::ZERO), "setblocking(False) is timeout 0");
+    ensure_eq!(
+        s.gettimeout(),
+        Some(Duration::ZERO),
+        "setblocking(False) is timeout 0"
+    );
     ensure!(!s.getblocking(), "getblocking after setblocking(False)");
     s.setblocking(true);
     ensure_eq!(s.gettimeout(), None, "setblocking(True) is timeout None");

@@ -16,9 +16,24 @@ use crate::{ensure, ensure_eq};
 /// The cases of this group.
 pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
     vec![
-        Case { group: "server", name: "select_echo_server_32_clients", about: "a select-loop echo server serves 32 concurrent connect-back clients", run: select_echo_server::<T> },
-        Case { group: "server", name: "sequential_1000_connections", about: "1000 connect/echo/close cycles leave no child, event or pool block behind", run: sequential_1000::<T> },
-        Case { group: "server", name: "accept_many_in_order", about: "8 connect-backs are all accepted, each with its own data", run: accept_many::<T> },
+        Case {
+            group: "server",
+            name: "select_echo_server_32_clients",
+            about: "a select-loop echo server serves 32 concurrent connect-back clients",
+            run: select_echo_server::<T>,
+        },
+        Case {
+            group: "server",
+            name: "sequential_1000_connections",
+            about: "1000 connect/echo/close cycles leave no child, event or pool block behind",
+            run: sequential_1000::<T>,
+        },
+        Case {
+            group: "server",
+            name: "accept_many_in_order",
+            about: "8 connect-backs are all accepted, each with its own data",
+            run: accept_many::<T>,
+        },
     ]
 }
 
@@ -28,13 +43,16 @@ const PER_CLIENT: u64 = 2000;
 fn select_echo_server<T: SocketTarget>(t: &mut T) -> CaseResult {
     let port = 43001;
     let listener = socket(t)?;
-    listener.bind(SocketAddrV4::new(t.local_ip(), port)).context("bind")?;
+    listener
+        .bind(SocketAddrV4::new(t.local_ip(), port))
+        .context("bind")?;
     listener.listen(10).context("listen")?;
     listener.setblocking(false);
     let mut controls = Vec::new();
     for _ in 0..CLIENTS {
         let c = connect(t, ports::CONNECT_BACK_ECHO)?;
-        c.sendall(&protocol::connect_back_request(port, PER_CLIENT)).context("request")?;
+        c.sendall(&protocol::connect_back_request(port, PER_CLIENT))
+            .context("request")?;
         controls.push(c);
     }
     let mut clients: BTreeMap<SocketId, efisock::Socket<T::P>> = BTreeMap::new();
@@ -44,10 +62,16 @@ fn select_echo_server<T: SocketTarget>(t: &mut T) -> CaseResult {
         if finished_ok + reset == CLIENTS {
             break;
         }
-        ensure!(t.net().now() - start < Duration::from_secs(120), "server loop ran out of time: {finished_ok} ok, {reset} reset");
+        ensure!(
+            t.net().now() - start < Duration::from_secs(120),
+            "server loop ran out of time: {finished_ok} ok, {reset} reset"
+        );
         let mut read: Vec<&efisock::Socket<T::P>> = vec![&listener];
         read.extend(clients.values());
-        let ready = t.net().select(&read, &[], &[], Some(Duration::from_secs(5))).context("select")?;
+        let ready = t
+            .net()
+            .select(&read, &[], &[], Some(Duration::from_secs(5)))
+            .context("select")?;
         let mut closed = Vec::new();
         for id in ready.read {
             if id == listener.fileno() {
@@ -71,7 +95,8 @@ fn select_echo_server<T: SocketTarget>(t: &mut T) -> CaseResult {
                 }
                 Ok(data) => {
                     conn.setblocking(true);
-                    conn.settimeout(Some(Duration::from_secs(10))).context("settimeout")?;
+                    conn.settimeout(Some(Duration::from_secs(10)))
+                        .context("settimeout")?;
                     conn.sendall(&data).context("echo back")?;
                     conn.setblocking(false);
                 }
@@ -100,21 +125,30 @@ fn sequential_1000<T: SocketTarget>(t: &mut T) -> CaseResult {
         ensure_eq!(recv_exact(&s, 1)?, byte.to_vec(), "echo on connection {i}");
         s.close().context("close")?;
     }
-    t.net().shutdown(Duration::from_secs(30)).context("shutdown")?;
+    t.net()
+        .shutdown(Duration::from_secs(30))
+        .context("shutdown")?;
     let after = t.net().resources();
-    ensure_eq!(after, efisock::Resources::default(), "resources after 1000 connections and shutdown");
+    ensure_eq!(
+        after,
+        efisock::Resources::default(),
+        "resources after 1000 connections and shutdown"
+    );
     Ok(())
 }
 
 fn accept_many<T: SocketTarget>(t: &mut T) -> CaseResult {
     let port = 43101;
     let listener = socket(t)?;
-    listener.bind(SocketAddrV4::new(t.local_ip(), port)).context("bind")?;
+    listener
+        .bind(SocketAddrV4::new(t.local_ip(), port))
+        .context("bind")?;
     listener.listen(10).context("listen")?;
     let mut controls = Vec::new();
     for i in 0..8u64 {
         let c = connect(t, ports::CONNECT_BACK)?;
-        c.sendall(&protocol::connect_back_request(port, 100 + i)).context("request")?;
+        c.sendall(&protocol::connect_back_request(port, 100 + i))
+            .context("request")?;
         controls.push(c);
     }
     let mut sizes = Vec::new();
@@ -126,6 +160,10 @@ fn accept_many<T: SocketTarget>(t: &mut T) -> CaseResult {
         sizes.push(count);
     }
     sizes.sort();
-    ensure_eq!(sizes, (100..108).collect::<Vec<u64>>(), "every connect-back delivered its own byte count");
+    ensure_eq!(
+        sizes,
+        (100..108).collect::<Vec<u64>>(),
+        "every connect-back delivered its own byte count"
+    );
     Ok(())
 }

@@ -15,14 +15,54 @@ const MIB: u64 = 1 << 20;
 /// The cases of this group.
 pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
     vec![
-        Case { group: "transfer", name: "echo_4k_exact", about: "4 KiB through echo comes back identical", run: echo_4k_exact::<T> },
-        Case { group: "transfer", name: "sink_1mib_checksum", about: "1 MiB sendall to the sink; its count and checksum match", run: sink_1mib_checksum::<T> },
-        Case { group: "transfer", name: "source_1mib_checksum", about: "1 MiB from the source to EOF; count, checksum and order match", run: source_1mib_checksum::<T> },
-        Case { group: "transfer", name: "recv_one_leaves_rest", about: "recv(1) takes one byte and leaves the rest queued", run: recv_one_leaves_rest::<T> },
-        Case { group: "transfer", name: "recv_into_partial", about: "recv_into fills at most the buffer and keeps the rest", run: recv_into_partial::<T> },
-        Case { group: "transfer", name: "echo_interleaved_256k", about: "send and receive 256 KiB interleaved through echo", run: echo_interleaved_256k::<T> },
-        Case { group: "transfer", name: "send_returns_count", about: "send returns how many bytes it accepted (> 0, <= len)", run: send_returns_count::<T> },
-        Case { group: "transfer", name: "io_read_write_traits", about: "std::io::Write/Read on a socket move the bytes", run: io_read_write_traits::<T> },
+        Case {
+            group: "transfer",
+            name: "echo_4k_exact",
+            about: "4 KiB through echo comes back identical",
+            run: echo_4k_exact::<T>,
+        },
+        Case {
+            group: "transfer",
+            name: "sink_1mib_checksum",
+            about: "1 MiB sendall to the sink; its count and checksum match",
+            run: sink_1mib_checksum::<T>,
+        },
+        Case {
+            group: "transfer",
+            name: "source_1mib_checksum",
+            about: "1 MiB from the source to EOF; count, checksum and order match",
+            run: source_1mib_checksum::<T>,
+        },
+        Case {
+            group: "transfer",
+            name: "recv_one_leaves_rest",
+            about: "recv(1) takes one byte and leaves the rest queued",
+            run: recv_one_leaves_rest::<T>,
+        },
+        Case {
+            group: "transfer",
+            name: "recv_into_partial",
+            about: "recv_into fills at most the buffer and keeps the rest",
+            run: recv_into_partial::<T>,
+        },
+        Case {
+            group: "transfer",
+            name: "echo_interleaved_256k",
+            about: "send and receive 256 KiB interleaved through echo",
+            run: echo_interleaved_256k::<T>,
+        },
+        Case {
+            group: "transfer",
+            name: "send_returns_count",
+            about: "send returns how many bytes it accepted (> 0, <= len)",
+            run: send_returns_count::<T>,
+        },
+        Case {
+            group: "transfer",
+            name: "io_read_write_traits",
+            about: "std::io::Write/Read on a socket move the bytes",
+            run: io_read_write_traits::<T>,
+        },
     ]
 }
 
@@ -31,13 +71,18 @@ fn echo_4k_exact<T: SocketTarget>(t: &mut T) -> CaseResult {
     let data = pattern(4096);
     s.sendall(&data).context("sendall")?;
     let got = recv_exact(&s, data.len())?;
-    ensure!(got == data, "echoed data differs at {:?}", find_pattern_mismatch(0, &got));
+    ensure!(
+        got == data,
+        "echoed data differs at {:?}",
+        find_pattern_mismatch(0, &got)
+    );
     Ok(())
 }
 
 fn sink_1mib_checksum<T: SocketTarget>(t: &mut T) -> CaseResult {
     let s = connect(t, ports::SINK)?;
-    s.sendall(&protocol::source_request(MIB)).context("sink header")?;
+    s.sendall(&protocol::sink_request(MIB))
+        .context("sink header")?;
     let data = pattern(MIB as usize);
     s.sendall(&data).context("sendall 1 MiB")?;
     let report = recv_exact(&s, protocol::SINK_REPORT_LEN)?;
@@ -49,7 +94,8 @@ fn sink_1mib_checksum<T: SocketTarget>(t: &mut T) -> CaseResult {
 
 fn source_1mib_checksum<T: SocketTarget>(t: &mut T) -> CaseResult {
     let s = connect(t, ports::SOURCE_FIN)?;
-    s.sendall(&protocol::source_request(MIB)).context("request")?;
+    s.sendall(&protocol::source_request(MIB))
+        .context("request")?;
     let (count, checksum, is_pattern) = recv_to_eof(&s, MIB)?;
     ensure_eq!(count, MIB, "bytes before EOF");
     ensure_eq!(checksum, pattern_checksum(0, MIB), "checksum");
@@ -62,7 +108,10 @@ fn source_1mib_checksum<T: SocketTarget>(t: &mut T) -> CaseResult {
 fn source_with_eof<T: SocketTarget>(t: &T, n: u64) -> Result<efisock::Socket<T::P>, CaseError> {
     let s = connect(t, ports::SOURCE_FIN)?;
     s.sendall(&protocol::source_request(n)).context("request")?;
-    let ready = t.net().select(&[&s], &[], &[], Some(Duration::from_secs(10))).context("select")?;
+    let ready = t
+        .net()
+        .select(&[&s], &[], &[], Some(Duration::from_secs(10)))
+        .context("select")?;
     ensure!(ready.read == vec![s.fileno()], "source socket readable");
     // Give the rest of the bytes (and the FIN) time to arrive.
     t.net().sleep(Duration::from_millis(500));
@@ -74,8 +123,16 @@ fn recv_one_leaves_rest<T: SocketTarget>(t: &mut T) -> CaseResult {
     let first = s.recv(1).context("recv(1)")?;
     ensure_eq!(first, pattern(1), "first byte");
     let rest = recv_exact(&s, 99)?;
-    ensure_eq!(rest, pattern(100)[1..].to_vec(), "the other 99 bytes, in order");
-    ensure_eq!(s.recv(10).context("recv at EOF")?, Vec::<u8>::new(), "then EOF");
+    ensure_eq!(
+        rest,
+        pattern(100)[1..].to_vec(),
+        "the other 99 bytes, in order"
+    );
+    ensure_eq!(
+        s.recv(10).context("recv at EOF")?,
+        Vec::<u8>::new(),
+        "then EOF"
+    );
     Ok(())
 }
 
@@ -100,7 +157,11 @@ fn echo_interleaved_256k<T: SocketTarget>(t: &mut T) -> CaseResult {
         let got = recv_exact(&s, chunk.len())?;
         received.extend_from_slice(&got);
     }
-    ensure!(received == data, "echo mismatch at {:?}", find_pattern_mismatch(0, &received));
+    ensure!(
+        received == data,
+        "echo mismatch at {:?}",
+        find_pattern_mismatch(0, &received)
+    );
     Ok(())
 }
 

@@ -38,7 +38,10 @@ pub fn recv_exact<P: efisock::firmware::Platform + 'static>(
             .recv(n - out.len())
             .context(format_args!("recv after {} of {n} bytes", out.len()))?;
         if chunk.is_empty() {
-            return Err(CaseError::new(format!("EOF after {} of {n} bytes", out.len())));
+            return Err(CaseError::new(format!(
+                "EOF after {} of {n} bytes",
+                out.len()
+            )));
         }
         out.extend_from_slice(&chunk);
     }
@@ -65,7 +68,9 @@ pub fn recv_to_eof<P: efisock::firmware::Platform + 'static>(
         is_pattern &= expected[..chunk.len()] == chunk[..];
         sum.update(&chunk);
         if sum.len() > limit {
-            return Err(CaseError::new(format!("more than {limit} bytes before EOF")));
+            return Err(CaseError::new(format!(
+                "more than {limit} bytes before EOF"
+            )));
         }
     }
 }
@@ -85,7 +90,13 @@ pub fn expect_errno<T: std::fmt::Debug>(
 ) -> CaseResult {
     match result {
         Err(e) if e.errno() == Some(errno) => Ok(()),
-        Err(e) => Err(CaseError::new(format!("{what}: expected {}, got {e}", errno.name()))),
-        Ok(v) => Err(CaseError::new(format!("{what}: expected {}, got Ok({v:?})", errno.name()))),
+        Err(e) => Err(CaseError::new(format!(
+            "{what}: expected {}, got {e}",
+            errno.name()
+        ))),
+        Ok(v) => Err(CaseError::new(format!(
+            "{what}: expected {}, got Ok({v:?})",
+            errno.name()
+        ))),
     }
 }
