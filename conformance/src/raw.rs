@@ -27,6 +27,7 @@ pub struct RawChild<P: Platform> {
     platform: P,
     handle: Handle,
     tcp: Tcp4Of<P>,
+    station: Option<std::net::Ipv4Addr>,
 }
 
 impl<P: Platform> RawChild<P> {
@@ -47,7 +48,15 @@ impl<P: Platform> RawChild<P> {
             platform,
             handle,
             tcp,
+            station: None,
         })
+    }
+
+    /// The address to pass explicitly when the firmware refuses
+    /// UseDefaultAddress with ALREADY_STARTED (a /24 on the test network).
+    pub fn with_station(mut self, station: std::net::Ipv4Addr) -> Self {
+        self.station = Some(station);
+        self
     }
 
     /// The protocol instance.
@@ -92,6 +101,21 @@ impl<P: Platform> RawChild<P> {
         };
         // SAFETY: `config` is a valid, fully initialised Tcp4ConfigData that
         // lives across the call; a null control_option selects the defaults.
+        let status = unsafe { self.tcp.configure(&config) };
+        if status != Status::ALREADY_STARTED {
+            return status;
+        }
+        // Old firmware rejects UseDefaultAddress once the address is set
+        // (BITS passes it explicitly); do the same so probes reach the
+        // behaviour they measure.
+        let Some(station) = self.station else {
+            return status;
+        };
+        let mut config = config;
+        config.access_point.use_default_address = Boolean::FALSE;
+        config.access_point.station_address = Ipv4Address(station.octets());
+        config.access_point.subnet_mask = Ipv4Address([255, 255, 255, 0]);
+        // SAFETY: as above.
         unsafe { self.tcp.configure(&config) }
     }
 

@@ -82,7 +82,9 @@ fn fail(what: impl Into<String>) -> CaseError {
 
 /// A child connected to the peer's `port`, through the raw calls.
 fn connected<T: SocketTarget>(t: &T, port: u16) -> Result<RawChild<T::P>, CaseError> {
-    let child = RawChild::create(t.platform()).map_err(fail)?;
+    let child = RawChild::create(t.platform())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     ensure_eq!(
         child.configure_active(t.peer(port)),
         Status::SUCCESS,
@@ -109,7 +111,9 @@ fn transmit<P: Platform>(p: &P, child: &RawChild<P>, bytes: &[u8]) -> CaseResult
 
 fn unconfigured_not_started<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
-    let child = RawChild::create(p.clone()).map_err(fail)?;
+    let child = RawChild::create(p.clone())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
     ensure_eq!(
         connect.submit(child.tcp()),
@@ -127,7 +131,9 @@ fn unconfigured_not_started<T: SocketTarget>(t: &mut T) -> CaseResult {
 
 fn connect_completes_later<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
-    let child = RawChild::create(p.clone()).map_err(fail)?;
+    let child = RawChild::create(p.clone())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     ensure_eq!(
         child.configure_active(t.peer(ports::ECHO)),
         Status::SUCCESS,
@@ -155,7 +161,9 @@ fn connect_completes_later<T: SocketTarget>(t: &mut T) -> CaseResult {
 
 fn closed_port_status<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
-    let child = RawChild::create(p.clone()).map_err(fail)?;
+    let child = RawChild::create(p.clone())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     ensure_eq!(
         child.configure_active(t.peer(ports::REFUSED)),
         Status::SUCCESS,
@@ -292,7 +300,9 @@ fn configure_null_aborts<T: SocketTarget>(t: &mut T) -> CaseResult {
 fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
     let port = 44050;
-    let child = RawChild::create(p.clone()).map_err(fail)?;
+    let child = RawChild::create(p.clone())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     ensure_eq!(
         child.configure_active_from(port, t.peer(ports::ACCEPT_CLOSE)),
         Status::SUCCESS,
@@ -314,7 +324,9 @@ fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
     // The peer closed first, so this side went through LAST_ACK, not
     // TIME_WAIT: once the instance is reset its port is free at once.
     ensure_eq!(child.reset(), Status::SUCCESS, "Configure(NULL)");
-    let again = RawChild::create(p.clone()).map_err(fail)?;
+    let again = RawChild::create(p.clone())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     ensure_eq!(
         again.configure_active_from(port, t.peer(ports::ECHO)),
         Status::SUCCESS,
@@ -322,7 +334,9 @@ fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
     );
     drop(again);
     // Now an active close: this side ends in TIME_WAIT.
-    let active = RawChild::create(p.clone()).map_err(fail)?;
+    let active = RawChild::create(p.clone())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     ensure_eq!(
         active.configure_active_from(port + 1, t.peer(ports::ECHO)),
         Status::SUCCESS,
@@ -341,7 +355,9 @@ fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
         "active close never reached TIME_WAIT (state {:?})",
         active.state()
     );
-    let other = RawChild::create(p.clone()).map_err(fail)?;
+    let other = RawChild::create(p.clone())
+        .map_err(fail)?
+        .with_station(t.local_ip());
     let status = other.configure_active_from(port + 1, t.peer(ports::ECHO));
     let expected = if t.expect().time_wait_holds_port {
         Status::INVALID_PARAMETER

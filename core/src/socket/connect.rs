@@ -132,9 +132,15 @@ fn try_configure<P: Platform, T: crate::firmware::Tcp4>(
     let mut status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
     if status == Status::ALREADY_STARTED {
         // Legacy firmware: pass the DHCP/static address explicitly.
-        if let Ok(Some(addr)) = crate::ipconfig::address(ctx) {
-            data.access_point = access_point(sock.bound, remote, Some(addr));
-            status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
+        match crate::ipconfig::address(ctx) {
+            Ok(Some(addr)) => {
+                data.access_point = access_point(sock.bound, remote, Some(addr));
+                status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
+            }
+            // No address to pass yet: what current firmware reports as
+            // NO_MAPPING (ENETDOWN), old firmware hides behind ALREADY_STARTED.
+            Ok(None) => status = Status::NO_MAPPING,
+            Err(_) => {}
         }
     }
     status
