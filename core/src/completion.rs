@@ -159,6 +159,13 @@ impl CompletionQueue {
         Some(record)
     }
 
+    /// Records pushed so far (claimed by notify functions), drained or not: a
+    /// progress signal a wait loop can read right after a Poll, before the
+    /// next safe point drains them.
+    pub fn recorded(&self) -> u64 {
+        self.tail.load(Ordering::Acquire) as u64
+    }
+
     /// Pushes that found the ring full (a broken firmware contract).
     pub fn overflows(&self) -> u64 {
         self.overflows.load(Ordering::Relaxed)

@@ -321,7 +321,7 @@ impl<P: Platform> WaitIo for Io<'_, '_, P> {
         }
     }
     fn completions(&self) -> u64 {
-        self.ctx.stats.completions.get()
+        self.ctx.queue.recorded()
     }
 }
 

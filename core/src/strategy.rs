@@ -27,7 +27,9 @@ pub trait WaitIo {
     fn stall(&mut self, us: u64);
     /// `WaitForEvent` on a timer event armed for `us` microseconds.
     fn wait_timer(&mut self, us: u64);
-    /// Completions drained since the `Net` was created (a progress signal).
+    /// Completions recorded by notify functions since the `Net` was created,
+    /// including ones not drained yet (a progress signal: a strategy that
+    /// sees it move after a Poll should return instead of stalling).
     fn completions(&self) -> u64 {
         0
     }
