@@ -91,13 +91,18 @@ fn rust_lld() -> Result<PathBuf, String> {
     }
 }
 
-/// Which UEFI binary of `efisock-efi` to build and how.
+/// Which UEFI binary to build and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EfiBuild {
+    /// The cargo package (`efisock-efi`, `efisock-conformance`).
+    pub package: &'static str,
     /// The `[[bin]]` name (also the `.efi` file name).
     pub bin: &'static str,
-    /// Cargo features of `efisock-efi` to enable.
+    /// Cargo features of the package to enable.
     pub features: Vec<&'static str>,
+    /// Pass `--no-default-features` (the suite's default `sim` feature
+    /// brings the host simulator, which a UEFI build does not need).
+    pub no_default_features: bool,
     /// Build Rust's `std` for the target (`-Zbuild-std=std,panic_abort`)
     /// instead of only `core`/`alloc`, and allow the unstable `uefi_std`
     /// library feature (`RUSTC_BOOTSTRAP=1`).
@@ -108,8 +113,10 @@ impl EfiBuild {
     /// The no_std smoke application `efisock-efi`.
     pub fn smoke() -> Self {
         Self {
+            package: "efisock-efi",
             bin: "efisock-efi",
             features: Vec::new(),
+            no_default_features: false,
             std: false,
         }
     }
@@ -117,8 +124,22 @@ impl EfiBuild {
     /// The std probe application `efisock-efi-std` (feature `std-app`).
     pub fn std_probe() -> Self {
         Self {
+            package: "efisock-efi",
             bin: "efisock-efi-std",
             features: vec!["std-app"],
+            no_default_features: false,
+            std: true,
+        }
+    }
+
+    /// The conformance suite's binary, with its default features off (no
+    /// simulator) plus `features`.
+    pub fn conformance(features: Vec<&'static str>) -> Self {
+        Self {
+            package: "efisock-conformance",
+            bin: "efisock-conformance",
+            features,
+            no_default_features: true,
             std: true,
         }
     }
@@ -155,7 +176,7 @@ pub fn build_efi_bin(spec: &EfiBuild, release: bool) -> Result<PathBuf, String> 
     let mut cmd;
     if rustup_has_uefi_target() {
         cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "efisock-efi", "--target", UEFI_TARGET]);
+        cmd.args(["build", "-p", spec.package, "--target", UEFI_TARGET]);
         if spec.std {
             // `std::os::uefi` is unstable even where the target ships std.
             cmd.env("RUSTC_BOOTSTRAP", "1");
@@ -175,7 +196,7 @@ pub fn build_efi_bin(spec: &EfiBuild, release: bool) -> Result<PathBuf, String> 
         }
         let lld = rust_lld()?;
         cmd = Command::new(DEBIAN_CARGO);
-        cmd.args(["build", "-p", "efisock-efi", "--target", UEFI_TARGET])
+        cmd.args(["build", "-p", spec.package, "--target", UEFI_TARGET])
             .args(spec.build_std_args())
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
@@ -186,6 +207,9 @@ pub fn build_efi_bin(spec: &EfiBuild, release: bool) -> Result<PathBuf, String> 
             .env_remove("RUSTUP_TOOLCHAIN");
     }
     cmd.args(["--bin", spec.bin]);
+    if spec.no_default_features {
+        cmd.arg("--no-default-features");
+    }
     if !spec.features.is_empty() {
         cmd.args(["--features", &spec.features.join(",")]);
     }

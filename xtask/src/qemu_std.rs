@@ -109,6 +109,11 @@ pub fn qemu_std(args: &[String]) -> Result<(), String> {
         }
     }
     let r = run_std_probe(release, timeout)?;
+    println!(
+        "std probe: instant {}, wall {:.2} s",
+        r.probe("instant").unwrap_or("<missing>"),
+        r.wall.as_secs_f64()
+    );
     let failed: Vec<&str> = r
         .lines
         .iter()
@@ -135,6 +140,32 @@ mod tests {
     #[ignore = "builds std for UEFI and boots QEMU"]
     fn std_probe_boots() {
         qemu_std(&["--timeout".into(), "180".into()]).unwrap();
+    }
+
+    /// Builds the conformance suite's own binary for UEFI (no simulator)
+    /// and boots it: proves the suite crate and its std dependencies link and
+    /// start in OVMF. Its `main` returns to the firmware (no isa-debug-exit),
+    /// so QEMU ends by the wall-clock limit; what matters is its output.
+    #[test]
+    #[ignore = "builds std for UEFI and boots QEMU"]
+    fn conformance_efi_boots() {
+        ensure_tools().unwrap();
+        let efi = build_efi_bin(&EfiBuild::conformance(Vec::new()), true).unwrap();
+        let opts = QemuOptions {
+            timeout: Duration::from_secs(40),
+            work_dir: crate::qemu::target_dir().join("efisock-qemu-conformance"),
+            ..QemuOptions::default()
+        };
+        let out = run_qemu(&efi, &opts).unwrap();
+        let raw = std::fs::read(&out.serial_log).unwrap();
+        let text = log::strip_ansi(&String::from_utf8_lossy(&raw));
+        println!("{text}");
+        println!(
+            "qemu: status {:?}, timed out {}, wall {:.1} s",
+            out.qemu_status,
+            out.timed_out,
+            out.wall.as_secs_f64()
+        );
     }
 
     #[test]
