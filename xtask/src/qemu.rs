@@ -15,6 +15,10 @@
 pub mod echo;
 #[path = "qemu_log.rs"]
 pub mod log;
+// `main.rs` (owned elsewhere) does not dispatch `qemu-std` yet; until it
+// adds `Some("qemu-std") => qemu::std_probe::qemu_std(&args[1..])`, only the
+// ignored tests reach this module.
+#[allow(dead_code)]
 #[path = "qemu_std.rs"]
 pub mod std_probe;
 
@@ -122,6 +126,7 @@ impl EfiBuild {
     }
 
     /// The std probe application `efisock-efi-std` (feature `std-app`).
+    #[allow(dead_code)] // see the `std_probe` module line
     pub fn std_probe() -> Self {
         Self {
             package: "efisock-efi",
@@ -134,6 +139,7 @@ impl EfiBuild {
 
     /// The conformance suite's binary, with its default features off (no
     /// simulator) plus `features`.
+    #[allow(dead_code)] // see the `std_probe` module line
     pub fn conformance(features: Vec<&'static str>) -> Self {
         Self {
             package: "efisock-conformance",
