@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod host;
 pub mod mix;
 pub mod pattern;
 pub mod peers;
