@@ -18,6 +18,8 @@ pub mod report;
 pub mod tokio_conn;
 #[cfg(feature = "tokio-host")]
 pub mod tokio_host;
+#[cfg(all(test, feature = "tokio-host"))]
+mod tokio_tests;
 
 pub use config::{ConnectBackMap, HostConfig, Listen};
 pub use report::{HostReport, ServiceStats};

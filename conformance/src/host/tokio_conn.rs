@@ -136,7 +136,15 @@ impl TcpPeerIo {
 
     /// Moves bytes between the socket and the buffers without blocking,
     /// sends FIN once a requested close has flushed, and updates the state.
-    pub fn pump(&mut self) {
+    /// Returns whether anything moved or changed (then the peer must be
+    /// polled again: it may have been waiting for send space or input).
+    pub fn pump(&mut self) -> bool {
+        let before = (self.rx.len(), self.tx.len(), self.state, self.fin_sent);
+        self.pump_inner();
+        before != (self.rx.len(), self.tx.len(), self.state, self.fin_sent)
+    }
+
+    fn pump_inner(&mut self) {
         let Some(stream) = self.stream.as_ref() else {
             return;
         };
@@ -287,7 +295,7 @@ pub async fn drive<P: Peer + ?Sized>(
         io.wake_ns = None;
         peer.poll(io);
         after_poll(peer);
-        io.pump();
+        let progressed = io.pump();
         if io.state.is_terminal() {
             // One last look at the final state, as the contract promises.
             peer.poll(io);
@@ -300,6 +308,12 @@ pub async fn drive<P: Peer + ?Sized>(
         }
         if *stop.borrow() {
             return Ending::CutAtStop;
+        }
+        if progressed {
+            // Buffers moved after the poll (e.g. send space opened): poll
+            // again before waiting, yielding so other connections run too.
+            tokio::task::yield_now().await;
+            continue;
         }
         let (interest, ack_poll) = io.interest();
         let wake = io.wake_ns.map(|t| {
