@@ -59,6 +59,11 @@ pub fn run_std_probe(release: bool, timeout: Duration) -> Result<StdProbeReport,
         work_dir: super::target_dir().join("efisock-qemu-std"),
         ..QemuOptions::default()
     };
+    // An options file on the ESP: does `std::fs` reach it from the guest?
+    let esp = opts.work_dir.join("esp");
+    std::fs::create_dir_all(&esp).map_err(|e| format!("create {}: {e}", esp.display()))?;
+    std::fs::write(esp.join("efisock-args.txt"), "--seed 7 --filter smoke\n")
+        .map_err(|e| format!("write the options file: {e}"))?;
     let run = run_qemu(&efi, &opts);
     let reports = server.stop();
     let out = run?;

@@ -205,6 +205,40 @@ mod app {
             serde_json::from_str(r#"{"a":[1,2,3],"b":"x"}"#).unwrap_or(serde_json::Value::Null);
         probe("serde_json", v["a"][2] == 3 && v["b"] == "x", v.clone());
 
+        // Informational (not required by the suite, so not a PROBE): what
+        // std offers beyond the basics on this target.
+        let spawn = std::thread::Builder::new().spawn(|| 1u8);
+        let spawn = match spawn {
+            Ok(h) => format!("spawned, joined: {:?}", h.join().ok()),
+            Err(e) => format!("error: {e}"),
+        };
+        let sleep_ms = t0.map(|_| {
+            let s = Instant::now();
+            std::thread::sleep(Duration::from_millis(50));
+            s.elapsed().as_millis() as u64
+        });
+        let args: Vec<String> = std::env::args().collect();
+        // Options file the host put on the ESP (how the suite could get its
+        // case filter and seed, since the boot entry passes no arguments).
+        let options_file = match std::fs::read_to_string("\\efisock-args.txt") {
+            Ok(t) => format!("read: {}", t.trim()),
+            Err(e) => format!("error: {e}"),
+        };
+        let cwd = std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .ok();
+        let info = serde_json::json!({
+            "thread_spawn": spawn,
+            "thread_sleep_50ms_measured_ms": sleep_ms,
+            "available_parallelism": std::thread::available_parallelism().map(|n| n.get()).ok(),
+            "args": args,
+            "current_dir": cwd,
+            "options_file": options_file,
+            "stderr": "see the EFISOCK-STDERR line",
+        });
+        line("INFO", &info.to_string());
+        eprintln!("EFISOCK-STDERR eprintln! reached the console");
+
         // The platform from std's tables, then the raw smoke flow.
         // SAFETY: live boot services and our image handle; std never exits
         // boot services.
