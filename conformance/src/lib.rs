@@ -10,11 +10,13 @@
 
 pub mod cases;
 pub mod cli;
+pub mod host;
 pub mod mix;
 pub mod pattern;
 pub mod peers;
 pub mod raw;
 pub mod runner;
+#[cfg(feature = "sim")]
 pub mod sim_target;
 pub mod suite;
 pub mod target;

@@ -83,6 +83,11 @@ impl SimTarget {
         Ok(SimTarget { config, sim, net })
     }
 
+    /// The simulator behind this target.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
     /// The contract breaches and leaks the simulator saw, after shutting
     /// the socket layer down. Empty means the case left nothing behind.
     pub fn leftovers(&self) -> Vec<String> {
@@ -212,8 +217,17 @@ impl SocketTarget for SimTarget {
         expectations(&self.sim.quirks())
     }
 
-    fn sim(&self) -> Option<&Sim> {
-        Some(&self.sim)
+    fn has_silent_addresses(&self) -> bool {
+        true
+    }
+
+    fn slow_down_links(&self, bandwidth_bps: u64, latency_ns: u64) -> bool {
+        self.sim.set_link(efisock_sim::LinkConfig {
+            bandwidth_bps,
+            latency_ns,
+            ..efisock_sim::LinkConfig::default()
+        });
+        true
     }
 
     fn unconfigure(&mut self) -> Result<(), String> {

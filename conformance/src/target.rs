@@ -3,8 +3,8 @@
 //! The same case list runs on the simulator and inside OVMF. A case talks to
 //! the socket layer ([`efisock::Net`]) and to the peer services at fixed ports
 //! on the peer host (10.0.2.2 on both targets). A few cases also need to steer
-//! the network itself (a lossy link, a silent DHCP server); they ask for the
-//! simulator with [`SocketTarget::sim`] and state plainly when it is absent.
+//! the network itself (a slow link, an address nobody answers); they ask the
+//! target whether it can, and state plainly when it cannot.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -44,8 +44,13 @@ pub trait SocketTarget: Target {
     fn local_ip(&self) -> Ipv4Addr;
     /// What the firmware is expected to do.
     fn expect(&self) -> Expectations;
-    /// The simulator, when the target is one.
-    fn sim(&self) -> Option<&efisock_sim::Sim>;
+    /// Whether addresses on the test network may be left unanswered (no
+    /// host behind them), so a SYN to them is silently lost. The network
+    /// rules forbid addressing anything but 10.0.2.2 inside QEMU.
+    fn has_silent_addresses(&self) -> bool;
+    /// Slows every link down (bandwidth, one-way latency), if the target
+    /// controls its network; returns whether it did.
+    fn slow_down_links(&self, bandwidth_bps: u64, latency_ns: u64) -> bool;
     /// Replaces the network with one whose interface has no address yet
     /// (the state OVMF boots in), for the IP-configuration cases.
     fn unconfigure(&mut self) -> Result<(), String>;

@@ -15,6 +15,12 @@
 pub mod echo;
 #[path = "qemu_log.rs"]
 pub mod log;
+// `main.rs` (owned elsewhere) does not dispatch `qemu-std` yet; until it
+// adds `Some("qemu-std") => qemu::std_probe::qemu_std(&args[1..])`, only the
+// ignored tests reach this module.
+#[allow(dead_code)]
+#[path = "qemu_std.rs"]
+pub mod std_probe;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -89,21 +95,98 @@ fn rust_lld() -> Result<PathBuf, String> {
     }
 }
 
-/// Builds `efisock-efi` for `x86_64-unknown-uefi` into the shared target
-/// directory and returns the `.efi` path.
+/// Which UEFI binary to build and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EfiBuild {
+    /// The cargo package (`efisock-efi`, `efisock-conformance`).
+    pub package: &'static str,
+    /// The `[[bin]]` name (also the `.efi` file name).
+    pub bin: &'static str,
+    /// Cargo features of the package to enable.
+    pub features: Vec<&'static str>,
+    /// Pass `--no-default-features` (the suite's default `sim` feature
+    /// brings the host simulator, which a UEFI build does not need).
+    pub no_default_features: bool,
+    /// Build Rust's `std` for the target (`-Zbuild-std=std,panic_abort`)
+    /// instead of only `core`/`alloc`, and allow the unstable `uefi_std`
+    /// library feature (`RUSTC_BOOTSTRAP=1`).
+    pub std: bool,
+}
+
+impl EfiBuild {
+    /// The no_std smoke application `efisock-efi`.
+    pub fn smoke() -> Self {
+        Self {
+            package: "efisock-efi",
+            bin: "efisock-efi",
+            features: Vec::new(),
+            no_default_features: false,
+            std: false,
+        }
+    }
+
+    /// The std probe application `efisock-efi-std` (feature `std-app`).
+    #[allow(dead_code)] // see the `std_probe` module line
+    pub fn std_probe() -> Self {
+        Self {
+            package: "efisock-efi",
+            bin: "efisock-efi-std",
+            features: vec!["std-app"],
+            no_default_features: false,
+            std: true,
+        }
+    }
+
+    /// The conformance suite's binary, with its default features off (no
+    /// simulator) plus `features`.
+    #[allow(dead_code)] // see the `std_probe` module line
+    pub fn conformance(features: Vec<&'static str>) -> Self {
+        Self {
+            package: "efisock-conformance",
+            bin: "efisock-conformance",
+            features,
+            no_default_features: true,
+            std: true,
+        }
+    }
+
+    /// The `-Zbuild-std` arguments for the Debian recipe.
+    pub fn build_std_args(&self) -> [&'static str; 2] {
+        [
+            if self.std {
+                "-Zbuild-std=std,panic_abort"
+            } else {
+                "-Zbuild-std=core,alloc,compiler_builtins"
+            },
+            "-Zbuild-std-features=compiler-builtins-mem",
+        ]
+    }
+}
+
+/// Builds the no_std smoke application (see [`build_efi_bin`]).
+pub fn build_efi(release: bool) -> Result<PathBuf, String> {
+    build_efi_bin(&EfiBuild::smoke(), release)
+}
+
+/// Builds one `efisock-efi` binary for `x86_64-unknown-uefi` into the shared
+/// target directory and returns the `.efi` path.
 ///
 /// Uses stable cargo if `rustup target list --installed` has the UEFI
 /// target; otherwise Debian's `rustc-web` (1.96) with `RUSTC_BOOTSTRAP=1`,
-/// `-Zbuild-std=core,alloc,compiler_builtins`,
-/// `-Zbuild-std-features=compiler-builtins-mem` and rustup's `rust-lld`. The
-/// environment is inherited, so `EFISOCK_SMOKE_PORT` reaches the guest build.
-pub fn build_efi(release: bool) -> Result<PathBuf, String> {
+/// `-Zbuild-std=...` ([`EfiBuild::build_std_args`]) and rustup's `rust-lld`.
+/// The environment is inherited, so `EFISOCK_SMOKE_PORT` reaches the guest
+/// build.
+pub fn build_efi_bin(spec: &EfiBuild, release: bool) -> Result<PathBuf, String> {
     let root = workspace_root();
     let tdir = target_dir();
     let mut cmd;
     if rustup_has_uefi_target() {
         cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "efisock-efi", "--target", UEFI_TARGET]);
+        cmd.args(["build", "-p", spec.package, "--target", UEFI_TARGET]);
+        if spec.std {
+            // `std::os::uefi` is unstable even where the target ships std.
+            cmd.env("RUSTC_BOOTSTRAP", "1");
+        }
     } else {
         for (p, what) in [
             (DEBIAN_RUSTC, "rustc-web"),
@@ -119,11 +202,8 @@ pub fn build_efi(release: bool) -> Result<PathBuf, String> {
         }
         let lld = rust_lld()?;
         cmd = Command::new(DEBIAN_CARGO);
-        cmd.args(["build", "-p", "efisock-efi", "--target", UEFI_TARGET])
-            .args([
-                "-Zbuild-std=core,alloc,compiler_builtins",
-                "-Zbuild-std-features=compiler-builtins-mem",
-            ])
+        cmd.args(["build", "-p", spec.package, "--target", UEFI_TARGET])
+            .args(spec.build_std_args())
             .env("RUSTC", DEBIAN_RUSTC)
             .env("RUSTC_BOOTSTRAP", "1")
             .env("RUSTFLAGS", format!("-C linker={}", lld.display()))
@@ -131,6 +211,13 @@ pub fn build_efi(release: bool) -> Result<PathBuf, String> {
             .env_remove("RUSTC_WRAPPER")
             .env_remove("RUSTC_WORKSPACE_WRAPPER")
             .env_remove("RUSTUP_TOOLCHAIN");
+    }
+    cmd.args(["--bin", spec.bin]);
+    if spec.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if !spec.features.is_empty() {
+        cmd.args(["--features", &spec.features.join(",")]);
     }
     if release {
         cmd.arg("--release");
@@ -141,13 +228,14 @@ pub fn build_efi(release: bool) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
     if !status.success() {
         return Err(format!(
-            "building efisock-efi for {UEFI_TARGET} failed ({status})"
+            "building {} for {UEFI_TARGET} failed ({status})",
+            spec.bin
         ));
     }
     let efi = tdir
         .join(UEFI_TARGET)
         .join(if release { "release" } else { "debug" })
-        .join("efisock-efi.efi");
+        .join(format!("{}.efi", spec.bin));
     if efi.is_file() {
         Ok(efi)
     } else {

@@ -220,14 +220,9 @@ fn hold_not_writable<T: SocketTarget>(t: &mut T) -> CaseResult {
 }
 
 fn sendall_slow_reader<T: SocketTarget>(t: &mut T) -> CaseResult {
-    if let Some(sim) = t.sim() {
-        // A slow path: 2 Mbit/s with 20 ms latency makes the sink a slow reader.
-        sim.set_link(efisock_sim::LinkConfig {
-            bandwidth_bps: 2_000_000,
-            latency_ns: 20_000_000,
-            ..efisock_sim::LinkConfig::default()
-        });
-    }
+    // A slow path (2 Mbit/s, 20 ms each way) makes the sink a slow reader
+    // where the target controls its network.
+    t.slow_down_links(2_000_000, 20_000_000);
     let s = connect(t, ports::SINK)?;
     s.settimeout(Some(Duration::from_secs(60)))
         .context("settimeout")?;
