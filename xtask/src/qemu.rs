@@ -304,11 +304,14 @@ pub fn ensure_tools() -> Result<(), String> {
         ));
     }
     eprintln!("xtask: installing {}", missing.join(" "));
+    // CI has no terminal: never let a package ask a question.
     let ok = Command::new("apt-get")
         .arg("update")
+        .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .is_ok_and(|s| s.success())
         && Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .args(["install", "-y"])
             .args(&missing)
             .status()
