@@ -45,12 +45,41 @@ fn qemu_target_is_reported_not_implemented() {
 }
 
 #[test]
-fn empty_registry_prints_no_rows_and_a_zero_summary() {
-    let o = run(&["--seed", "0x10"]);
-    assert_eq!(o.status.code(), Some(2), "nothing was verified");
-    assert!(text(&o.stderr).contains("no cases registered"));
+fn a_filtered_run_prints_its_row_and_summary() {
+    let o = run(&["--seed", "0x10", "--filter", "lifecycle/connect_echo_hello"]);
     let out = text(&o.stdout);
-    assert!(out.lines().any(|l| l == "0 passed, 0 failed"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("PASS")).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].contains("lifecycle/connect_echo_hello"), "{out}");
+    assert!(out.lines().any(|l| l == "1 passed, 0 failed"), "{out}");
     assert!(out.contains("seed 0x10"), "{out}");
-    assert!(!out.contains("PASS") && !out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn json_lines_carry_each_case_and_the_summary() {
+    let o = run(&["--json", "--filter", "addr/"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = text(&o.stdout);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let cases = lines.iter().filter(|v| v["type"] == "case").count();
+    assert_eq!(cases, 5, "{out}");
+    assert!(lines.iter().any(|v| v["type"] == "summary"), "{out}");
+}
+
+#[test]
+fn list_names_every_case_and_unknown_profiles_are_refused() {
+    let o = run(&["--list"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).lines().count() >= 60);
+    let o = run(&["--profile", "edk2-stable209912"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("unknown profile"),
+        "{}",
+        text(&o.stderr)
+    );
 }
