@@ -40,6 +40,12 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         },
         Case {
             group: "close",
+            name: "linger_zero_aborts_at_once",
+            about: "SO_LINGER 0: a blocking close with stuck data resets at once instead of waiting",
+            run: linger_zero::<T>,
+        },
+        Case {
+            group: "close",
             name: "unread_data",
             about: "close with unread received data does not block or leak",
             run: close_unread::<T>,
@@ -138,6 +144,30 @@ fn drop_without_close<T: SocketTarget>(t: &mut T) -> CaseResult {
         let s = connect(t, ports::ECHO)?;
         s.sendall(b"x").context("sendall")?;
     }
+    ensure_clean(t)
+}
+
+fn linger_zero<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::ACCEPT_HOLD)?;
+    s.setblocking(false);
+    let chunk = pattern(64 * 1024);
+    for _ in 0..64 {
+        if s.send(&chunk).is_err() {
+            break;
+        }
+    }
+    s.setblocking(true);
+    s.set_linger(Some(Duration::ZERO)).context("SO_LINGER 0")?;
+    ensure_eq!(s.linger(), Some(Duration::ZERO), "getsockopt(SO_LINGER)");
+    let start = t.net().now();
+    s.close().context("close")?;
+    let took = t.net().now() - start;
+    // A graceful close would wait for the peer to read (it never does) until
+    // the close timeout; the abortive one completes inside Close.
+    ensure!(
+        took < Duration::from_millis(100),
+        "close with SO_LINGER 0 took {took:?}"
+    );
     ensure_clean(t)
 }
 

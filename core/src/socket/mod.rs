@@ -79,6 +79,9 @@ pub(crate) struct Sock<T> {
     pub peer: Option<SocketAddrV4>,
     pub timeout: Option<Duration>,
     pub reuseaddr: bool,
+    /// `SO_LINGER`: `Some(0)` closes abortively (RST); `Some(d)` bounds how
+    /// long a graceful close may take before the reset fallback.
+    pub linger: Option<core::time::Duration>,
     pub backlog: u32,
     // receive side
     pub rx: VecDeque<u8>,
@@ -128,6 +131,7 @@ impl<T> Sock<T> {
             peer: None,
             timeout: None,
             reuseaddr: false,
+            linger: None,
             backlog: 0,
             rx: VecDeque::new(),
             rx_eof: false,
@@ -545,6 +549,27 @@ impl<P: Platform + 'static> Socket<P> {
             }
             Ok(())
         })
+    }
+
+    /// `SO_LINGER`. `None` (the default): close is graceful (FIN), bounded
+    /// by `NetConfig::close_timeout` before the Configure(NULL) fallback.
+    /// `Some(Duration::ZERO)`: close aborts the connection (Close with
+    /// AbortOnClose, the peer sees RST). `Some(d)`: graceful, but the
+    /// fallback comes after `d`. Blocking sockets wait for the teardown
+    /// either way; nonblocking ones return at once.
+    pub fn set_linger(&self, linger: Option<core::time::Duration>) -> Result<()> {
+        self.with("setsockopt", |_, _, st| {
+            if let Some(s) = st.socks.get_mut(&self.id) {
+                s.linger = linger;
+            }
+            Ok(())
+        })
+    }
+
+    /// The `SO_LINGER` setting.
+    pub fn linger(&self) -> Option<core::time::Duration> {
+        let st = self.net.inner.state.borrow();
+        st.socks.get(&self.id).and_then(|s| s.linger)
     }
 
     /// Whether `SO_REUSEADDR` is set.

@@ -156,8 +156,12 @@ pub(crate) fn bury<P: Platform, T: Tcp4>(
         let _ = ctx.destroy_child(sock.instance, child);
     }
     if sock.configured && sock.close_slot.is_none() {
-        // Unread data: abortive close (RST), as Linux does.
-        let abort = !sock.rx.is_empty() || sock.reset || sock.phase == Phase::Failed;
+        // Unread data: abortive close (RST), as Linux does; SO_LINGER 0 asks
+        // for it explicitly.
+        let abort = !sock.rx.is_empty()
+            || sock.reset
+            || sock.phase == Phase::Failed
+            || sock.linger == Some(core::time::Duration::ZERO);
         let _ = submit_close(ctx, slots, &mut sock, abort);
     }
     let close_slot = sock.close_slot;
@@ -169,7 +173,8 @@ pub(crate) fn bury<P: Platform, T: Tcp4>(
             kept.push(id);
         }
     }
-    let deadline = ctx.now().saturating_add(time::nanos(ctx.cfg.close_timeout));
+    let linger = sock.linger.unwrap_or(ctx.cfg.close_timeout);
+    let deadline = ctx.now().saturating_add(time::nanos(linger));
     corpses.push(Corpse {
         tcp: sock.tcp,
         child: sock.child,
@@ -333,6 +338,7 @@ impl<P: Platform + 'static> Socket<P> {
             return Ok(());
         };
         let instance = sock.instance;
+        let linger = sock.linger.unwrap_or(inner.cfg.close_timeout);
         let nonblocking = time::blocking(0, sock.timeout) == Blocking::No;
         {
             let State { slots, corpses, .. } = &mut *st;
@@ -344,7 +350,7 @@ impl<P: Platform + 'static> Socket<P> {
         }
         let deadline = ctx
             .now()
-            .saturating_add(time::nanos(inner.cfg.close_timeout))
+            .saturating_add(time::nanos(linger))
             .saturating_add(time::nanos(ABORT_GRACE));
         inner.wait(&mut st, Some(deadline), |_, st| {
             (!st.corpses.iter().any(|c| c.instance == instance)).then_some(())
