@@ -1313,12 +1313,7 @@ impl World {
         }
         // SAFETY: non-null transmit data, valid by contract.
         let (len, frags) = unsafe { tokens::tx_frags(tx) };
-        let sum: usize = frags.iter().map(|f| f.1).sum();
-        if len == 0
-            || frags.is_empty()
-            || sum != len as usize
-            || frags.iter().any(|f| f.0 == 0 && f.1 > 0)
-        {
+        if !fragments_valid(len, &frags) {
             return Status::INVALID_PARAMETER;
         }
         if let Err(s) = self.io_state_ok(id, false) {
@@ -1370,12 +1365,7 @@ impl World {
         }
         // SAFETY: non-null receive data, valid by contract.
         let (len, frags) = unsafe { tokens::rx_frags(rx) };
-        let sum: usize = frags.iter().map(|f| f.1).sum();
-        if len == 0
-            || frags.is_empty()
-            || sum != len as usize
-            || frags.iter().any(|f| f.0 == 0 && f.1 > 0)
-        {
+        if !fragments_valid(len, &frags) {
             return Status::INVALID_PARAMETER;
         }
         if let Err(s) = self.io_state_ok(id, true) {
@@ -1592,4 +1582,15 @@ impl World {
         }
         Status::SUCCESS
     }
+}
+
+/// EDK2's fragment-table checks for Transmit and Receive: a non-zero
+/// DataLength equal to the sum of the fragment lengths, at least one
+/// fragment, and no null buffer behind a non-empty fragment.
+fn fragments_valid(len: u32, frags: &[(usize, usize)]) -> bool {
+    let sum: usize = frags.iter().map(|f| f.1).sum();
+    len != 0
+        && !frags.is_empty()
+        && sum == len as usize
+        && !frags.iter().any(|f| f.0 == 0 && f.1 > 0)
 }
