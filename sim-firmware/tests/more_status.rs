@@ -305,3 +305,32 @@ fn stored_reset_error_leaks_into_next_connections_first_receive() {
         assert_clean(&env);
     }
 }
+
+#[test]
+fn malformed_fragment_tables_are_invalid_parameter() {
+    let env = Env::new(SimConfig::new(75));
+    listen_sink(&env.sim, 9, true);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
+    let tx = Io::tx(&env, b"12345678");
+    let set_tx_len = |n: u32| unsafe {
+        (*(tx.data as *mut efisock::firmware::Tcp4TransmitData)).data_length = n
+    };
+    // DataLength 0, then a DataLength that disagrees with the fragments.
+    set_tx_len(0);
+    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::INVALID_PARAMETER);
+    set_tx_len(9);
+    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::INVALID_PARAMETER);
+    let rx = Io::rx(&env, 16);
+    unsafe { (*(rx.data as *mut efisock::firmware::Tcp4ReceiveData)).data_length = 0 };
+    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::INVALID_PARAMETER);
+    // Corrected, the same token is accepted: nothing was kept from the refusals.
+    set_tx_len(8);
+    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert!(env.wait_polling(&t, tx.tok.event, 1_000_000_000));
+    assert_eq!(tx.status(), Status::SUCCESS);
+    env.destroy(h);
+    tx.free(&env);
+    rx.free(&env);
+    assert_clean(&env);
+}
