@@ -396,3 +396,117 @@ mod app {
         done(exit_code(ok));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Instant;
+
+    const GET_SEED: u64 = 3;
+    const GET_LEN: u64 = 50_000;
+
+    fn generated(seed: u64, len: u64) -> Vec<u8> {
+        let mut v = vec![0u8; len as usize];
+        assert_eq!(Generated::new(seed, len).fill(&mut v), len as usize);
+        v
+    }
+
+    /// A canned peer: connection 1 answers a Content-Length GET then a
+    /// chunked GET and closes; connection 2 answers a POST with its checksum.
+    /// `corrupt` flips one byte of the first body.
+    fn peer(corrupt: bool) -> (u16, std::thread::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let file = generated(GET_SEED, GET_LEN);
+            let (s, _) = l.accept().unwrap();
+            let mut c = Conn::new(s);
+            let r = c.read_request_head().unwrap().unwrap();
+            assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/f"));
+            let mut body = file.clone();
+            if corrupt {
+                body[GET_LEN as usize / 2] ^= 1;
+            }
+            c.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {GET_LEN}\r\n\r\n").as_bytes())
+                .unwrap();
+            c.write_all(&body).unwrap();
+            if c.read_request_head().unwrap().is_some() {
+                c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                for piece in file.chunks(4093) {
+                    c.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).unwrap();
+                    c.write_all(piece).unwrap();
+                    c.write_all(b"\r\n").unwrap();
+                }
+                c.write_all(b"0\r\n\r\n").unwrap();
+            }
+            drop(c);
+            let (s, _) = l.accept().unwrap();
+            let mut c = Conn::new(s);
+            let r = c.read_request_head().unwrap().unwrap();
+            let mut h = Fnv::new();
+            c.read_body(r.framing().unwrap(), 1 << 30, &mut |b| h.update(b)).unwrap();
+            let reply = json!({ "length": h.len(), "fnv1a64": h.hex() }).to_string();
+            c.write_all(
+                format!("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{reply}", reply.len())
+                    .as_bytes(),
+            )
+            .unwrap();
+        });
+        (port, h)
+    }
+
+    fn plan(port: u16) -> Plan {
+        Plan {
+            host: format!("127.0.0.1:{port}"),
+            get_path: "/f".into(),
+            chunked_path: "/chunked/f".into(),
+            get_len: GET_LEN,
+            get_fnv: Generated::checksum(GET_SEED, GET_LEN).hash(),
+            post_path: "/up".into(),
+            post_len: 200_001,
+            post_seed: 11,
+            op_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn go(corrupt: bool) -> (bool, Vec<Value>) {
+        let (port, h) = peer(corrupt);
+        let mut connect = || {
+            let s = TcpStream::connect(("127.0.0.1", port))?;
+            s.set_timeout(Duration::from_secs(10))?;
+            Ok(s)
+        };
+        let origin = Instant::now();
+        let now = move || origin.elapsed();
+        let mut lines = Vec::new();
+        let ok = run(&plan(port), &mut connect, &now, &mut |v| lines.push(v.clone()));
+        h.join().unwrap();
+        (ok, lines)
+    }
+
+    #[test]
+    fn three_exchanges_verify() {
+        let (ok, lines) = go(false);
+        assert!(ok, "{lines:#?}");
+        let names: Vec<&str> = lines.iter().map(|v| v["exchange"].as_str().unwrap()).collect();
+        assert_eq!(names, ["get", "get-chunked", "post"]);
+        assert_eq!(lines[0]["framing"], json!("content-length"));
+        assert_eq!(lines[1]["framing"], json!("chunked"));
+        assert_eq!(lines[1]["server_closed"], json!(true));
+        assert_eq!(lines[2]["server_length"], json!(200_001));
+        assert!(lines.iter().all(|v| v["ok"] == json!(true)));
+        assert_eq!(exit_code(ok), EXIT_OK);
+    }
+
+    #[test]
+    fn a_flipped_byte_fails_the_run() {
+        let (ok, lines) = go(true);
+        assert!(!ok);
+        assert_eq!(lines[0]["ok"], json!(false));
+        assert_eq!(lines[0]["bytes"], json!(GET_LEN));
+        assert_ne!(lines[0]["fnv1a64"], lines[0]["expected_fnv1a64"]);
+        assert_eq!(exit_code(ok), EXIT_VERIFY);
+    }
+}

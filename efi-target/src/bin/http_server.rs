@@ -460,3 +460,187 @@ mod app {
         done(sum.exit_code());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Instant;
+
+    struct HostListener(TcpListener);
+
+    impl Listener for HostListener {
+        type S = TcpStream;
+        fn accept_within(&mut self, d: Duration) -> io::Result<Option<(TcpStream, String)>> {
+            self.0.set_nonblocking(true)?;
+            let end = Instant::now() + d;
+            loop {
+                match self.0.accept() {
+                    Ok((s, peer)) => {
+                        s.set_nonblocking(false)?;
+                        return Ok(Some((s, peer.to_string())));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if Instant::now() >= end {
+                            return Ok(None);
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    fn start(cfg: Config) -> (u16, std::thread::JoinHandle<(Summary, Vec<(String, Value)>)>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let origin = Instant::now();
+            let now = move || origin.elapsed();
+            let mut lines = Vec::new();
+            let sum = serve(&mut HostListener(l), &cfg, &now, &mut |k, v| {
+                lines.push((k.to_string(), v.clone()))
+            });
+            (sum, lines)
+        });
+        (port, h)
+    }
+
+    fn client(port: u16) -> Conn<TcpStream> {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Conn::new(s)
+    }
+
+    fn body(c: &mut Conn<TcpStream>, f: Framing) -> Fnv {
+        let mut h = Fnv::new();
+        c.read_body(f, 1 << 30, &mut |b| h.update(b)).unwrap();
+        h
+    }
+
+    #[test]
+    fn serves_get_post_continue_chunked_errors_then_stops_at_quota() {
+        let cfg = Config {
+            max_requests: 5,
+            deadline: Duration::from_secs(30),
+            idle: Duration::from_secs(5),
+            get_len: 100_000,
+            get_seed: 7,
+        };
+        let (port, h) = start(cfg);
+        let mut c = client(port);
+        // 1: GET, keep-alive.
+        c.write_all(b"GET /gen HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let r = c.read_response_head().unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.keep_alive());
+        let f = r.framing("GET").unwrap();
+        assert_eq!(f, Framing::Length(100_000));
+        let got = body(&mut c, f);
+        let want = Generated::checksum(7, 100_000);
+        assert_eq!(got.hash(), want.hash());
+        assert_eq!(r.headers.get("x-fnv1a64"), Some(want.hex()));
+        // 2: POST with Expect: 100-continue on the same connection.
+        let len = 300_000u64;
+        c.write_all(
+            format!("POST /up HTTP/1.1\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(c.read_response_head().unwrap().status, 100);
+        let mut g = Generated::new(9, len);
+        let mut buf = vec![0u8; 7000];
+        loop {
+            let n = g.fill(&mut buf);
+            if n == 0 {
+                break;
+            }
+            c.write_all(&buf[..n]).unwrap();
+        }
+        let r = c.read_response_head().unwrap();
+        assert_eq!(r.status, 200);
+        let mut reply = Vec::new();
+        c.read_body(r.framing("POST").unwrap(), 4096, &mut |b| reply.extend_from_slice(b))
+            .unwrap();
+        let j: Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(j["length"], json!(len));
+        assert_eq!(j["fnv1a64"], json!(Generated::checksum(9, len).hex()));
+        // 3: chunked POST.
+        c.write_all(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+            .unwrap();
+        let r = c.read_response_head().unwrap();
+        let mut reply = Vec::new();
+        c.read_body(r.framing("POST").unwrap(), 4096, &mut |b| reply.extend_from_slice(b))
+            .unwrap();
+        let mut e = Fnv::new();
+        e.update(b"abcde");
+        let j: Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!((j["length"].as_u64(), j["fnv1a64"].as_str()), (Some(5), Some(e.hex().as_str())));
+        drop(c);
+        // 4 and 5 on a second connection: 404, then 405 (closes; quota).
+        let mut c = client(port);
+        c.write_all(b"GET /nope HTTP/1.1\r\n\r\nDELETE / HTTP/1.1\r\n\r\n").unwrap();
+        let r = c.read_response_head().unwrap();
+        assert_eq!(r.status, 404);
+        body(&mut c, r.framing("GET").unwrap());
+        let r = c.read_response_head().unwrap();
+        assert_eq!(r.status, 405);
+        assert!(!r.keep_alive());
+        body(&mut c, r.framing("DELETE").unwrap());
+        let (sum, lines) = h.join().unwrap();
+        assert_eq!(
+            sum,
+            Summary { requests: 5, connections: 2, errors: 0, stopped: "quota" }
+        );
+        assert_eq!(sum.exit_code(), EXIT_OK);
+        let http: Vec<&Value> = lines.iter().filter(|(k, _)| k == "HTTP").map(|(_, v)| v).collect();
+        assert_eq!(http.len(), 5);
+        assert_eq!(http[1]["continue"], json!(true));
+        assert_eq!(http[1]["bytes_in"], json!(len));
+        assert_eq!(http[2]["framing_in"], json!("chunked"));
+        assert_eq!(http[4]["status"], json!(405));
+    }
+
+    #[test]
+    fn last_request_of_quota_closes_and_bad_requests_are_answered() {
+        let cfg = Config {
+            max_requests: 2,
+            deadline: Duration::from_secs(30),
+            idle: Duration::from_secs(5),
+            get_len: 10,
+            get_seed: 1,
+        };
+        let (port, h) = start(cfg);
+        let mut c = client(port);
+        c.write_all(b"this is not http\r\n\r\n").unwrap();
+        let r = c.read_response_head().unwrap();
+        assert_eq!(r.status, 400);
+        let mut c = client(port);
+        c.write_all(b"GET /gen/99999999999 HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n").unwrap();
+        let r = c.read_response_head().unwrap();
+        assert_eq!(r.status, 400);
+        body(&mut c, r.framing("GET").unwrap());
+        let r = c.read_response_head().unwrap();
+        assert_eq!((r.status, r.keep_alive()), (200, false));
+        assert_eq!(r.framing("HEAD").unwrap(), Framing::None);
+        let (sum, _) = h.join().unwrap();
+        assert_eq!((sum.requests, sum.errors, sum.stopped), (2, 1, "quota"));
+        assert_ne!(sum.exit_code(), EXIT_OK);
+    }
+
+    #[test]
+    fn deadline_stops_an_idle_server() {
+        let cfg = Config {
+            max_requests: 3,
+            deadline: Duration::from_millis(300),
+            idle: Duration::from_secs(5),
+            get_len: 10,
+            get_seed: 1,
+        };
+        let (_port, h) = start(cfg);
+        let (sum, _) = h.join().unwrap();
+        assert_eq!((sum.requests, sum.stopped), (0, "deadline"));
+        assert_eq!(sum.exit_code(), EXIT_DEADLINE);
+    }
+}
