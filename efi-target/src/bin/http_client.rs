@@ -193,7 +193,10 @@ fn post<S: Stream>(conn: &mut Conn<S>, plan: &Plan, now: &dyn Fn() -> Duration) 
             v["upload_ms"] = json!(t_sent.saturating_sub(t0).as_secs_f64() * 1e3);
             let parsed: Result<Value, _> = serde_json::from_slice(&reply);
             let (len, fnv) = match &parsed {
-                Ok(j) => (j["length"].as_u64(), j["fnv1a64"].as_str().map(str::to_string)),
+                Ok(j) => (
+                    j["length"].as_u64(),
+                    j["fnv1a64"].as_str().map(str::to_string),
+                ),
                 Err(_) => (None, None),
             };
             v["server_length"] = json!(len);
@@ -238,12 +241,27 @@ pub fn run<S: Stream>(
     match connect() {
         Ok(s) => {
             let mut conn = Conn::new(s);
-            let (r, keep) = get(&mut conn, plan, "get", &plan.get_path, false, "content-length", now);
+            let (r, keep) = get(
+                &mut conn,
+                plan,
+                "get",
+                &plan.get_path,
+                false,
+                "content-length",
+                now,
+            );
             report(&r.v);
             all_ok &= r.ok;
             if r.ok && keep {
-                let (mut r, _) =
-                    get(&mut conn, plan, "get-chunked", &plan.chunked_path, true, "chunked", now);
+                let (mut r, _) = get(
+                    &mut conn,
+                    plan,
+                    "get-chunked",
+                    &plan.chunked_path,
+                    true,
+                    "chunked",
+                    now,
+                );
                 let closed = peer_closed(&mut conn);
                 r.v["server_closed"] = json!(closed.as_ref().ok());
                 r.ok &= matches!(closed, Ok(true));
@@ -315,8 +333,15 @@ mod app {
     /// The host as seen from the guest (QEMU user networking).
     const HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
     const KNOWN: &[&str] = &[
-        "port", "get-path", "chunked-path", "get-len", "get-fnv", "post-path", "post-len",
-        "post-seed", "timeout-s",
+        "port",
+        "get-path",
+        "chunked-path",
+        "get-len",
+        "get-fnv",
+        "post-path",
+        "post-len",
+        "post-seed",
+        "timeout-s",
     ];
 
     fn plan() -> Result<(u16, Plan), String> {
@@ -337,7 +362,9 @@ mod app {
         };
         for p in [&plan.get_path, &plan.chunked_path, &plan.post_path] {
             if !p.starts_with('/') || p.bytes().any(|b| b <= b' ' || b == 0x7f) {
-                return Err(format!("path '{p}' must start with '/' and have no spaces/controls"));
+                return Err(format!(
+                    "path '{p}' must start with '/' and have no spaces/controls"
+                ));
             }
         }
         Ok((port, plan))
@@ -349,14 +376,20 @@ mod app {
         let (port, plan) = match plan() {
             Ok(p) => p,
             Err(e) => {
-                line("ERROR", &json!({ "stage": "options", "error": e }).to_string());
+                line(
+                    "ERROR",
+                    &json!({ "stage": "options", "error": e }).to_string(),
+                );
                 done(EXIT_SETUP);
             }
         };
         let net = match platform() {
             Ok(p) => Net::new(p),
             Err(e) => {
-                line("ERROR", &json!({ "stage": "platform", "error": e }).to_string());
+                line(
+                    "ERROR",
+                    &json!({ "stage": "platform", "error": e }).to_string(),
+                );
                 done(EXIT_SETUP);
             }
         };
@@ -364,10 +397,16 @@ mod app {
         match net.dhcp(Duration::from_secs(30)) {
             Ok(addr) => {
                 let ms = net.now().saturating_sub(t0).as_secs_f64() * 1e3;
-                line("DHCP", &json!({ "addr": addr.to_string(), "ms": ms }).to_string());
+                line(
+                    "DHCP",
+                    &json!({ "addr": addr.to_string(), "ms": ms }).to_string(),
+                );
             }
             Err(e) => {
-                line("ERROR", &json!({ "stage": "dhcp", "error": e.to_string() }).to_string());
+                line(
+                    "ERROR",
+                    &json!({ "stage": "dhcp", "error": e.to_string() }).to_string(),
+                );
                 done(EXIT_DHCP);
             }
         }
@@ -381,10 +420,15 @@ mod app {
         };
         let now = || net.now();
         let t1 = net.now();
-        let ok = run(&plan, &mut connect, &now, &mut |v| line("HTTP", &v.to_string()));
+        let ok = run(&plan, &mut connect, &now, &mut |v| {
+            line("HTTP", &v.to_string())
+        });
         let ms = net.now().saturating_sub(t1).as_secs_f64() * 1e3;
         let stats = net.stats();
-        let teardown = net.shutdown(Duration::from_secs(10)).err().map(|e| e.to_string());
+        let teardown = net
+            .shutdown(Duration::from_secs(10))
+            .err()
+            .map(|e| e.to_string());
         line(
             "SUMMARY",
             &json!({
@@ -432,10 +476,13 @@ mod tests {
                 .unwrap();
             c.write_all(&body).unwrap();
             if c.read_request_head().unwrap().is_some() {
-                c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
-                    .unwrap();
+                c.write_all(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                )
+                .unwrap();
                 for piece in file.chunks(4093) {
-                    c.write_all(format!("{:x}\r\n", piece.len()).as_bytes()).unwrap();
+                    c.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                        .unwrap();
                     c.write_all(piece).unwrap();
                     c.write_all(b"\r\n").unwrap();
                 }
@@ -446,7 +493,8 @@ mod tests {
             let mut c = Conn::new(s);
             let r = c.read_request_head().unwrap().unwrap();
             let mut h = Fnv::new();
-            c.read_body(r.framing().unwrap(), 1 << 30, &mut |b| h.update(b)).unwrap();
+            c.read_body(r.framing().unwrap(), 1 << 30, &mut |b| h.update(b))
+                .unwrap();
             let reply = json!({ "length": h.len(), "fnv1a64": h.hex() }).to_string();
             c.write_all(
                 format!("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{reply}", reply.len())
@@ -481,7 +529,9 @@ mod tests {
         let origin = Instant::now();
         let now = move || origin.elapsed();
         let mut lines = Vec::new();
-        let ok = run(&plan(port), &mut connect, &now, &mut |v| lines.push(v.clone()));
+        let ok = run(&plan(port), &mut connect, &now, &mut |v| {
+            lines.push(v.clone())
+        });
         h.join().unwrap();
         (ok, lines)
     }
@@ -490,7 +540,10 @@ mod tests {
     fn three_exchanges_verify() {
         let (ok, lines) = go(false);
         assert!(ok, "{lines:#?}");
-        let names: Vec<&str> = lines.iter().map(|v| v["exchange"].as_str().unwrap()).collect();
+        let names: Vec<&str> = lines
+            .iter()
+            .map(|v| v["exchange"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["get", "get-chunked", "post"]);
         assert_eq!(lines[0]["framing"], json!("content-length"));
         assert_eq!(lines[1]["framing"], json!("chunked"));

@@ -193,7 +193,8 @@ fn respond<S: Stream>(
                 }
                 None => {
                     v["status"] = json!(404);
-                    v["bytes_out"] = json!(simple(conn, 404, "Not Found", "not found\n", keep, &[])?);
+                    v["bytes_out"] =
+                        json!(simple(conn, 404, "Not Found", "not found\n", keep, &[])?);
                 }
             }
         }
@@ -212,7 +213,14 @@ fn respond<S: Stream>(
                 && n > MAX_POST
             {
                 v["status"] = json!(413);
-                simple(conn, 413, "Content Too Large", "body too large\n", false, &[])?;
+                simple(
+                    conn,
+                    413,
+                    "Content Too Large",
+                    "body too large\n",
+                    false,
+                    &[],
+                )?;
                 return Ok((v, false));
             }
             if req.expects_continue() {
@@ -282,7 +290,10 @@ pub fn serve<L: Listener>(
             Err(e) => {
                 sum.errors += 1;
                 accept_errors += 1;
-                report("ERROR", &json!({ "stage": "accept", "error": e.to_string() }));
+                report(
+                    "ERROR",
+                    &json!({ "stage": "accept", "error": e.to_string() }),
+                );
                 if accept_errors >= MAX_ACCEPT_ERRORS {
                     sum.stopped = "accept-errors";
                     break;
@@ -301,7 +312,10 @@ pub fn serve<L: Listener>(
             }
             if let Err(e) = conn.stream().set_timeout(cfg.idle.min(left)) {
                 sum.errors += 1;
-                report("ERROR", &json!({ "conn": id, "stage": "settimeout", "error": e.to_string() }));
+                report(
+                    "ERROR",
+                    &json!({ "conn": id, "stage": "settimeout", "error": e.to_string() }),
+                );
                 break;
             }
             let t0 = now();
@@ -315,7 +329,10 @@ pub fn serve<L: Listener>(
                 Err(e) => {
                     sum.errors += 1;
                     let _ = simple(&mut conn, 400, "Bad Request", &format!("{e}\n"), false, &[]);
-                    report("ERROR", &json!({ "conn": id, "stage": "request", "error": e.to_string() }));
+                    report(
+                        "ERROR",
+                        &json!({ "conn": id, "stage": "request", "error": e.to_string() }),
+                    );
                     break;
                 }
             };
@@ -352,7 +369,10 @@ pub fn serve<L: Listener>(
             }
         }
         if let Err(e) = conn.into_inner().finish() {
-            report("ERROR", &json!({ "conn": id, "stage": "close", "error": e.to_string() }));
+            report(
+                "ERROR",
+                &json!({ "conn": id, "stage": "close", "error": e.to_string() }),
+            );
         }
     }
     sum
@@ -386,7 +406,12 @@ mod app {
     use super::{Config, Listener, serve};
 
     const KNOWN: &[&str] = &[
-        "port", "max-requests", "deadline-s", "idle-s", "get-len", "get-seed",
+        "port",
+        "max-requests",
+        "deadline-s",
+        "idle-s",
+        "get-len",
+        "get-seed",
     ];
 
     struct EfiListener(Socket<EfiPlatform>);
@@ -418,7 +443,10 @@ mod app {
     }
 
     fn fail(stage: &str, e: impl std::fmt::Display, code: u8) -> ! {
-        line("ERROR", &json!({ "stage": stage, "error": e.to_string() }).to_string());
+        line(
+            "ERROR",
+            &json!({ "stage": stage, "error": e.to_string() }).to_string(),
+        );
         done(code)
     }
 
@@ -432,11 +460,15 @@ mod app {
             .dhcp(Duration::from_secs(30))
             .unwrap_or_else(|e| fail("dhcp", e, EXIT_DHCP));
         let ms = net.now().saturating_sub(t0).as_secs_f64() * 1e3;
-        line("DHCP", &json!({ "addr": addr.to_string(), "ms": ms }).to_string());
+        line(
+            "DHCP",
+            &json!({ "addr": addr.to_string(), "ms": ms }).to_string(),
+        );
         let sock = net.socket().unwrap_or_else(|e| fail("socket", e, EXIT_NET));
         sock.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
             .unwrap_or_else(|e| fail("bind", e, EXIT_NET));
-        sock.listen(8).unwrap_or_else(|e| fail("listen", e, EXIT_NET));
+        sock.listen(8)
+            .unwrap_or_else(|e| fail("listen", e, EXIT_NET));
         line(
             "READY",
             &json!({ "addr": addr.to_string(), "port": port,
@@ -446,10 +478,15 @@ mod app {
         let mut listener = EfiListener(sock);
         let now = || net.now();
         let t1 = net.now();
-        let sum = serve(&mut listener, &cfg, &now, &mut |kind, v| line(kind, &v.to_string()));
+        let sum = serve(&mut listener, &cfg, &now, &mut |kind, v| {
+            line(kind, &v.to_string())
+        });
         let ms = net.now().saturating_sub(t1).as_secs_f64() * 1e3;
         let _ = listener.0.close();
-        let teardown = net.shutdown(Duration::from_secs(10)).err().map(|e| e.to_string());
+        let teardown = net
+            .shutdown(Duration::from_secs(10))
+            .err()
+            .map(|e| e.to_string());
         line(
             "SUMMARY",
             &json!({ "requests": sum.requests, "connections": sum.connections,
@@ -492,7 +529,12 @@ mod tests {
         }
     }
 
-    fn start(cfg: Config) -> (u16, std::thread::JoinHandle<(Summary, Vec<(String, Value)>)>) {
+    fn start(
+        cfg: Config,
+    ) -> (
+        u16,
+        std::thread::JoinHandle<(Summary, Vec<(String, Value)>)>,
+    ) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let h = std::thread::spawn(move || {
@@ -531,7 +573,8 @@ mod tests {
         let (port, h) = start(cfg);
         let mut c = client(port);
         // 1: GET, keep-alive.
-        c.write_all(b"GET /gen HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.write_all(b"GET /gen HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let r = c.read_response_head().unwrap();
         assert_eq!(r.status, 200);
         assert!(r.keep_alive());
@@ -561,8 +604,10 @@ mod tests {
         let r = c.read_response_head().unwrap();
         assert_eq!(r.status, 200);
         let mut reply = Vec::new();
-        c.read_body(r.framing("POST").unwrap(), 4096, &mut |b| reply.extend_from_slice(b))
-            .unwrap();
+        c.read_body(r.framing("POST").unwrap(), 4096, &mut |b| {
+            reply.extend_from_slice(b)
+        })
+        .unwrap();
         let j: Value = serde_json::from_slice(&reply).unwrap();
         assert_eq!(j["length"], json!(len));
         assert_eq!(j["fnv1a64"], json!(Generated::checksum(9, len).hex()));
@@ -571,16 +616,22 @@ mod tests {
             .unwrap();
         let r = c.read_response_head().unwrap();
         let mut reply = Vec::new();
-        c.read_body(r.framing("POST").unwrap(), 4096, &mut |b| reply.extend_from_slice(b))
-            .unwrap();
+        c.read_body(r.framing("POST").unwrap(), 4096, &mut |b| {
+            reply.extend_from_slice(b)
+        })
+        .unwrap();
         let mut e = Fnv::new();
         e.update(b"abcde");
         let j: Value = serde_json::from_slice(&reply).unwrap();
-        assert_eq!((j["length"].as_u64(), j["fnv1a64"].as_str()), (Some(5), Some(e.hex().as_str())));
+        assert_eq!(
+            (j["length"].as_u64(), j["fnv1a64"].as_str()),
+            (Some(5), Some(e.hex().as_str()))
+        );
         drop(c);
         // 4 and 5 on a second connection: 404, then 405 (closes; quota).
         let mut c = client(port);
-        c.write_all(b"GET /nope HTTP/1.1\r\n\r\nDELETE / HTTP/1.1\r\n\r\n").unwrap();
+        c.write_all(b"GET /nope HTTP/1.1\r\n\r\nDELETE / HTTP/1.1\r\n\r\n")
+            .unwrap();
         let r = c.read_response_head().unwrap();
         assert_eq!(r.status, 404);
         body(&mut c, r.framing("GET").unwrap());
@@ -591,10 +642,19 @@ mod tests {
         let (sum, lines) = h.join().unwrap();
         assert_eq!(
             sum,
-            Summary { requests: 5, connections: 2, errors: 0, stopped: "quota" }
+            Summary {
+                requests: 5,
+                connections: 2,
+                errors: 0,
+                stopped: "quota"
+            }
         );
         assert_eq!(sum.exit_code(), EXIT_OK);
-        let http: Vec<&Value> = lines.iter().filter(|(k, _)| k == "HTTP").map(|(_, v)| v).collect();
+        let http: Vec<&Value> = lines
+            .iter()
+            .filter(|(k, _)| k == "HTTP")
+            .map(|(_, v)| v)
+            .collect();
         assert_eq!(http.len(), 5);
         assert_eq!(http[1]["continue"], json!(true));
         assert_eq!(http[1]["bytes_in"], json!(len));
@@ -617,7 +677,8 @@ mod tests {
         let r = c.read_response_head().unwrap();
         assert_eq!(r.status, 400);
         let mut c = client(port);
-        c.write_all(b"GET /gen/99999999999 HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n").unwrap();
+        c.write_all(b"GET /gen/99999999999 HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\n\r\n")
+            .unwrap();
         let r = c.read_response_head().unwrap();
         assert_eq!(r.status, 400);
         body(&mut c, r.framing("GET").unwrap());

@@ -38,7 +38,9 @@ impl Generated {
 
     /// Fills as much of `buf` as remains; returns the count (0 at the end).
     pub fn fill(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(usize::try_from(self.remaining()).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.remaining()).unwrap_or(usize::MAX));
         for b in &mut buf[..n] {
             let word = splitmix64(self.seed.wrapping_add(self.pos / 8));
             *b = word.to_le_bytes()[(self.pos % 8) as usize];

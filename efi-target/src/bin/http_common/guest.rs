@@ -64,8 +64,8 @@ pub fn platform() -> Result<EfiPlatform, String> {
 
 /// Reads and parses the options file, accepting only `known` names.
 pub fn options(known: &[&str]) -> Result<Opts, String> {
-    let text = std::fs::read_to_string(OPTIONS_FILE)
-        .map_err(|e| format!("read {OPTIONS_FILE}: {e}"))?;
+    let text =
+        std::fs::read_to_string(OPTIONS_FILE).map_err(|e| format!("read {OPTIONS_FILE}: {e}"))?;
     Opts::parse(&text, known).map_err(|e| format!("{OPTIONS_FILE}: {e}"))
 }
 

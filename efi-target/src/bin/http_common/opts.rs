@@ -29,9 +29,7 @@ impl Opts {
                     known.join(", --")
                 ));
             }
-            let value = it
-                .next()
-                .ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
             if values.insert(name.to_string(), value.to_string()).is_some() {
                 return Err(format!("--{name} given twice"));
             }
@@ -83,13 +81,33 @@ mod tests {
     fn parses_pairs_and_rejects_misuse() {
         let o = Opts::parse("--port 8000\n--len 12 ", &["port", "len", "x"]).unwrap();
         assert_eq!(o.u64_in("port", 1..=65535, None), Ok(8000));
-        assert_eq!(o.u64_in("len", 0..=10, None).unwrap_err(), "--len 12 is outside 0..=10");
+        assert_eq!(
+            o.u64_in("len", 0..=10, None).unwrap_err(),
+            "--len 12 is outside 0..=10"
+        );
         assert_eq!(o.u64_in("x", 0..=10, Some(3)), Ok(3));
         assert!(o.u64_in("x", 0..=10, None).is_err());
-        assert!(Opts::parse("--nope 1", &["port"]).unwrap_err().contains("unknown option"));
-        assert!(Opts::parse("--port", &["port"]).unwrap_err().contains("needs a value"));
+        assert!(
+            Opts::parse("--nope 1", &["port"])
+                .unwrap_err()
+                .contains("unknown option")
+        );
+        assert!(
+            Opts::parse("--port", &["port"])
+                .unwrap_err()
+                .contains("needs a value")
+        );
         assert!(Opts::parse("port 1", &["port"]).is_err());
-        assert!(Opts::parse("--port 1 --port 2", &["port"]).unwrap_err().contains("twice"));
-        assert!(Opts::parse("--port x", &["port"]).unwrap().u64_in("port", 1..=2, None).is_err());
+        assert!(
+            Opts::parse("--port 1 --port 2", &["port"])
+                .unwrap_err()
+                .contains("twice")
+        );
+        assert!(
+            Opts::parse("--port x", &["port"])
+                .unwrap()
+                .u64_in("port", 1..=2, None)
+                .is_err()
+        );
     }
 }

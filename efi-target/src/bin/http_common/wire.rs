@@ -156,7 +156,9 @@ impl Headers {
                     .parse()
                     .map_err(|_| HttpError::Protocol(format!("Content-Length too big '{part}'")))?;
                 if value.is_some_and(|p| p != v) {
-                    return Err(HttpError::Protocol("conflicting Content-Length values".into()));
+                    return Err(HttpError::Protocol(
+                        "conflicting Content-Length values".into(),
+                    ));
                 }
                 value = Some(v);
             }
@@ -391,7 +393,9 @@ impl<S: Read + Write> Conn<S> {
             Framing::None => Ok(0),
             Framing::Length(n) => {
                 if n > limit {
-                    return Err(HttpError::Protocol(format!("body of {n} bytes exceeds {limit}")));
+                    return Err(HttpError::Protocol(format!(
+                        "body of {n} bytes exceeds {limit}"
+                    )));
                 }
                 self.read_exact_into(n, "body", sink)?;
                 Ok(n)
@@ -464,7 +468,9 @@ impl<S: Read + Write> Conn<S> {
             total = total
                 .checked_add(size)
                 .filter(|t| *t <= limit)
-                .ok_or_else(|| HttpError::Protocol(format!("chunked body exceeds {limit} bytes")))?;
+                .ok_or_else(|| {
+                    HttpError::Protocol(format!("chunked body exceeds {limit} bytes"))
+                })?;
             self.read_exact_into(size, "chunk data", sink)?;
             while self.buffered().len() < 2 {
                 if self.fill()? == 0 {
@@ -472,7 +478,9 @@ impl<S: Read + Write> Conn<S> {
                 }
             }
             if self.buffered()[..2] != *b"\r\n" {
-                return Err(HttpError::Protocol("chunk data not followed by CRLF".into()));
+                return Err(HttpError::Protocol(
+                    "chunk data not followed by CRLF".into(),
+                ));
             }
             self.start += 2;
         }
@@ -560,7 +568,10 @@ mod tests {
         let h = c.read_response_head().unwrap();
         assert!(!h.keep_alive());
         assert_eq!(body(&mut c, h.framing("GET").unwrap()).unwrap(), b"abc");
-        let mut c = conn(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", 5);
+        let mut c = conn(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+            5,
+        );
         let h = c.read_response_head().unwrap();
         assert!(!h.keep_alive());
         let f = h.framing("GET").unwrap();
@@ -568,7 +579,10 @@ mod tests {
         assert_eq!(body(&mut c, f).unwrap(), b"until the end");
         // HEAD: no body even with Content-Length.
         let mut c = conn(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", 64);
-        assert_eq!(c.read_response_head().unwrap().framing("HEAD").unwrap(), Framing::None);
+        assert_eq!(
+            c.read_response_head().unwrap().framing("HEAD").unwrap(),
+            Framing::None
+        );
     }
 
     #[test]
@@ -578,7 +592,10 @@ mod tests {
         let e = body(&mut c, h.framing("GET").unwrap()).unwrap_err();
         assert!(matches!(e, HttpError::UnexpectedEof("body")), "{e}");
         let mut c = conn(b"HTTP/1.1 200 OK\r\nContent-Le", 64);
-        assert!(matches!(c.read_response_head(), Err(HttpError::UnexpectedEof(_))));
+        assert!(matches!(
+            c.read_response_head(),
+            Err(HttpError::UnexpectedEof(_))
+        ));
         let mut c = conn(b"HTTP/1.1 2x0 OK\r\n\r\n", 64);
         assert!(matches!(c.read_response_head(), Err(HttpError::Parse(_))));
         for bad in [
@@ -591,27 +608,45 @@ mod tests {
             let h = c.read_response_head().unwrap();
             assert!(matches!(h.framing("GET"), Err(HttpError::Protocol(_))));
         }
-        let mut c = conn(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 64);
+        let mut c = conn(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+            64,
+        );
         let h = c.read_response_head().unwrap();
-        assert!(matches!(body(&mut c, h.framing("GET").unwrap()), Err(HttpError::Protocol(_))));
-        let mut c = conn(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 64);
+        assert!(matches!(
+            body(&mut c, h.framing("GET").unwrap()),
+            Err(HttpError::Protocol(_))
+        ));
+        let mut c = conn(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            64,
+        );
         let h = c.read_response_head().unwrap();
-        assert!(matches!(body(&mut c, h.framing("GET").unwrap()), Err(HttpError::Protocol(_))));
+        assert!(matches!(
+            body(&mut c, h.framing("GET").unwrap()),
+            Err(HttpError::Protocol(_))
+        ));
         // Over the limit.
         let mut c = conn(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", 64);
         let h = c.read_response_head().unwrap();
-        let e = c.read_body(h.framing("GET").unwrap(), 99, &mut |_| {}).unwrap_err();
+        let e = c
+            .read_body(h.framing("GET").unwrap(), 99, &mut |_| {})
+            .unwrap_err();
         assert!(matches!(e, HttpError::Protocol(_)));
         // A head that never ends.
         let mut long = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
         let mut c = conn(&long, 4096);
-        assert!(matches!(c.read_response_head(), Err(HttpError::Protocol(_))));
+        assert!(matches!(
+            c.read_response_head(),
+            Err(HttpError::Protocol(_))
+        ));
     }
 
     #[test]
     fn requests_pipeline_and_eof_between_requests() {
-        let raw = b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\nabcd\
+        let raw =
+            b"POST /u HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\nabcd\
                     GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
         let mut c = conn(raw, 7);
         let r = c.read_request_head().unwrap().unwrap();
@@ -624,7 +659,10 @@ mod tests {
         assert!(c.read_request_head().unwrap().is_none());
         // EOF in the middle of a head is not a clean close.
         let mut c = conn(b"GET / HT", 64);
-        assert!(matches!(c.read_request_head(), Err(HttpError::UnexpectedEof(_))));
+        assert!(matches!(
+            c.read_request_head(),
+            Err(HttpError::UnexpectedEof(_))
+        ));
         c.write_all(b"x").unwrap();
         assert_eq!(c.bytes_out, 1);
     }
