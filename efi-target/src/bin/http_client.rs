@@ -132,7 +132,11 @@ fn get<S: Stream>(
                 && framing.name() == want_framing
                 && h.len() == plan.get_len
                 && h.hash() == plan.get_fnv
-                && keep != close;
+                // After `Connection: close` the server must close (checked by
+                // the caller); echoing the option is only a SHOULD (RFC 9112
+                // §9.6), and Python's http.server does not. A keep-alive
+                // request needs a persistent connection to continue.
+                && (close || keep);
             v["status"] = json!(head.status);
             v["framing"] = json!(framing.name());
             v["keep_alive"] = json!(keep);
