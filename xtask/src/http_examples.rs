@@ -78,6 +78,13 @@ pub fn json_field<'a>(body: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[..end].trim())
 }
 
+/// A numeric field, NaN when absent (printed as "NaN", never hidden).
+fn float_field(body: &str, key: &str) -> f64 {
+    json_field(body, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 fn hex(h: u64) -> String {
     format!("{h:016x}")
 }
@@ -363,11 +370,11 @@ fn client_case(s: &Settings, efi: PathBuf) -> Result<Vec<String>, String> {
             ));
         }
         report.push(format!(
-            "client {want:<11} {} B  fnv1a64 {}  {} ms  {} MB/s  framing {}",
+            "client {want:<11} {} B  fnv1a64 {}  {:.0} ms  {:.2} MB/s  framing {}",
             want_len,
             hex(want_fnv),
-            json_field(&l.body, "ms").unwrap_or("?"),
-            json_field(&l.body, "mb_per_s").unwrap_or("?"),
+            float_field(&l.body, "ms"),
+            float_field(&l.body, "mb_per_s"),
             json_field(&l.body, "framing").unwrap_or("?"),
         ));
     }
@@ -521,11 +528,12 @@ fn server_case(s: &Settings, efi: PathBuf) -> Result<Vec<String>, String> {
         .find(|l| json_field(&l.body, "method") == Some("POST"))
         .ok_or("server: no POST line")?;
     report.push(format!(
-        "server guest POST line: bytes_in {} fnv_in {} 100-continue {} ({} ms in the guest)",
+        "server guest POST line: bytes_in {} fnv_in {} 100-continue {} ({:.0} ms, {:.2} MB/s in the guest)",
         json_field(&post.body, "bytes_in").unwrap_or("?"),
         json_field(&post.body, "fnv_in").unwrap_or("?"),
         json_field(&post.body, "continue").unwrap_or("false"),
-        json_field(&post.body, "ms").unwrap_or("?"),
+        float_field(&post.body, "ms"),
+        float_field(&post.body, "mb_per_s"),
     ));
     report.insert(
         0,

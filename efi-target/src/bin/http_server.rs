@@ -529,12 +529,9 @@ mod tests {
         }
     }
 
-    fn start(
-        cfg: Config,
-    ) -> (
-        u16,
-        std::thread::JoinHandle<(Summary, Vec<(String, Value)>)>,
-    ) {
+    type Served = std::thread::JoinHandle<(Summary, Vec<(String, Value)>)>;
+
+    fn start(cfg: Config) -> (u16, Served) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let h = std::thread::spawn(move || {
