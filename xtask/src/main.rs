@@ -4,6 +4,7 @@
 //! Dependency-free on purpose: it must build quickly and work before any
 //! other crate compiles, so it only shells out with `std::process::Command`.
 
+mod http_examples;
 mod qemu;
 
 use std::env;
@@ -24,6 +25,9 @@ COMMANDS:
                     raw TCP4 smoke test against a host echo server
                     ([--debug] [--timeout SECS]); installs QEMU/OVMF/the UEFI
                     toolchain with apt-get when run as root
+    http-examples   boot the HTTP/1.1 client and server examples in OVMF and
+                    drive them with python3 http.server and curl
+                    ([--debug] [--timeout SECS] [--only client|server])
     help            print this help
 
 OPTIONS (test):
@@ -71,6 +75,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("xtask qemu-smoke: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("http-examples") => match http_examples::http_examples(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask http-examples: {e}");
                 ExitCode::FAILURE
             }
         },
