@@ -18,9 +18,9 @@ cargo xtask <COMMAND> [OPTIONS]
 COMMANDS:
     test            the full test command: toolchain check, cargo fmt --check,
                     cargo clippy (-D warnings), cargo test --workspace, the
-                    tokio peer host tests, the suite on the simulator, and the
-                    raw TCP4 smoke run in OVMF (the in-QEMU suite run is
-                    issue #3)
+                    tokio peer host tests, the suite on the simulator, the
+                    raw TCP4 smoke run and the HTTP examples in OVMF (the
+                    in-QEMU suite run is issue #3)
     qemu-smoke      build the UEFI app, boot it in OVMF under QEMU and run the
                     raw TCP4 smoke test against a host echo server
                     ([--debug] [--timeout SECS]); installs QEMU/OVMF/the UEFI
@@ -226,6 +226,10 @@ fn test(keep_going: bool) -> ExitCode {
         (
             "OVMF smoke run (raw TCP4 in QEMU)",
             Box::new(|_| qemu::qemu_smoke(&[])),
+        ),
+        (
+            "HTTP examples in OVMF (Python http.server, curl)",
+            Box::new(|_| http_examples::http_examples(&[])),
         ),
     ];
     let started = Instant::now();
