@@ -11,6 +11,7 @@
 pub mod cases;
 pub mod cli;
 pub mod expectations;
+pub mod fidelity;
 pub mod guest;
 pub mod host;
 pub mod mix;
