@@ -102,7 +102,10 @@ mod app {
             Ok(a) => a,
             Err(e) => fatal(&e, suite::EXIT_USAGE),
         };
-        let bs = env::boot_services().as_ptr().cast::<BootServices>();
+        let Some(bs) = env::boot_services() else {
+            fatal("boot services have been exited", EXIT_SETUP)
+        };
+        let bs = bs.as_ptr().cast::<BootServices>();
         let image = env::image_handle();
         // SAFETY: live boot services and our image handle; std never exits
         // boot services.
