@@ -69,7 +69,11 @@ pub fn unexplained(sim: &[CaseReport], ovmf: &[CaseReport]) -> Vec<String> {
         let got = (s.passed, q.passed);
         match want {
             Some(w) if w != got => bad.push(format!("{id}: {got:?} differs from the table {w:?}")),
-            None if got != (true, true) => bad.push(format!("{id}: sim {}, ovmf {}", verdict(Some(s)), verdict(Some(q)))),
+            None if got != (true, true) => bad.push(format!(
+                "{id}: sim {}, ovmf {}",
+                verdict(Some(s)),
+                verdict(Some(q))
+            )),
             _ => {}
         }
     }
@@ -103,15 +107,13 @@ pub fn render(sim: &[CaseReport], ovmf: &[CaseReport], header: &str) -> String {
         let id = s.id();
         let q = o.get(&id).copied();
         let expectation = match entry(&id) {
-            Some(e) => format!(
-                "sim {:?}, OVMF {:?}: {}",
-                e.sim,
-                e.ovmf,
-                cell(e.why)
-            ),
+            Some(e) => format!("sim {:?}, OVMF {:?}: {}", e.sim, e.ovmf, cell(e.why)),
             None => "pass on both".to_string(),
         };
-        let msg = q.and_then(|q| q.message.as_deref()).map(cell).unwrap_or_default();
+        let msg = q
+            .and_then(|q| q.message.as_deref())
+            .map(cell)
+            .unwrap_or_default();
         let _ = writeln!(
             md,
             "| `{id}` | {} | {} | {expectation} | {msg} |",
@@ -148,13 +150,24 @@ mod tests {
 
     #[test]
     fn divergences_are_explained_only_by_the_table() {
-        let sim = vec![r("a/x", true), r("connect/connect_timeout", true), r("a/y", true)];
-        let ovmf = vec![r("a/x", true), r("connect/connect_timeout", false), r("a/y", false)];
+        let sim = vec![
+            r("a/x", true),
+            r("connect/connect_timeout", true),
+            r("a/y", true),
+        ];
+        let ovmf = vec![
+            r("a/x", true),
+            r("connect/connect_timeout", false),
+            r("a/y", false),
+        ];
         let bad = unexplained(&sim, &ovmf);
         assert_eq!(bad.len(), 1, "{bad:?}");
         assert!(bad[0].starts_with("a/y"));
         let md = render(&sim, &ovmf, "test");
-        assert!(md.contains("| `a/y` | pass | FAIL | pass on both | why \\| not |"), "{md}");
+        assert!(
+            md.contains("| `a/y` | pass | FAIL | pass on both | why \\| not |"),
+            "{md}"
+        );
         assert!(md.contains("Unexplained divergences: 1."));
         assert!(md.contains("sim Pass, OVMF Fail"));
     }

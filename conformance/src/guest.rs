@@ -46,14 +46,18 @@ pub struct GuestArgs {
 /// words (the file is split on whitespace).
 pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, String> {
     if opts.profile.is_some() || !opts.quirks.is_empty() {
-        return Err("--profile/--quirk select simulator firmware; OVMF is what it is \
+        return Err(
+            "--profile/--quirk select simulator firmware; OVMF is what it is \
                     (edk2-stable202211)"
-            .into());
+                .into(),
+        );
     }
     if opts.trace {
-        return Err("--trace is not supported with --target qemu (the firmware trace would \
+        return Err(
+            "--trace is not supported with --target qemu (the firmware trace would \
                     have to cross the serial console); run the case on the simulator"
-            .into());
+                .into(),
+        );
     }
     let secs = case_timeout.as_secs();
     if secs == 0 || case_timeout.subsec_nanos() != 0 {

@@ -87,7 +87,10 @@ fn compare(
     use efisock_conformance::fidelity::{self, Collect};
     use efisock_conformance::runner::{TextReporter, run_cases};
     if opts.json || opts.trace || opts.list {
-        let _ = writeln!(err, "error: --compare takes neither --json, --trace nor --list");
+        let _ = writeln!(
+            err,
+            "error: --compare takes neither --json, --trace nor --list"
+        );
         return suite::EXIT_USAGE;
     }
     let _ = writeln!(out, "== simulator");
@@ -95,7 +98,13 @@ fn compare(
     let sim_reports = {
         let mut text = TextReporter::new(&mut *out);
         let mut collect = Collect::new(&mut text);
-        run_cases(cases, &plan, &mut |seed| setup.build(seed), &mut collect, None);
+        run_cases(
+            cases,
+            &plan,
+            &mut |seed| setup.build(seed),
+            &mut collect,
+            None,
+        );
         collect.reports
     };
     let _ = writeln!(out, "\n== OVMF");

@@ -16,7 +16,6 @@ extern crate alloc;
 #[cfg(all(feature = "suite-app", not(test)))]
 extern crate std;
 
-
 pub mod backend;
 pub mod console;
 pub mod exit;

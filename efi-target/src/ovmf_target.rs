@@ -198,8 +198,7 @@ impl SocketTarget for OvmfTarget {
                 policy.as_ptr().cast(),
             )
         };
-        if st != efisock::firmware::Status::SUCCESS && st != efisock::firmware::Status::NOT_READY
-        {
+        if st != efisock::firmware::Status::SUCCESS && st != efisock::firmware::Status::NOT_READY {
             return Err(format!(
                 "SetData(Policy, STATIC) = {}",
                 efisock::firmware::status::name(st)

@@ -36,7 +36,6 @@ Exit status: 0 success, 1 a step failed (named on stderr), 2 usage error.
 /// The oldest toolchain the workspace supports (workspace `rust-version`).
 const MIN_RUST: (u32, u32) = (1, 85);
 
-
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {

@@ -165,7 +165,11 @@ pub fn report(opts: &RunOptions, run: &QemuRun, out: &mut dyn Write, err: &mut d
     let mut ok = run.guest.problems.is_empty() && !run.killed;
     for r in &run.guest.reports {
         if let Some(e) = entry(&r.id()) {
-            let note = if as_expected(r) { "as expected" } else { "UNEXPECTED" };
+            let note = if as_expected(r) {
+                "as expected"
+            } else {
+                "UNEXPECTED"
+            };
             let _ = writeln!(
                 err,
                 "qemu: {} {} on OVMF ({note}; conformance/src/expectations.rs: {})",

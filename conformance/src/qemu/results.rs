@@ -79,7 +79,8 @@ pub fn collect(lines: &[EfisockLine], killed: bool) -> GuestRun {
         }
         run.reports.push(unfinished(&id, seed, why));
     } else if let Some(p) = panic {
-        run.problems.push(format!("guest panicked outside a case: {p}"));
+        run.problems
+            .push(format!("guest panicked outside a case: {p}"));
     }
     if run.done.is_none() {
         run.problems.push(if killed {
@@ -119,7 +120,10 @@ mod tests {
             guest::case_line(&report("a/bad", false), true),
         );
         let run = collect(&parse_lines(&log), false);
-        assert_eq!(run.reports, vec![report("a/ok", true), report("a/bad", false)]);
+        assert_eq!(
+            run.reports,
+            vec![report("a/ok", true), report("a/bad", false)]
+        );
         assert_eq!(run.timeouts, vec!["a/bad".to_string()]);
         assert_eq!(run.done, Some(1));
         assert!(run.problems.is_empty(), "{:?}", run.problems);

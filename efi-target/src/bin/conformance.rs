@@ -43,13 +43,13 @@ mod app {
     use std::time::Duration;
 
     use efisock::firmware::{BootServices as _, Platform as _};
-    use uefi_raw::Handle;
     use efisock_conformance::guest::{self, GuestArgs};
     use efisock_conformance::runner::{RunSummary, run_one, select};
     use efisock_conformance::{cases, suite};
     use efisock_efi::backend::EfiPlatform;
     use efisock_efi::exit::exit_qemu;
     use efisock_efi::ovmf_target::{OvmfSetup, OvmfTarget};
+    use uefi_raw::Handle;
     use uefi_raw::table::boot::BootServices;
     use uefi_raw::table::runtime::RuntimeServices;
     use uefi_raw::table::system::SystemTable;
@@ -122,7 +122,10 @@ mod app {
         let selected = select(&all, &opts.filters);
         if selected.is_empty() {
             fatal(
-                &format!("no case matches --filter {}", opts.filters.join(" --filter ")),
+                &format!(
+                    "no case matches --filter {}",
+                    opts.filters.join(" --filter ")
+                ),
                 suite::EXIT_USAGE,
             );
         }
