@@ -33,6 +33,11 @@ use crate::runner::{
 };
 use crate::suite::{EXIT_FAIL, EXIT_PASS, EXIT_USAGE};
 
+/// Connections each peer service accepts in one QEMU run (a bound, so a
+/// runaway guest cannot make the host accept forever; the suite needs ~1100
+/// on the echo service per seed).
+pub const MAX_CONNECTIONS_PER_SERVICE: u32 = 50_000;
+
 /// Default whole-run limit.
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(2700);
 
@@ -80,6 +85,10 @@ pub fn execute(opts: &RunOptions, err: &mut dyn Write) -> Result<QemuRun, String
         .map_err(|e| format!("write the options file: {e}"))?;
     let mut host_config = HostConfig::qemu(&hostfwd);
     host_config.lifetime = run_timeout + Duration::from_secs(60);
+    // The whole suite opens well over 1000 connections to the echo service
+    // (server/sequential_1000_connections alone makes 1000); the default
+    // bound would close its listener mid-run and refuse every later case.
+    host_config.max_connections_per_service = MAX_CONNECTIONS_PER_SERVICE;
     host_config.validate()?;
     let host = tokio_host::start(host_config)?;
     let _ = writeln!(
