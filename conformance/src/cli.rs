@@ -33,7 +33,10 @@ OPTIONS:
     --trace             print each case's firmware calls (strace-like) and a
                         per-call summary
     --list              list the cases (after filtering) and exit
-    --target sim|qemu   where to run (default sim; qemu is not implemented yet)
+    --target sim|qemu   where to run (default sim; qemu boots the suite in OVMF,
+                        limits from EFISOCK_QEMU_TIMEOUT / EFISOCK_CASE_TIMEOUT)
+    --compare           run on the simulator and in OVMF and write
+                        docs/fidelity.md (verdicts side by side)
     -h, --help          print this help
 
 Exit status: 0 all passed, 1 a case failed, 2 usage error or nothing to run.
@@ -45,7 +48,7 @@ pub enum TargetKind {
     /// The deterministic simulator.
     #[default]
     Sim,
-    /// Inside OVMF under QEMU (not implemented yet).
+    /// Inside OVMF under QEMU.
     Qemu,
 }
 
@@ -73,6 +76,8 @@ pub struct RunOptions {
     pub list: bool,
     /// Where to run.
     pub target: TargetKind,
+    /// Run on both targets and write the fidelity report.
+    pub compare: bool,
 }
 
 impl Default for RunOptions {
@@ -88,6 +93,7 @@ impl Default for RunOptions {
             trace: false,
             list: false,
             target: TargetKind::Sim,
+            compare: false,
         }
     }
 }
@@ -233,6 +239,7 @@ where
             "--json" => o.json = true,
             "--trace" => o.trace = true,
             "--list" => o.list = true,
+            "--compare" => o.compare = true,
             "--seed" => match parse_u64(&v) {
                 Some(n) => set_once(&mut seed, "--seed", n)?,
                 None => return err(format!("--seed: '{v}' is not a decimal or 0x-hex u64")),

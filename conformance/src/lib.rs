@@ -10,10 +10,15 @@
 
 pub mod cases;
 pub mod cli;
+pub mod expectations;
+pub mod fidelity;
+pub mod guest;
 pub mod host;
 pub mod mix;
 pub mod pattern;
 pub mod peers;
+#[cfg(feature = "qemu")]
+pub mod qemu;
 pub mod raw;
 pub mod runner;
 #[cfg(feature = "sim")]

@@ -13,11 +13,15 @@
 #![warn(missing_docs)]
 
 extern crate alloc;
+#[cfg(all(feature = "suite-app", not(test)))]
+extern crate std;
 
 pub mod backend;
 pub mod console;
 pub mod exit;
 pub mod json;
+#[cfg(feature = "suite-app")]
+pub mod ovmf_target;
 pub mod pool_alloc;
 pub mod smoke;
 

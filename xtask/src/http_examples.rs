@@ -725,6 +725,7 @@ fn ensure_peers() -> Result<(), String> {
         return Err("curl is missing; install it with: sudo apt-get install -y curl".into());
     }
     let ok = Command::new("apt-get")
+        .env("DEBIAN_FRONTEND", "noninteractive")
         .args(["install", "-y", "curl"])
         .status()
         .is_ok_and(|s| s.success());

@@ -144,8 +144,8 @@ pub fn run_one<T: Target>(
         }
     };
     CaseReport {
-        name: case.name,
-        group: case.group,
+        name: case.name.into(),
+        group: case.group.into(),
         passed,
         message,
         wall: started.elapsed(),

@@ -2,15 +2,17 @@
 //! [`RunSummary`], plus the [`Reporter`] seam the text and JSON renderers
 //! implement.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// The result of one case at one seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseReport {
-    /// Case name.
-    pub name: &'static str,
-    /// Case group.
-    pub group: &'static str,
+    /// Case name (borrowed from the case list on the host; owned when the
+    /// report was parsed from a guest's serial line).
+    pub name: Cow<'static, str>,
+    /// Case group (see `name`).
+    pub group: Cow<'static, str>,
     /// Whether it passed.
     pub passed: bool,
     /// The failure message (or panic message), `None` on success.
