@@ -426,7 +426,21 @@ pub fn qemu_args(
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(packet_capture())
     .collect()
+}
+
+/// `EFISOCK_QEMU_PCAP=FILE` records every frame between the guest and QEMU's
+/// user-mode network into a pcap file (QEMU's `filter-dump`), to see what
+/// the firmware actually sent and received.
+fn packet_capture() -> Vec<String> {
+    match std::env::var("EFISOCK_QEMU_PCAP") {
+        Ok(file) if !file.is_empty() => vec![
+            "-object".to_string(),
+            format!("filter-dump,id=efisock-pcap,netdev=n0,file={file}"),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// Boots `efi` as `EFI/BOOT/BOOTX64.EFI` under OVMF and waits (bounded) for

@@ -17,6 +17,8 @@ unsafe extern "efiapi" fn record(_e: Event, ctx: *mut core::ffi::c_void) {
 }
 
 fn notify_event(env: &Env, tpl: Tpl, tag: usize) -> Event {
+    // SAFETY: the context is a plain integer tag that `record` never
+    // dereferences.
     unsafe {
         env.boot()
             .create_event(EventType::NOTIFY_SIGNAL, tpl, Some(record), tag as *mut _)
@@ -100,7 +102,12 @@ struct Reentry {
 }
 
 unsafe extern "efiapi" fn reenter(_e: Event, ctx: *mut core::ffi::c_void) {
+    // SAFETY: `ctx` is the `Reentry` on the test's stack, registered with
+    // this event, which the test closes before that frame ends; nothing else
+    // borrows it while the notify runs.
     let r = unsafe { &mut *(ctx as *mut Reentry) };
+    // SAFETY: `r.tok` is `rx2`'s pool token (built by `Io::rx`), freed only
+    // after this event is closed.
     r.result = Some(unsafe { r.t.receive(r.tok) });
 }
 
@@ -114,9 +121,11 @@ fn receive_from_a_notify_of_the_same_instance_is_access_denied() {
     let rx2 = Io::rx(&env, 16);
     let mut ctx = Reentry {
         t: t.clone(),
-        tok: rx2.tok.ptr,
+        tok: rx2.tok.ptr(),
         result: None,
     };
+    // SAFETY: `ctx` outlives the event: it is closed below, before `ctx`
+    // goes out of scope.
     let ev = unsafe {
         env.boot().create_event(
             EventType::NOTIFY_SIGNAL,
@@ -128,16 +137,16 @@ fn receive_from_a_notify_of_the_same_instance_is_access_denied() {
     .unwrap();
     let rx1 = Io::rx(&env, 16);
     let own_event = rx1.tok.event;
-    unsafe { (*rx1.tok.ptr).completion_token.event = ev };
-    assert_eq!(unsafe { t.receive(rx1.tok.ptr) }, Status::SUCCESS);
+    rx1.tok.set_event(ev);
+    assert_eq!(receive(&t, &rx1), Status::SUCCESS);
     // Completed inside the call; its notify ran before Receive returned and
     // hit the per-instance lock.
     assert_eq!(ctx.result, Some(Status::ACCESS_DENIED));
     assert_eq!(rx1.received(), b"data");
     // Outside the notify the instance is usable again.
-    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::SUCCESS);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
-    unsafe { (*rx1.tok.ptr).completion_token.event = own_event };
+    assert_eq!(receive(&t, &rx2), Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
+    rx1.tok.set_event(own_event);
     env.close_event(ev);
     rx1.free(&env);
     rx2.free(&env);
@@ -205,6 +214,8 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
         },
         Status::SUCCESS
     );
+    // SAFETY: `Ip4Config2InterfaceInfo` is plain data for which the zeroed
+    // bytes (then overwritten by GetData) are a valid value.
     let info = unsafe { info.assume_init() };
     assert_eq!(info.station_addr.0, [10, 0, 2, 15]);
     assert_eq!(info.subnet_mask.0, [255, 255, 255, 0]);
@@ -280,6 +291,8 @@ fn anytime_mode_defers_notifies_boundedly_by_seed() {
 }
 
 unsafe extern "efiapi" fn signal_self(e: Event, ctx: *mut core::ffi::c_void) {
+    // SAFETY: `ctx` is the `SimBoot` clone on the test's stack, which
+    // outlives the event (closed before the test returns).
     let boot = unsafe { &*(ctx as *const efisock_sim::SimBoot) };
     LOG.with(|l| l.borrow_mut().push(99));
     let _ = boot.signal_event(e);
@@ -290,6 +303,7 @@ fn check_event_on_notify_wait_runs_the_notify_which_may_signal() {
     let env = Env::unaddressed(SimConfig::new(47));
     take_log();
     let boot = env.boot().clone();
+    // SAFETY: `boot` outlives the event, which is closed before it drops.
     let e = unsafe {
         env.boot().create_event(
             EventType::NOTIFY_WAIT,

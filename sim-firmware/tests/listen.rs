@@ -28,15 +28,7 @@ fn watch_connect(env: &Env, port: u16) -> Shared {
 
 fn state(t: &efisock_sim::SimTcp4) -> Tcp4ConnectionState {
     let mut st = Tcp4ConnectionState::CLOSED;
-    let r = unsafe {
-        t.get_mode_data(
-            &mut st,
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-        )
-    };
+    let r = get_state(t, &mut st);
     assert_eq!(r, Status::SUCCESS);
     st
 }
@@ -47,9 +39,8 @@ fn backlog_full_drops_syn_until_accept_makes_room() {
     let (h, t) = env.child();
     // MaxSynBackLog range is 5..=10 (TcpProto.h); 2 would mean the default 10.
     let mut opt = options(5, 0);
-    let mut cfg = passive_cfg(80);
-    cfg.control_option = &mut opt;
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    let cfg = passive_cfg(80);
+    assert_eq!(configure_opt(&t, &cfg, &mut opt), Status::SUCCESS);
     assert_eq!(state(&t), Tcp4ConnectionState::LISTEN);
     let peers: Vec<Shared> = (0..6).map(|_| watch_connect(&env, 80)).collect();
     env.sim.advance(3_000_000_000);
@@ -64,10 +55,10 @@ fn backlog_full_drops_syn_until_accept_makes_room() {
 
     // Accept completes inside the call with a ready child.
     let a = ListenTok::new(&env);
-    assert_eq!(unsafe { t.accept(a.ptr) }, Status::SUCCESS);
+    assert_eq!(accept(&t, &a), Status::SUCCESS);
     assert_eq!(env.boot_check(a.event), Status::SUCCESS);
     assert_eq!(a.status(), Status::SUCCESS);
-    let child_h = unsafe { (*a.ptr).new_child_handle };
+    let child_h = a.new_child();
     let child = env
         .p
         .tcp4_service()
@@ -76,7 +67,7 @@ fn backlog_full_drops_syn_until_accept_makes_room() {
     assert_eq!(state(&child), Tcp4ConnectionState::ESTABLISHED);
     let c = ConnTok::new(&env);
     assert_eq!(
-        unsafe { child.connect(c.ptr) },
+        connect_tok(&child, &c),
         Status::ACCESS_DENIED,
         "accepted child is passive"
     );
@@ -89,16 +80,16 @@ fn backlog_full_drops_syn_until_accept_makes_room() {
     );
 
     let a2 = ListenTok::new(&env);
-    assert_eq!(unsafe { t.accept(a2.ptr) }, Status::SUCCESS);
+    assert_eq!(accept(&t, &a2), Status::SUCCESS);
     assert!(env.wait(a2.event, 1_000_000_000));
-    let h2 = unsafe { (*a2.ptr).new_child_handle };
+    let h2 = a2.new_child();
     assert_ne!(h2, child_h);
     // The other accepted-never children are firmware-internal; tear down.
 
     assert_eq!(close(&env, &child, true), Status::SUCCESS);
     env.destroy(child_h);
     env.destroy(h2);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     env.destroy(h);
     c.free(&env);
     a.free(&env);
@@ -113,9 +104,8 @@ fn backlog_quirk_off_answers_excess_syn_with_rst() {
     let env = Env::new(cfg0);
     let (h, t) = env.child();
     let mut opt = options(5, 0);
-    let mut cfg = passive_cfg(80);
-    cfg.control_option = &mut opt;
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    let cfg = passive_cfg(80);
+    assert_eq!(configure_opt(&t, &cfg, &mut opt), Status::SUCCESS);
     let peers: Vec<Shared> = (0..6).map(|_| watch_connect(&env, 80)).collect();
     env.sim.advance(3_000_000_000);
     let last: Vec<_> = peers
@@ -134,7 +124,7 @@ fn backlog_quirk_off_answers_excess_syn_with_rst() {
         1,
         "{last:?}"
     );
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     env.destroy(h);
 }
 
@@ -142,9 +132,9 @@ fn backlog_quirk_off_answers_excess_syn_with_rst() {
 fn accept_pending_then_completes_on_connection_and_data_flows() {
     let env = Env::new(SimConfig::new(23));
     let (h, t) = env.child();
-    assert_eq!(unsafe { t.configure(&passive_cfg(8080)) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &passive_cfg(8080)), Status::SUCCESS);
     let a = ListenTok::new(&env);
-    assert_eq!(unsafe { t.accept(a.ptr) }, Status::SUCCESS);
+    assert_eq!(accept(&t, &a), Status::SUCCESS);
     assert_eq!(env.boot_check(a.event), Status::NOT_READY);
     let seen = shared();
     let data = b"from the peer".to_vec();
@@ -158,15 +148,15 @@ fn accept_pending_then_completes_on_connection_and_data_flows() {
         }),
     );
     assert!(env.wait(a.event, 2_000_000_000));
-    let ch = unsafe { (*a.ptr).new_child_handle };
+    let ch = a.new_child();
     let child = env.p.tcp4_service().open_tcp4(ch).unwrap();
     let rx = Io::rx(&env, 100);
-    assert_eq!(unsafe { child.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&child, &rx), Status::SUCCESS);
     assert!(env.wait(rx.tok.event, 1_000_000_000));
     assert_eq!(rx.received(), data);
     assert_eq!(close(&env, &child, true), Status::SUCCESS);
     env.destroy(ch);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     env.destroy(h);
     rx.free(&env);
     a.free(&env);
@@ -191,7 +181,7 @@ impl ConnHandler for SourceH {
 fn closed_listener_answers_syn_with_rst() {
     let env = Env::new(SimConfig::new(24));
     let (h, t) = env.child();
-    assert_eq!(unsafe { t.configure(&passive_cfg(81)) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &passive_cfg(81)), Status::SUCCESS);
     assert_eq!(close(&env, &t, false), Status::SUCCESS);
     let s = watch_connect(&env, 81);
     env.sim.advance(1_000_000_000);
@@ -207,10 +197,10 @@ fn legacy_rejects_listen_on_any_address() {
     let mut cfg = passive_cfg(80);
     cfg.access_point.use_default_address = false.into();
     cfg.access_point.subnet_mask = addr(std::net::Ipv4Addr::new(255, 255, 255, 0));
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::INVALID_PARAMETER);
+    assert_eq!(configure(&t, &cfg), Status::INVALID_PARAMETER);
     cfg.access_point.station_address = addr(SUT);
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &cfg), Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     env.destroy(h);
     assert_clean(&env);
 }
@@ -220,19 +210,16 @@ fn explicit_port_in_use_is_invalid_parameter() {
     let env = Env::new(SimConfig::new(26));
     let (h1, t1) = env.child();
     let (h2, t2) = env.child();
-    assert_eq!(unsafe { t1.configure(&passive_cfg(90)) }, Status::SUCCESS);
+    assert_eq!(configure(&t1, &passive_cfg(90)), Status::SUCCESS);
+    assert_eq!(configure(&t2, &passive_cfg(90)), Status::INVALID_PARAMETER);
     assert_eq!(
-        unsafe { t2.configure(&passive_cfg(90)) },
-        Status::INVALID_PARAMETER
-    );
-    assert_eq!(
-        unsafe { t1.configure(&passive_cfg(91)) },
+        configure(&t1, &passive_cfg(91)),
         Status::ACCESS_DENIED,
         "already configured"
     );
-    assert_eq!(unsafe { t1.configure(core::ptr::null()) }, Status::SUCCESS);
-    assert_eq!(unsafe { t2.configure(&passive_cfg(90)) }, Status::SUCCESS);
-    assert_eq!(unsafe { t2.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t1), Status::SUCCESS);
+    assert_eq!(configure(&t2, &passive_cfg(90)), Status::SUCCESS);
+    assert_eq!(reset(&t2), Status::SUCCESS);
     env.destroy(h1);
     env.destroy(h2);
     assert_clean(&env);
@@ -260,7 +247,7 @@ impl ConnHandler for Delayed {
 fn peer_wake_at_schedules_a_later_poll() {
     let env = Env::new(SimConfig::new(27));
     let (h, t) = env.child();
-    assert_eq!(unsafe { t.configure(&passive_cfg(7070)) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &passive_cfg(7070)), Status::SUCCESS);
     peer_connect(
         &env.sim,
         7070,
@@ -270,19 +257,19 @@ fn peer_wake_at_schedules_a_later_poll() {
         }),
     );
     let a = ListenTok::new(&env);
-    assert_eq!(unsafe { t.accept(a.ptr) }, Status::SUCCESS);
+    assert_eq!(accept(&t, &a), Status::SUCCESS);
     assert!(env.wait(a.event, 1_000_000_000));
     let accepted_at = env.sim.now_ns();
-    let ch = unsafe { (*a.ptr).new_child_handle };
+    let ch = a.new_child();
     let child = env.p.tcp4_service().open_tcp4(ch).unwrap();
     let rx = Io::rx(&env, 16);
-    assert_eq!(unsafe { child.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&child, &rx), Status::SUCCESS);
     assert!(env.wait(rx.tok.event, 3_000_000_000));
     assert_eq!(rx.received(), b"wake");
     assert!(env.sim.now_ns() - accepted_at >= 990_000_000);
     assert_eq!(close(&env, &child, true), Status::SUCCESS);
     env.destroy(ch);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     env.destroy(h);
     rx.free(&env);
     a.free(&env);

@@ -17,7 +17,7 @@ fn completions_inside_call_quirk_off_signals_at_next_tick() {
         assert_eq!(connect(&env, &t, PEER, 19), Status::SUCCESS);
         env.sim.advance(100_000_000);
         let rx = Io::rx(&env, 16);
-        assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+        assert_eq!(receive(&t, &rx), Status::SUCCESS);
         let now = env.boot_check(rx.tok.event);
         if inside {
             assert_eq!(now, Status::SUCCESS);
@@ -39,14 +39,11 @@ fn transmit_while_connecting_is_queued_and_sent_after_handshake() {
     let env = Env::new(SimConfig::new(72));
     let seen = listen_sink(&env.sim, 9, true);
     let (h, t) = env.child();
-    assert_eq!(
-        unsafe { t.configure(&active_cfg(PEER, 9, 0)) },
-        Status::SUCCESS
-    );
+    assert_eq!(configure(&t, &active_cfg(PEER, 9, 0)), Status::SUCCESS);
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
     let tx = Io::tx(&env, b"early");
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     assert_eq!(env.boot_check(tx.tok.event), Status::NOT_READY);
     assert!(env.wait(tx.tok.event, 1_000_000_000));
     assert_eq!(tx.status(), Status::SUCCESS);
@@ -54,12 +51,9 @@ fn transmit_while_connecting_is_queued_and_sent_after_handshake() {
     assert_eq!(seen.borrow().bytes, b"early");
     // Bad transmit arguments.
     let bad = Io::tx(&env, b"abc");
-    unsafe { (*(*bad.tok.ptr).packet.tx_data).data_length = 4 };
-    assert_eq!(
-        unsafe { t.transmit(bad.tok.ptr) },
-        Status::INVALID_PARAMETER
-    );
-    unsafe { (*(*bad.tok.ptr).packet.tx_data).data_length = 3 };
+    bad.set_data_length(4);
+    assert_eq!(transmit(&t, &bad), Status::INVALID_PARAMETER);
+    bad.set_data_length(3);
     assert_eq!(close(&env, &t, false), Status::SUCCESS);
     bad.free(&env);
     tx.free(&env);
@@ -89,7 +83,7 @@ fn destroy_child_aborts_pending_tokens_and_invalidates_the_handle() {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
     let rx = Io::rx(&env, 64);
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx), Status::SUCCESS);
     env.destroy(h);
     assert_eq!(rx.status(), Status::ABORTED);
     assert_eq!(env.boot_check(rx.tok.event), Status::SUCCESS);
@@ -100,7 +94,7 @@ fn destroy_child_aborts_pending_tokens_and_invalidates_the_handle() {
     assert!(env.p.tcp4_service().open_tcp4(h).is_err());
     assert_eq!(t.poll(), Status::SUCCESS);
     let rx2 = Io::rx(&env, 8);
-    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::INVALID_PARAMETER);
+    assert_eq!(receive(&t, &rx2), Status::INVALID_PARAMETER);
     rx.free(&env);
     rx2.free(&env);
     assert_clean(&env);
@@ -115,7 +109,7 @@ fn connect_again_after_graceful_close_never_sends_syn() {
     assert_eq!(close(&env, &t, false), Status::SUCCESS);
     assert_eq!(seen.borrow().accepted, 1);
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
     assert!(env.wait(c.event, 80_000_000_000));
     assert_eq!(c.status(), Status::TIMEOUT);
     assert_eq!(seen.borrow().accepted, 1, "no second SYN reached the peer");
@@ -166,6 +160,7 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
     );
     let (h, t) = env.child();
     let z = Ipv4Address([0; 4]);
+    // SAFETY: the three address pointers are references to the live `z`.
     assert_eq!(unsafe { t.routes(false, &z, &z, &z) }, Status::NOT_STARTED);
     env.destroy(h);
     assert_clean(&env);
@@ -207,7 +202,7 @@ fn data_after_local_close_resets_the_connection() {
         let (h, t) = env.child();
         assert_eq!(connect(&env, &t, PEER, 6), Status::SUCCESS);
         let cl = CloseTok::new(&env);
-        assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+        assert_eq!(close_tok(&t, &cl), Status::SUCCESS);
         let done = env.wait(cl.event, 10_000_000_000);
         env.sim.advance(10_000_000);
         let last = *seen.borrow().states.last().unwrap();
@@ -217,7 +212,7 @@ fn data_after_local_close_resets_the_connection() {
             assert_eq!(last, PeerConnState::Reset);
         } else {
             assert_ne!(last, PeerConnState::Reset);
-            assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+            assert_eq!(reset(&t), Status::SUCCESS);
         }
         cl.free(&env);
         env.destroy(h);
@@ -237,9 +232,9 @@ fn dead_peer_close_times_out_after_retransmissions() {
         ..Default::default()
     });
     let tx = Io::tx(&env, b"into the void");
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     let cl = CloseTok::new(&env);
-    assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+    assert_eq!(close_tok(&t, &cl), Status::SUCCESS);
     let start = env.sim.now_ns();
     // WaitForEvent jumps from one due event to the next (no 1 ms polling).
     assert_eq!(
@@ -282,11 +277,11 @@ fn stored_reset_error_leaks_into_next_connections_first_receive() {
         // Connect again on the same child (CLOSED, still configured); only
         // Receive or Configure(NULL) would clear the stored error.
         let c = ConnTok::new(&env);
-        assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+        assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
         assert!(env.wait(c.event, 1_000_000_000));
         // Peer resets again right away, so look only at the first Receive.
         let rx = Io::rx(&env, 8);
-        let st = unsafe { t.receive(rx.tok.ptr) };
+        let st = receive(&t, &rx);
         if leak {
             assert_eq!(st, Status::SUCCESS);
             assert_eq!(
@@ -298,7 +293,7 @@ fn stored_reset_error_leaks_into_next_connections_first_receive() {
         } else {
             assert_ne!(env.boot_check(rx.tok.event), Status::SUCCESS);
         }
-        assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+        assert_eq!(reset(&t), Status::SUCCESS);
         c.free(&env);
         rx.free(&env);
         env.destroy(h);
@@ -313,20 +308,18 @@ fn malformed_fragment_tables_are_invalid_parameter() {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
     let tx = Io::tx(&env, b"12345678");
-    let set_tx_len = |n: u32| unsafe {
-        (*(tx.data as *mut efisock::firmware::Tcp4TransmitData)).data_length = n
-    };
+    let set_tx_len = |n: u32| tx.set_data_length(n);
     // DataLength 0, then a DataLength that disagrees with the fragments.
     set_tx_len(0);
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::INVALID_PARAMETER);
+    assert_eq!(transmit(&t, &tx), Status::INVALID_PARAMETER);
     set_tx_len(9);
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::INVALID_PARAMETER);
+    assert_eq!(transmit(&t, &tx), Status::INVALID_PARAMETER);
     let rx = Io::rx(&env, 16);
-    unsafe { (*(rx.data as *mut efisock::firmware::Tcp4ReceiveData)).data_length = 0 };
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::INVALID_PARAMETER);
+    rx.set_data_length(0);
+    assert_eq!(receive(&t, &rx), Status::INVALID_PARAMETER);
     // Corrected, the same token is accepted: nothing was kept from the refusals.
     set_tx_len(8);
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     assert!(env.wait_polling(&t, tx.tok.event, 1_000_000_000));
     assert_eq!(tx.status(), Status::SUCCESS);
     env.destroy(h);

@@ -11,15 +11,12 @@ fn unconfigured_calls_report_not_started() {
     let env = Env::new(SimConfig::new(1));
     let (h, t) = env.child();
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::NOT_STARTED);
+    assert_eq!(connect_tok(&t, &c), Status::NOT_STARTED);
     let r = Io::rx(&env, 16);
-    assert_eq!(unsafe { t.receive(r.tok.ptr) }, Status::NOT_STARTED);
+    assert_eq!(receive(&t, &r), Status::NOT_STARTED);
     let cl = CloseTok::new(&env);
-    assert_eq!(unsafe { t.close(cl.ptr) }, Status::NOT_STARTED);
-    assert_eq!(
-        unsafe { t.configure(core::ptr::null()) },
-        Status::ACCESS_DENIED
-    );
+    assert_eq!(close_tok(&t, &cl), Status::NOT_STARTED);
+    assert_eq!(reset(&t), Status::ACCESS_DENIED);
     assert_eq!(t.poll(), Status::SUCCESS);
     c.free(&env);
     r.free(&env);
@@ -33,7 +30,7 @@ fn no_address_reports_no_mapping_until_dhcp_completes() {
     let env = Env::unaddressed(SimConfig::new(2));
     let (h, t) = env.child();
     let cfg = active_cfg(PEER, 7, 0);
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::NO_MAPPING);
+    assert_eq!(configure(&t, &cfg), Status::NO_MAPPING);
     // Select DHCP; the lease arrives after 3.5 s.
     let dhcp: i32 = 1;
     let st = unsafe {
@@ -46,9 +43,9 @@ fn no_address_reports_no_mapping_until_dhcp_completes() {
     };
     assert_eq!(st, Status::SUCCESS);
     env.sim.advance(3_000_000_000);
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::NO_MAPPING);
+    assert_eq!(configure(&t, &cfg), Status::NO_MAPPING);
     env.sim.advance(600_000_000);
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &cfg), Status::SUCCESS);
     env.destroy(h);
     assert_clean(&env);
 }
@@ -60,27 +57,19 @@ fn connect_echo_and_receive_fin_as_return_value() {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 7), Status::SUCCESS);
     let mut st = Tcp4ConnectionState::CLOSED;
-    let _ = unsafe {
-        t.get_mode_data(
-            &mut st,
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-        )
-    };
+    let _ = get_state(&t, &mut st);
     assert_eq!(st, Tcp4ConnectionState::ESTABLISHED);
     // Connect again on an established child: ACCESS_DENIED.
     let c2 = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c2.ptr) }, Status::ACCESS_DENIED);
+    assert_eq!(connect_tok(&t, &c2), Status::ACCESS_DENIED);
     c2.free(&env);
 
     let tx = Io::tx(&env, b"hello, firmware");
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     assert!(env.wait(tx.tok.event, 1_000_000_000));
     assert_eq!(tx.status(), Status::SUCCESS);
     let rx = Io::rx(&env, 64);
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx), Status::SUCCESS);
     assert!(env.wait(rx.tok.event, 1_000_000_000));
     assert_eq!(rx.status(), Status::SUCCESS);
     assert_eq!(rx.received(), b"hello, firmware");
@@ -89,7 +78,7 @@ fn connect_echo_and_receive_fin_as_return_value() {
     // Half-close from the peer: shut our side, peer echoes FIN back after ours.
     // Here the peer closes first: make it see our FIN by closing gracefully.
     let cl = CloseTok::new(&env);
-    assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+    assert_eq!(close_tok(&t, &cl), Status::SUCCESS);
     assert!(env.wait(cl.event, 10_000_000_000));
     assert_eq!(cl.status(), Status::SUCCESS);
     cl.free(&env);
@@ -107,13 +96,13 @@ fn receive_returns_connection_fin_when_fin_in_and_nothing_buffered() {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 19), Status::SUCCESS);
     let rx = Io::rx(&env, 64);
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx), Status::SUCCESS);
     assert!(env.wait(rx.tok.event, 1_000_000_000));
     assert_eq!(rx.received(), b"bye");
     env.sim.advance(100_000_000);
     rx.rearm_rx();
     assert_eq!(
-        unsafe { t.receive(rx.tok.ptr) },
+        receive(&t, &rx),
         CONNECTION_FIN,
         "FIN must be the function result"
     );
@@ -137,7 +126,7 @@ fn receive_fin_quirk_off_completes_token_with_connection_fin() {
     assert_eq!(connect(&env, &t, PEER, 19), Status::SUCCESS);
     env.sim.advance(100_000_000);
     let rx = Io::rx(&env, 64);
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx), Status::SUCCESS);
     assert!(env.wait(rx.tok.event, 1_000_000_000));
     assert_eq!(rx.status(), CONNECTION_FIN);
     assert_eq!(close(&env, &t, false), Status::SUCCESS);
@@ -153,12 +142,12 @@ fn pending_receive_completes_with_connection_fin_when_fin_arrives() {
     listen_source(&env.sim, 19, Vec::new(), true);
     let (h, t) = env.child();
     let cfg = active_cfg(PEER, 19, 0);
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &cfg), Status::SUCCESS);
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
     // Receive while connecting: accepted, pending.
     let rx = Io::rx(&env, 64);
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx), Status::SUCCESS);
     assert!(env.wait(c.event, 1_000_000_000));
     assert!(env.wait(rx.tok.event, 1_000_000_000));
     assert_eq!(rx.status(), CONNECTION_FIN);
@@ -217,14 +206,14 @@ fn configure_null_aborts_every_pending_token_including_close() {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
     let rx = Io::rx(&env, 64);
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx), Status::SUCCESS);
     let cl = CloseTok::new(&env);
-    assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+    assert_eq!(close_tok(&t, &cl), Status::SUCCESS);
     // The peer never reads nor closes: the close stays pending (FIN_WAIT_2).
     env.sim.advance(100_000_000);
     assert_eq!(env.boot_check(cl.event), Status::NOT_READY);
     let frames_before = env.sim.stats().frames_sent;
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     // Completed inside the call.
     assert_eq!(env.boot_check(rx.tok.event), Status::SUCCESS);
     assert_eq!(env.boot_check(cl.event), Status::SUCCESS);
@@ -247,7 +236,7 @@ fn close_with_unread_data_sends_rst_seen_by_peer() {
     assert_eq!(connect(&env, &t, PEER, 19), Status::SUCCESS);
     env.sim.advance(200_000_000); // data arrives, nobody reads
     let cl = CloseTok::new(&env);
-    assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+    assert_eq!(close_tok(&t, &cl), Status::SUCCESS);
     assert_eq!(
         env.boot_check(cl.event),
         Status::SUCCESS,
@@ -281,9 +270,9 @@ fn peer_reset_completes_pending_tokens_with_connection_reset() {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 5), Status::SUCCESS);
     let rx = Io::rx(&env, 64);
-    assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx), Status::SUCCESS);
     let tx = Io::tx(&env, b"x");
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     assert!(env.wait(rx.tok.event, 1_000_000_000));
     assert_eq!(rx.status(), CONNECTION_RESET);
     assert_eq!(
@@ -294,37 +283,29 @@ fn peer_reset_completes_pending_tokens_with_connection_reset() {
     // The socket is closed now: later Receive/Transmit are ACCESS_DENIED
     // (SockRcv/SockSend state check) and GetModeData reports CLOSED.
     let rx2 = Io::rx(&env, 8);
-    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::ACCESS_DENIED);
+    assert_eq!(receive(&t, &rx2), Status::ACCESS_DENIED);
     let mut st = Tcp4ConnectionState::ESTABLISHED;
-    let _ = unsafe {
-        t.get_mode_data(
-            &mut st,
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-        )
-    };
+    let _ = get_state(&t, &mut st);
     assert_eq!(st, Tcp4ConnectionState::CLOSED);
     // The stored error leaks into the next connection's first Receive.
     listen_echo(&env.sim, 7);
     let cfg7 = active_cfg(PEER, 7, 0);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     assert_eq!(
-        unsafe { t.configure(&cfg7) },
+        configure(&t, &cfg7),
         Status::SUCCESS,
         "Configure(NULL) clears it"
     );
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
     assert!(env.wait(c.event, 1_000_000_000));
-    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(receive(&t, &rx2), Status::SUCCESS);
     assert_eq!(
         env.boot_check(rx2.tok.event),
         Status::NOT_READY,
         "cleared by Configure(NULL)"
     );
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     c.free(&env);
     rx.free(&env);
     rx2.free(&env);
@@ -339,37 +320,29 @@ fn time_wait_holds_the_station_port() {
     listen_echo(&env.sim, 7);
     let (h, t) = env.child();
     let cfg = active_cfg(PEER, 7, 5555);
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &cfg), Status::SUCCESS);
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
     assert!(env.wait(c.event, 1_000_000_000));
     assert_eq!(c.status(), Status::SUCCESS);
     // Active close: we send FIN first, peer echoes FIN: we reach TIME_WAIT.
     let cl = CloseTok::new(&env);
-    assert_eq!(unsafe { t.close(cl.ptr) }, Status::SUCCESS);
+    assert_eq!(close_tok(&t, &cl), Status::SUCCESS);
     env.sim.advance(300_000_000);
     let mut st = Tcp4ConnectionState::CLOSED;
-    let _ = unsafe {
-        t.get_mode_data(
-            &mut st,
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-        )
-    };
+    let _ = get_state(&t, &mut st);
     assert_eq!(st, Tcp4ConnectionState::TIME_WAIT);
     let (h2, t2) = env.child();
     assert_eq!(
-        unsafe { t2.configure(&cfg) },
+        configure(&t2, &cfg),
         Status::INVALID_PARAMETER,
         "port held in TIME_WAIT"
     );
     // Close completes when TIME_WAIT (2 s) expires; then the port is free.
     assert!(env.wait(cl.event, 3_000_000_000));
     assert_eq!(cl.status(), Status::SUCCESS);
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
-    assert_eq!(unsafe { t2.configure(&cfg) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
+    assert_eq!(configure(&t2, &cfg), Status::SUCCESS);
     c.free(&env);
     cl.free(&env);
     env.destroy(h);
@@ -386,28 +359,28 @@ fn cancel_aborts_pending_and_legacy_is_unsupported() {
         let mut cfg = active_cfg(PEER, 9, 0);
         if profile == Profile::Legacy {
             // Legacy: UseDefaultAddress is ALREADY_STARTED; pass the address.
-            assert_eq!(unsafe { t.configure(&cfg) }, Status::ALREADY_STARTED);
+            assert_eq!(configure(&t, &cfg), Status::ALREADY_STARTED);
             cfg.access_point.use_default_address = false.into();
             cfg.access_point.station_address = addr(SUT);
             cfg.access_point.subnet_mask = addr(std::net::Ipv4Addr::new(255, 255, 255, 0));
         }
-        assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+        assert_eq!(configure(&t, &cfg), Status::SUCCESS);
         let c = ConnTok::new(&env);
-        assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+        assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
         assert!(env.wait(c.event, 1_000_000_000));
         let rx = Io::rx(&env, 64);
-        assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
-        let st = unsafe { t.cancel(rx.tok.ptr as *mut _) };
+        assert_eq!(receive(&t, &rx), Status::SUCCESS);
+        let st = cancel(&t, &rx.tok);
         if profile == Profile::Legacy {
             assert_eq!(st, Status::UNSUPPORTED);
-            assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+            assert_eq!(reset(&t), Status::SUCCESS);
             assert_eq!(rx.status(), Status::ABORTED);
         } else {
             assert_eq!(st, Status::SUCCESS);
             assert_eq!(env.boot_check(rx.tok.event), Status::SUCCESS);
             assert_eq!(rx.status(), Status::ABORTED);
-            assert_eq!(unsafe { t.cancel(rx.tok.ptr as *mut _) }, Status::NOT_FOUND);
-            assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+            assert_eq!(cancel(&t, &rx.tok), Status::NOT_FOUND);
+            assert_eq!(reset(&t), Status::SUCCESS);
         }
         c.free(&env);
         rx.free(&env);
@@ -424,14 +397,14 @@ fn event_identity_same_event_twice_is_access_denied() {
     assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
     let rx1 = Io::rx(&env, 64);
     let rx2 = Io::rx(&env, 64);
-    unsafe { (*rx2.tok.ptr).completion_token.event = rx1.tok.event };
-    assert_eq!(unsafe { t.receive(rx1.tok.ptr) }, Status::SUCCESS);
-    assert_eq!(unsafe { t.receive(rx2.tok.ptr) }, Status::ACCESS_DENIED);
+    rx2.tok.set_event(rx1.tok.event);
+    assert_eq!(receive(&t, &rx1), Status::SUCCESS);
+    assert_eq!(receive(&t, &rx2), Status::ACCESS_DENIED);
     let b = env.sim.breaches();
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].kind, efisock_sim::BreachKind::EventReusedWhilePending);
-    unsafe { (*rx2.tok.ptr).completion_token.event = rx2.tok.event };
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    rx2.tok.set_event(rx2.tok.event);
+    assert_eq!(reset(&t), Status::SUCCESS);
     rx1.free(&env);
     rx2.free(&env);
     env.destroy(h);

@@ -18,7 +18,7 @@ fn receive_all(env: &Env, t: &SimTcp4, poll: bool) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         rx.rearm_rx();
-        let st = unsafe { t.receive(rx.tok.ptr) };
+        let st = receive(&t, &rx);
         if st == efisock::firmware::status::CONNECTION_FIN {
             break;
         }
@@ -49,7 +49,7 @@ fn receive_completes_per_segment() {
     let mut sizes = Vec::new();
     while sizes.iter().sum::<usize>() < 3000 {
         rx.rearm_rx();
-        assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+        assert_eq!(receive(&t, &rx), Status::SUCCESS);
         assert!(env.wait(rx.tok.event, 1_000_000_000));
         sizes.push(rx.received().len());
     }
@@ -73,7 +73,7 @@ fn one_mib_each_way_with_checksum() {
     assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
     // Eight fragments: exercises the gather path.
     let tx = Io::tx_frags(&env, &up, 8);
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     assert!(env.wait_polling(&t, tx.tok.event, 60_000_000_000));
     assert_eq!(tx.status(), Status::SUCCESS);
     assert_eq!(close(&env, &t, false), Status::SUCCESS);
@@ -125,16 +125,16 @@ fn full_send_buffer_keeps_transmit_pending() {
     let mut opt = options(10, 8192);
     let mut cfg = active_cfg(PEER, 9, 0);
     cfg.control_option = &mut opt;
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    assert_eq!(configure(&t, &cfg), Status::SUCCESS);
     let c = ConnTok::new(&env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
     assert!(env.wait(c.event, 1_000_000_000));
     // Peer window (256 KiB) + our send buffer (8 KiB) < 1 MiB.
     let tx = Io::tx(&env, &pattern(1 << 20, 1));
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     assert!(!env.wait(tx.tok.event, 5_000_000_000), "must stay pending");
     assert!(sink.borrow().bytes.is_empty());
-    assert_eq!(unsafe { t.configure(core::ptr::null()) }, Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
     assert_eq!(tx.status(), Status::ABORTED);
     tx.free(&env);
     c.free(&env);
@@ -185,13 +185,13 @@ fn scenario(seed: u64) -> (Vec<String>, efisock_sim::SimStats, u16) {
         )
     };
     let tx = Io::tx(&env, &pattern(50_000, 2));
-    assert_eq!(unsafe { t.transmit(tx.tok.ptr) }, Status::SUCCESS);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     assert!(env.wait(tx.tok.event, 10_000_000_000));
     let rx = Io::rx(&env, 4096);
     let mut n = 0;
     while n < 50_000 {
         rx.rearm_rx();
-        assert_eq!(unsafe { t.receive(rx.tok.ptr) }, Status::SUCCESS);
+        assert_eq!(receive(&t, &rx), Status::SUCCESS);
         assert!(env.wait(rx.tok.event, 10_000_000_000));
         n += rx.received().len();
     }

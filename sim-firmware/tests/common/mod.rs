@@ -9,8 +9,8 @@ use std::rc::Rc;
 use efisock::firmware::{
     BootServices, Event, EventType, Ip4Config2, Ip4Config2DataType, Ip4Config2ManualAddress,
     Ipv4Address, Platform, Status, Tcp4, Tcp4AccessPoint, Tcp4CloseToken, Tcp4ConfigData,
-    Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken, Tcp4Option,
-    Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay, Tpl,
+    Tcp4ConnectionState, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken,
+    Tcp4Option, Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay, Tpl,
 };
 use efisock_sim::{
     ConnHandler, ConnIo, PeerConnState, Sim, SimBoot, SimConfig, SimPlatform, SimTcp4,
@@ -46,6 +46,8 @@ impl Env {
             address: Ipv4Address(SUT.octets()),
             subnet_mask: Ipv4Address([255, 255, 255, 0]),
         };
+        // SAFETY: `m` is a live `Ip4Config2ManualAddress` and `data_size` is
+        // its size; the simulator copies the bytes during the call.
         let st = unsafe {
             self.p.ip4_config2().set_data(
                 Ip4Config2DataType::MANUAL_ADDRESS,
@@ -65,6 +67,7 @@ impl Env {
     }
     /// A plain (no notify) event for CheckEvent/WaitForEvent.
     pub fn event(&self) -> Event {
+        // SAFETY: no notify function, so the (null) context is never used.
         unsafe {
             self.boot().create_event(
                 EventType::empty(),
@@ -103,12 +106,18 @@ impl Env {
     pub fn boot_check(&self, e: Event) -> Status {
         self.boot().check_event(e)
     }
+    /// A zeroed pool block of `size_of::<T>()` bytes.
     pub fn alloc<T>(&self) -> *mut T {
         let p = self.boot().allocate_pool(size_of::<T>()).unwrap();
+        // SAFETY: `p` is a fresh pool block of exactly `size_of::<T>()` bytes.
         unsafe { core::ptr::write_bytes(p, 0, size_of::<T>()) };
         p as *mut T
     }
+    /// FreePool, asserting SUCCESS.
     pub fn free<T>(&self, p: *mut T) {
+        // SAFETY: `SimBoot::free_pool` never dereferences an unknown pointer
+        // (INVALID_PARAMETER), and a block the firmware still owns is
+        // quarantined, not released, so no pointer the firmware holds dangles.
         assert_eq!(
             unsafe { self.boot().free_pool(p as *mut u8) },
             Status::SUCCESS
@@ -164,26 +173,82 @@ pub fn options(backlog: u32, send_buf: u32) -> Tcp4Option {
     }
 }
 
+/// Token types whose layout begins with a `Tcp4CompletionToken`.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` structs whose first field is a
+/// `Tcp4CompletionToken`, so a pointer to one is a valid pointer to it.
+pub unsafe trait Token {}
+// SAFETY (all four impls): uefi-raw declares each token `#[repr(C)]` with
+// `completion_token: Tcp4CompletionToken` as its first field.
+unsafe impl Token for Tcp4ConnectionToken {}
+unsafe impl Token for Tcp4ListenToken {}
+unsafe impl Token for Tcp4IoToken {}
+unsafe impl Token for Tcp4CloseToken {}
+
 /// A completion token of type `T` in pool memory with its own plain event.
-pub struct Tok<T> {
-    pub ptr: *mut T,
+///
+/// Invariant relied on by the safe wrappers below: `ptr` (private, never
+/// reassigned) is a zero-initialised pool block of `size_of::<T>()` bytes
+/// until `free` consumes the `Tok`. The simulated firmware is single-threaded
+/// and touches tokens only inside firmware calls, and `SimBoot::free_pool`
+/// quarantines (keeps allocated) any block a pending token still references,
+/// so the block stays valid for as long as the firmware may use it.
+pub struct Tok<T: Token> {
+    ptr: *mut T,
     pub event: Event,
 }
 
-impl<T> Tok<T> {
+impl<T: Token> Tok<T> {
     pub fn new(env: &Env) -> Self {
         let ptr = env.alloc::<T>();
-        let event = env.event();
-        // Every token type starts with its completion token.
-        unsafe { (*(ptr as *mut efisock::firmware::Tcp4CompletionToken)).event = event };
-        Tok { ptr, event }
+        let tok = Tok {
+            ptr,
+            event: env.event(),
+        };
+        tok.set_event(tok.event);
+        tok
+    }
+    /// The raw token pointer, for calls that deliberately break the contract.
+    pub fn ptr(&self) -> *mut T {
+        self.ptr
+    }
+    fn completion(&self) -> *mut Tcp4CompletionToken {
+        self.ptr as *mut Tcp4CompletionToken
+    }
+    /// Point the token at another event (notify events, reuse checks).
+    pub fn set_event(&self, event: Event) {
+        // SAFETY: `ptr` is a live pool block holding a `T: Token`, which starts
+        // with a `Tcp4CompletionToken` (Tok invariant); the firmware is
+        // single-threaded and not running, so the write races with nothing.
+        unsafe { (*self.completion()).event = event };
     }
     pub fn status(&self) -> Status {
-        unsafe { (*(self.ptr as *mut efisock::firmware::Tcp4CompletionToken)).status }
+        // SAFETY: as in `set_event`; a read of the completion token's status.
+        unsafe { (*self.completion()).status }
     }
     pub fn free(self, env: &Env) {
         env.free(self.ptr);
         env.close_event(self.event);
+    }
+}
+
+impl Tok<Tcp4ListenToken> {
+    /// `NewChildHandle` as written by the firmware at completion.
+    pub fn new_child(&self) -> efisock::firmware::Handle {
+        // SAFETY: `ptr` is a live pool block holding a `Tcp4ListenToken` (Tok
+        // invariant), zero-initialised and otherwise written only by the
+        // single-threaded firmware inside its calls.
+        unsafe { (*self.ptr).new_child_handle }
+    }
+}
+
+impl Tok<Tcp4CloseToken> {
+    pub fn set_abort_on_close(&self, abort: bool) {
+        // SAFETY: `ptr` is a live pool block holding a `Tcp4CloseToken` (Tok
+        // invariant); the firmware is not running, so the write races with
+        // nothing.
+        unsafe { (*self.ptr).abort_on_close = abort.into() };
     }
 }
 
@@ -192,19 +257,34 @@ pub type ListenTok = Tok<Tcp4ListenToken>;
 pub type CloseTok = Tok<Tcp4CloseToken>;
 
 /// An I/O token with one data block of `frags` fragments over one buffer.
+///
+/// Invariant relied on by the safe wrappers below (all fields but `tok` are
+/// private and never reassigned): `tok`'s packet points to `data`, a pool
+/// block holding a `Tcp4TransmitData` (`rx == false`) or `Tcp4ReceiveData`
+/// (`rx == true`) header followed by a table of `fragment_count` fragments
+/// whose lengths sum to `len` and whose buffers lie inside `buf`, a pool block
+/// of at least `len` bytes. For a receive block `data_length <= len` always
+/// holds. All blocks stay allocated while the firmware may touch them (see
+/// `Tok`).
 pub struct Io {
     pub tok: Tok<Tcp4IoToken>,
-    pub data: *mut u8,
-    pub buf: *mut u8,
-    pub len: usize,
+    data: *mut u8,
+    buf: *mut u8,
+    len: usize,
+    rx: bool,
 }
 
 impl Io {
     fn block(env: &Env, header: usize, len: usize, frags: usize) -> (*mut u8, *mut u8) {
         let bsize = header + frags * size_of::<Tcp4FragmentData>();
         let data = env.boot().allocate_pool(bsize).unwrap();
+        // SAFETY: `data` is a fresh pool block of `bsize` bytes.
         unsafe { core::ptr::write_bytes(data, 0, bsize) };
         let buf = env.boot().allocate_pool(len.max(1)).unwrap();
+        // SAFETY: `buf` is a fresh pool block of `len.max(1)` bytes; zeroing it
+        // keeps every byte `received` may read initialised.
+        unsafe { core::ptr::write_bytes(buf, 0, len.max(1)) };
+        // SAFETY: `header` < `bsize`, so the offset stays inside `data`.
         let table = unsafe { data.add(header) } as *mut Tcp4FragmentData;
         let per = len / frags;
         for i in 0..frags {
@@ -213,6 +293,9 @@ impl Io {
             } else {
                 per
             };
+            // SAFETY: entry `i` < `frags` lies inside `data` (sized for `frags`
+            // entries; pool blocks are 16-byte aligned and `header` is 16), and
+            // `per * i` <= `len` keeps the buffer pointer inside `buf`.
             unsafe {
                 *table.add(i) = Tcp4FragmentData {
                     fragment_length: l as u32,
@@ -228,6 +311,9 @@ impl Io {
     pub fn tx_frags(env: &Env, bytes: &[u8], frags: usize) -> Io {
         let tok = Tok::<Tcp4IoToken>::new(env);
         let (data, buf) = Self::block(env, size_of::<Tcp4TransmitData>(), bytes.len(), frags);
+        // SAFETY: `buf` holds at least `bytes.len()` bytes and is a separate
+        // allocation; `data` is a fresh, aligned block starting with a
+        // `Tcp4TransmitData`; `tok.ptr` is a fresh `Tcp4IoToken` block.
         unsafe {
             core::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
             let tx = data as *mut Tcp4TransmitData;
@@ -241,11 +327,14 @@ impl Io {
             data,
             buf,
             len: bytes.len(),
+            rx: false,
         }
     }
     pub fn rx(env: &Env, len: usize) -> Io {
         let tok = Tok::<Tcp4IoToken>::new(env);
         let (data, buf) = Self::block(env, size_of::<Tcp4ReceiveData>(), len, 1);
+        // SAFETY: `data` is a fresh, aligned block starting with a
+        // `Tcp4ReceiveData`; `tok.ptr` is a fresh `Tcp4IoToken` block.
         unsafe {
             let rx = data as *mut Tcp4ReceiveData;
             (*rx).data_length = len as u32;
@@ -257,10 +346,39 @@ impl Io {
             data,
             buf,
             len,
+            rx: true,
+        }
+    }
+    /// Raw pointer to the data buffer, for deliberate contract breaches.
+    pub fn buf(&self) -> *mut u8 {
+        self.buf
+    }
+    /// Raw pointer to the transmit/receive data block.
+    pub fn data(&self) -> *mut u8 {
+        self.data
+    }
+    /// Overwrite `DataLength` (malformed-argument tests). For a receive
+    /// token it may not exceed the buffer, which keeps `received` in bounds.
+    pub fn set_data_length(&self, n: u32) {
+        if self.rx {
+            assert!(n as usize <= self.len, "receive DataLength beyond buffer");
+            // SAFETY: `data` is a live pool block starting with a
+            // `Tcp4ReceiveData` (Io invariant); the single-threaded firmware is
+            // not running, so the write races with nothing.
+            unsafe { (*(self.data as *mut Tcp4ReceiveData)).data_length = n };
+        } else {
+            // SAFETY: `data` is a live pool block starting with a
+            // `Tcp4TransmitData` (Io invariant); the firmware validates
+            // DataLength against the fragment table before using it.
+            unsafe { (*(self.data as *mut Tcp4TransmitData)).data_length = n };
         }
     }
     /// Reset a receive token for another use (after completion).
     pub fn rearm_rx(&self) {
+        assert!(self.rx, "rearm_rx on a transmit token");
+        // SAFETY: `data` is a live receive block with one fragment entry right
+        // after the header (Io invariant); restoring both lengths to `len`
+        // keeps them within `buf`.
         unsafe {
             let rx = self.data as *mut Tcp4ReceiveData;
             (*rx).data_length = self.len as u32;
@@ -269,6 +387,11 @@ impl Io {
         }
     }
     pub fn received(&self) -> Vec<u8> {
+        assert!(self.rx, "received on a transmit token");
+        // SAFETY: `data` is a live receive block and its `data_length` never
+        // exceeds `len` (Io invariant; the firmware writes at most the
+        // fragment total), and `buf` holds `len` bytes, zeroed at allocation,
+        // so the slice is in bounds and initialised.
         unsafe {
             let rx = self.data as *mut Tcp4ReceiveData;
             std::slice::from_raw_parts(self.buf, (*rx).data_length as usize).to_vec()
@@ -278,20 +401,115 @@ impl Io {
         self.tok.status()
     }
     pub fn free(self, env: &Env) {
-        unsafe {
-            assert_eq!(env.boot().free_pool(self.buf), Status::SUCCESS);
-            assert_eq!(env.boot().free_pool(self.data), Status::SUCCESS);
-        }
+        env.free(self.buf);
+        env.free(self.data);
         self.tok.free(env);
     }
+}
+
+// ---- safe wrappers for the raw Tcp4 calls --------------------------------
+//
+// Each is sound for the simulator only (`SimTcp4` + `SimBoot`): the tokens
+// come from `Tok`/`Io`, whose pool blocks stay allocated while the firmware
+// owns them, even if a test frees them early (quarantine).
+
+/// `Configure` with `cfg`, which must carry no `ControlOption` (see
+/// `configure_opt`).
+pub fn configure(t: &SimTcp4, cfg: &Tcp4ConfigData) -> Status {
+    assert!(cfg.control_option.is_null(), "use configure_opt");
+    // SAFETY: `cfg` is a live reference and its `control_option` is null
+    // (asserted), so everything the firmware reads is valid; the simulator
+    // copies the configuration and keeps no pointer into it.
+    unsafe { t.configure(cfg) }
+}
+
+/// `Configure` with `cfg` and `opt` as its `ControlOption`.
+pub fn configure_opt(t: &SimTcp4, cfg: &Tcp4ConfigData, opt: &mut Tcp4Option) -> Status {
+    let c = Tcp4ConfigData {
+        type_of_service: cfg.type_of_service,
+        time_to_live: cfg.time_to_live,
+        access_point: cfg.access_point.clone(),
+        control_option: opt,
+    };
+    // SAFETY: `c` and `opt` are live for the whole call; the simulator copies
+    // the configuration and options and keeps no pointer into them.
+    unsafe { t.configure(&c) }
+}
+
+/// `Configure(NULL)`: the brutal reset.
+pub fn reset(t: &SimTcp4) -> Status {
+    // SAFETY: a null `config_data` is explicitly allowed.
+    unsafe { t.configure(core::ptr::null()) }
+}
+
+/// `GetModeData` for the connection state only.
+pub fn get_state(t: &SimTcp4, st: &mut Tcp4ConnectionState) -> Status {
+    // SAFETY: `st` is a live exclusive reference; every other output is null.
+    unsafe {
+        t.get_mode_data(
+            st,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    }
+}
+
+/// `Connect` with a pool token.
+pub fn connect_tok(t: &SimTcp4, c: &ConnTok) -> Status {
+    // SAFETY: `c.ptr` is a live, initialised pool `Tcp4ConnectionToken` that
+    // stays allocated while the firmware owns it (Tok invariant).
+    unsafe { t.connect(c.ptr) }
+}
+
+/// `Accept` with a pool token.
+pub fn accept(t: &SimTcp4, a: &ListenTok) -> Status {
+    // SAFETY: `a.ptr` is a live, initialised pool `Tcp4ListenToken` that
+    // stays allocated while the firmware owns it (Tok invariant).
+    unsafe { t.accept(a.ptr) }
+}
+
+/// `Close` with a pool token.
+pub fn close_tok(t: &SimTcp4, c: &CloseTok) -> Status {
+    // SAFETY: `c.ptr` is a live, initialised pool `Tcp4CloseToken` that stays
+    // allocated while the firmware owns it (Tok invariant).
+    unsafe { t.close(c.ptr) }
+}
+
+/// `Transmit` with a transmit `Io`.
+pub fn transmit(t: &SimTcp4, io: &Io) -> Status {
+    assert!(!io.rx, "transmit with a receive token");
+    // SAFETY: token, transmit data, fragment table and buffer are live pool
+    // blocks with a consistent table that stay allocated while the firmware
+    // owns them (Io invariant); a DataLength changed by `set_data_length` is
+    // checked against the table before any buffer is read.
+    unsafe { t.transmit(io.tok.ptr) }
+}
+
+/// `Receive` with a receive `Io`.
+pub fn receive(t: &SimTcp4, io: &Io) -> Status {
+    assert!(io.rx, "receive with a transmit token");
+    // SAFETY: token, receive data, fragment table and buffer are live pool
+    // blocks whose fragments lie inside `buf` and stay allocated while the
+    // firmware owns them (Io invariant).
+    unsafe { t.receive(io.tok.ptr) }
+}
+
+/// `Cancel` of one token.
+pub fn cancel<T: Token>(t: &SimTcp4, tok: &Tok<T>) -> Status {
+    // SAFETY: `tok.ptr` is a live pool block starting with a
+    // `Tcp4CompletionToken` (`T: Token`); the firmware only compares it with
+    // its pending tokens and writes the status of a pending one.
+    unsafe { t.cancel(tok.completion()) }
 }
 
 /// Configure `t` and Connect to `remote:port`, waiting for completion.
 pub fn connect(env: &Env, t: &SimTcp4, remote: Ipv4Addr, port: u16) -> Status {
     let cfg = active_cfg(remote, port, 0);
-    assert_eq!(unsafe { t.configure(&cfg) }, Status::SUCCESS);
+    assert_eq!(configure(t, &cfg), Status::SUCCESS);
     let c = ConnTok::new(env);
-    assert_eq!(unsafe { t.connect(c.ptr) }, Status::SUCCESS);
+    assert_eq!(connect_tok(t, &c), Status::SUCCESS);
     assert!(
         env.wait(c.event, 200_000_000_000),
         "connect never completed"
@@ -304,8 +522,8 @@ pub fn connect(env: &Env, t: &SimTcp4, remote: Ipv4Addr, port: u16) -> Status {
 /// Graceful Close and wait; returns the close token's status.
 pub fn close(env: &Env, t: &SimTcp4, abort: bool) -> Status {
     let c = CloseTok::new(env);
-    unsafe { (*c.ptr).abort_on_close = abort.into() };
-    assert_eq!(unsafe { t.close(c.ptr) }, Status::SUCCESS);
+    c.set_abort_on_close(abort);
+    assert_eq!(close_tok(t, &c), Status::SUCCESS);
     assert!(env.wait(c.event, 30_000_000_000), "close never completed");
     let st = c.status();
     c.free(env);
@@ -483,6 +701,7 @@ pub fn peer_connect(sim: &Sim, port: u16, handler: Box<dyn ConnHandler>) {
 }
 
 pub fn relative_timer(env: &Env, ns: u64) -> Event {
+    // SAFETY: no notify function, so the (null) context is never used.
     let e = unsafe {
         env.boot().create_event(
             EventType::TIMER,
