@@ -5,7 +5,7 @@ mod common;
 use std::cell::RefCell;
 
 use common::*;
-use efisock::firmware::{BootServices, Event, EventType, Status, Tcp4, Tpl};
+use efisock::firmware::{BootServices, Event, EventType, Status, Tpl};
 use efisock_sim::{NotifyMode, SimConfig};
 
 thread_local! {

@@ -242,8 +242,9 @@ fn token_on_the_stack_is_not_pool_memory() {
     stack_tok.completion_token.event = env.event();
     // Deliberate breach: a token outside pool memory.
     // SAFETY: `stack_tok` lives until the end of this function, after the
-    // close completes (waited for below), so the firmware never touches it
-    // once it is gone; the simulator reports it as not pool memory.
+    // close completes (waited for below; if the wait fails the test panics and
+    // no firmware call runs again), so the firmware never touches it once it
+    // is gone; the simulator reports it as not pool memory.
     assert_eq!(unsafe { t.close(&mut stack_tok) }, Status::SUCCESS);
     assert!(env.wait(stack_tok.completion_token.event, 5_000_000_000));
     assert_eq!(kinds(&env), vec![BreachKind::NotPoolMemory]);

@@ -165,6 +165,7 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
         Status::SUCCESS
     );
     let mut size = 0usize;
+    // SAFETY: `size` is a live usize; a null `data` is only probed for size.
     assert_eq!(
         unsafe {
             ip.get_data(
@@ -178,6 +179,7 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     assert_eq!(size, size_of::<Ip4Config2InterfaceInfo>());
     let mut policy = 0i32;
     let mut psize = 4usize;
+    // SAFETY: `psize` is live and `policy` is a live i32 of `psize` (4) bytes.
     assert_eq!(
         unsafe {
             ip.get_data(
@@ -190,6 +192,7 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     );
     assert_eq!(policy, 0, "OVMF default: static");
     let dhcp = 1i32;
+    // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
     assert_eq!(
         unsafe {
             ip.set_data(
@@ -204,6 +207,8 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     assert_eq!(env.boot().wait_for_event(&[e]), Ok(0));
     assert!(env.sim.now_ns() - start >= 3_500_000_000);
     let mut info = std::mem::MaybeUninit::<Ip4Config2InterfaceInfo>::zeroed();
+    // SAFETY: `size` is live and was set by the call above to
+    // `size_of::<Ip4Config2InterfaceInfo>()`, exactly the size of `info`.
     assert_eq!(
         unsafe {
             ip.get_data(
@@ -241,6 +246,7 @@ fn dhcp_failure_makes_wait_a_detected_hang() {
         Status::SUCCESS
     );
     let dhcp = 1i32;
+    // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
     assert_eq!(
         unsafe {
             env.p.ip4_config2().set_data(

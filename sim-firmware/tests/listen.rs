@@ -4,7 +4,7 @@ mod common;
 use std::net::SocketAddrV4;
 
 use common::*;
-use efisock::firmware::{Platform, Status, Tcp4, Tcp4ConnectionState, Tcp4ServiceBinding};
+use efisock::firmware::{Platform, Status, Tcp4ConnectionState, Tcp4ServiceBinding};
 use efisock_sim::{ConnHandler, ConnIo, PeerConnState, SimConfig};
 
 struct Watch(Shared);

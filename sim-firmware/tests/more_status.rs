@@ -124,6 +124,7 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
     let env = Env::unaddressed(SimConfig::new(76));
     let dhcp = 1i32;
     let ip = env.p.ip4_config2();
+    // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
     assert_eq!(
         unsafe {
             ip.set_data(
@@ -138,6 +139,8 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
         address: Ipv4Address([10, 0, 2, 20]),
         subnet_mask: Ipv4Address([255, 255, 255, 0]),
     };
+    // SAFETY: `m` is a live `Ip4Config2ManualAddress` and `data_size` is its
+    // size.
     assert_eq!(
         unsafe {
             ip.set_data(
@@ -148,6 +151,7 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
         },
         Status::WRITE_PROTECTED
     );
+    // SAFETY: `dhcp` is a live i32, so the 3 bytes claimed are readable.
     assert_eq!(
         unsafe {
             ip.set_data(

@@ -33,6 +33,7 @@ fn no_address_reports_no_mapping_until_dhcp_completes() {
     assert_eq!(configure(&t, &cfg), Status::NO_MAPPING);
     // Select DHCP; the lease arrives after 3.5 s.
     let dhcp: i32 = 1;
+    // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
     let st = unsafe {
         efisock::firmware::Ip4Config2::set_data(
             efisock::firmware::Platform::ip4_config2(&env.p),

@@ -18,7 +18,7 @@ fn receive_all(env: &Env, t: &SimTcp4, poll: bool) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         rx.rearm_rx();
-        let st = receive(&t, &rx);
+        let st = receive(t, &rx);
         if st == efisock::firmware::status::CONNECTION_FIN {
             break;
         }
@@ -123,9 +123,8 @@ fn full_send_buffer_keeps_transmit_pending() {
     let sink = listen_sink(&env.sim, 9, false); // never reads
     let (h, t) = env.child();
     let mut opt = options(10, 8192);
-    let mut cfg = active_cfg(PEER, 9, 0);
-    cfg.control_option = &mut opt;
-    assert_eq!(configure(&t, &cfg), Status::SUCCESS);
+    let cfg = active_cfg(PEER, 9, 0);
+    assert_eq!(configure_opt(&t, &cfg, &mut opt), Status::SUCCESS);
     let c = ConnTok::new(&env);
     assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
     assert!(env.wait(c.event, 1_000_000_000));
@@ -175,6 +174,8 @@ fn scenario(seed: u64) -> (Vec<String>, efisock_sim::SimStats, u16) {
     let (h, t) = env.child();
     assert_eq!(connect(&env, &t, PEER, 7), Status::SUCCESS);
     let mut cd: efisock::firmware::Tcp4ConfigData = active_cfg(PEER, 7, 0);
+    // SAFETY: `cd` is live and writable, and its `control_option` is null, so
+    // the firmware writes only `cd` itself; every other output is null.
     let _ = unsafe {
         t.get_mode_data(
             core::ptr::null_mut(),

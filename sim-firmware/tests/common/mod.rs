@@ -8,9 +8,10 @@ use std::rc::Rc;
 
 use efisock::firmware::{
     BootServices, Event, EventType, Ip4Config2, Ip4Config2DataType, Ip4Config2ManualAddress,
-    Ipv4Address, Platform, Status, Tcp4, Tcp4AccessPoint, Tcp4CloseToken, Tcp4ConfigData,
-    Tcp4ConnectionState, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken,
-    Tcp4Option, Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay, Tpl,
+    Ipv4Address, Platform, Status, Tcp4, Tcp4AccessPoint, Tcp4CloseToken, Tcp4CompletionToken,
+    Tcp4ConfigData, Tcp4ConnectionState, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken,
+    Tcp4ListenToken, Tcp4Option, Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay,
+    Tpl,
 };
 use efisock_sim::{
     ConnHandler, ConnIo, PeerConnState, Sim, SimBoot, SimConfig, SimPlatform, SimTcp4,
