@@ -41,6 +41,20 @@ pub enum Outcome {
     Pass,
     /// The case cannot pass on this target, for the reason given.
     Fail,
+    /// The outcome depends on the environment's timing (the reason says
+    /// which race), so either verdict is accepted; both are reported.
+    Either,
+}
+
+impl Outcome {
+    /// Whether a case that `passed` (or not) meets this expectation.
+    pub fn accepts(self, passed: bool) -> bool {
+        match self {
+            Outcome::Pass => passed,
+            Outcome::Fail => !passed,
+            Outcome::Either => true,
+        }
+    }
 }
 
 /// One justified per-target expectation.
@@ -68,12 +82,14 @@ pub const TABLE: &[CaseExpectation] = &[
     CaseExpectation {
         id: "reset/reset_on_recv",
         sim: Outcome::Pass,
-        ovmf: Outcome::Fail,
-        why: "QEMU's user-mode network (slirp) relays the host peer's RST to the guest as FIN: \
-              a capture (EFISOCK_QEMU_PCAP) shows the last data segment from 10.0.2.2:7011 \
-              with FIN set and no RST ever reaching the guest, so EOF is the right answer \
-              there; the host peer's RST itself is checked on loopback \
-              (host::tokio_tests source-rst) and the firmware path in the simulator",
+        ovmf: Outcome::Either,
+        why: "QEMU's user-mode network (slirp) sometimes relays the host peer's RST to the \
+              guest as FIN, depending on when its read of the host socket sees the reset: \
+              one capture (EFISOCK_QEMU_PCAP) shows the last data segment from \
+              10.0.2.2:7011 with FIN set and no RST ever reaching the guest (the guest then \
+              rightly reports EOF), another run got the RST and passed; the host peer's RST \
+              itself is checked on loopback (host::tokio_tests source-rst) and the firmware \
+              path in the simulator",
     },
 ];
 
