@@ -163,6 +163,9 @@ pub(crate) struct Inner<P: Platform> {
     pub stats: Stats,
     pub state: RefCell<State<P>>,
     pub strategy: RefCell<Box<dyn PollStrategy>>,
+    /// Firmware time (ns) after which every wait of this `Net` gives up, as
+    /// if its own timeout had expired (`Net::set_wait_deadline`).
+    pub wait_deadline: core::cell::Cell<Option<u64>>,
 }
 
 impl<P: Platform> Inner<P> {
@@ -213,6 +216,7 @@ impl<P: Platform> Inner<P> {
         mut cond: impl FnMut(&Ctx<'_, P>, &mut State<P>) -> Option<R>,
     ) -> Option<R> {
         let ctx = self.ctx();
+        let deadline = crate::time::earliest(deadline, self.wait_deadline.get());
         if let Ok(mut s) = self.strategy.try_borrow_mut() {
             s.begin();
         }
@@ -371,6 +375,7 @@ impl<P: Platform + 'static> Net<P> {
                     down: false,
                 }),
                 strategy: RefCell::new(default_strategy()),
+                wait_deadline: core::cell::Cell::new(None),
             }),
         }
     }
@@ -449,6 +454,18 @@ impl<P: Platform + 'static> Net<P> {
     /// Name of the current strategy.
     pub fn strategy_name(&self) -> &'static str {
         self.inner.strategy.borrow().name()
+    }
+
+    /// Bounds every wait of this `Net` (blocking calls without a timeout
+    /// included) to `within` from now; `None` lifts the bound. A wait that
+    /// reaches it ends as its own timeout would: `Error::timeout` for socket
+    /// calls, nothing ready for select/poll. A test harness uses it so a
+    /// hung case is reported instead of hanging a firmware without threads.
+    pub fn set_wait_deadline(&self, within: Option<Duration>) {
+        let now = self.inner.ctx().now();
+        self.inner
+            .wait_deadline
+            .set(within.map(|d| now.saturating_add(crate::time::nanos(d))));
     }
 
     /// Waits `d` while the stack keeps progressing (completions are processed).

@@ -87,6 +87,9 @@ impl OvmfSetup {
             }
             Err(e) => return Err(format!("reading the address: {e}")),
         }
+        // No wait of the case may outlive the per-case limit: the guest has
+        // no threads, so this is what turns a hang into a reported failure.
+        net.set_wait_deadline(Some(self.connect_timeout));
         Ok(OvmfTarget {
             setup: self.clone(),
             started_ns: self.platform.boot().monotonic_ns(),
@@ -126,6 +129,8 @@ pub struct OvmfTarget {
 impl OvmfTarget {
     /// Shuts the socket layer down and checks that nothing is left.
     fn release(&self) -> Result<(), String> {
+        // Teardown gets its own bound, not what is left of the case's.
+        self.net.set_wait_deadline(None);
         self.net
             .shutdown(SHUTDOWN_TIMEOUT)
             .map_err(|e| format!("socket layer shutdown: {e}"))?;

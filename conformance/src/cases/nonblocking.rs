@@ -69,6 +69,12 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         },
         Case {
             group: "timeout",
+            name: "net_wait_deadline_ends_blocking_recv",
+            about: "a blocking recv without a timeout ends at the Net's wait deadline, data intact",
+            run: net_wait_deadline::<T>,
+        },
+        Case {
+            group: "timeout",
             name: "recv_timeout_keeps_late_data",
             about: "recv times out, then data arriving later is not lost",
             run: recv_timeout_keeps_late_data::<T>,
@@ -253,5 +259,32 @@ fn recv_timeout_keeps_late_data<T: SocketTarget>(t: &mut T) -> CaseResult {
     s.settimeout(Some(Duration::from_secs(10)))
         .context("settimeout")?;
     ensure_eq!(recv_exact(&s, 13)?, b"after timeout".to_vec(), "late data");
+    Ok(())
+}
+
+fn net_wait_deadline<T: SocketTarget>(t: &mut T) -> CaseResult {
+    let s = connect(t, ports::ECHO)?;
+    s.settimeout(None).context("settimeout(None)")?;
+    t.net().set_wait_deadline(Some(Duration::from_millis(300)));
+    let start = t.net().now();
+    let result = s.recv(10);
+    let waited = t.net().now() - start;
+    t.net().set_wait_deadline(None);
+    match result {
+        Err(e) if e.is_timeout() => {}
+        other => return Err(CaseError::new(format!("expected a timeout, got {other:?}"))),
+    }
+    ensure!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_millis(400),
+        "recv waited {waited:?} for a 300 ms wait deadline"
+    );
+    s.settimeout(Some(Duration::from_secs(10)))
+        .context("settimeout")?;
+    s.sendall(b"still fine").context("sendall")?;
+    ensure_eq!(
+        recv_exact(&s, 10)?,
+        b"still fine".to_vec(),
+        "the socket works after the deadline"
+    );
     Ok(())
 }
