@@ -38,10 +38,25 @@ fn bad_arguments_exit_two_with_a_clear_error() {
 }
 
 #[test]
-fn qemu_target_is_reported_not_implemented() {
-    let o = run(&["--target", "qemu"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("NOT IMPLEMENTED YET"));
+fn qemu_target_refuses_simulator_only_options_before_booting() {
+    for (args, needle) in [
+        (
+            &["--target", "qemu", "--profile", "legacy"][..],
+            "OVMF is what it is",
+        ),
+        (
+            &["--target", "qemu", "--trace"][..],
+            "--trace is not supported with --target qemu",
+        ),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&o.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
 }
 
 #[test]
