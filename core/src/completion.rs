@@ -147,6 +147,13 @@ impl CompletionQueue {
             let seq = cell.seq.load(Ordering::Acquire);
             let dif = seq as isize - pos as isize;
             if dif == 0 {
+                #[cfg(feature = "deliberate-bugs")]
+                if crate::deliberate::is_enabled(crate::deliberate::Bug::LoseBackToBackCompletion) {
+                    // DELIBERATE BUG (c): not atomic; a notify interrupting
+                    // this one between load and store claims the same cell.
+                    self.tail.store(pos.wrapping_add(1), Ordering::Relaxed);
+                    return Some(Reservation { pos });
+                }
                 match self.tail.compare_exchange_weak(
                     pos,
                     pos.wrapping_add(1),

@@ -215,3 +215,44 @@ fn consumer_concurrent_with_split_push() {
         check(got, &[1, 1]);
     });
 }
+
+/// Deliberate bug (c), `Bug::LoseBackToBackCompletion` (a plain load + store
+/// instead of the tail CAS): the same two-notify model must find the
+/// interleaving where the second notify interrupts the first between its load
+/// and its store, and one record is lost. Run with
+/// `--features deliberate-bugs` added to the command above.
+#[cfg(feature = "deliberate-bugs")]
+#[test]
+fn finds_deliberate_lost_completion() {
+    use efisock::deliberate::{self, Bug};
+    let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&iterations);
+    let started = Instant::now();
+    deliberate::enable(Bug::LoseBackToBackCompletion);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        loom::model::Builder::new().check(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let q = Arc::new(queue(2));
+            let producers: Vec<_> = (0..2u32)
+                .map(|p| {
+                    let q = Arc::clone(&q);
+                    loom::thread::spawn(move || push(&q, p * 100))
+                })
+                .collect();
+            for h in producers {
+                h.join().unwrap();
+            }
+            let mut got = Vec::new();
+            drain_rest(&q, &mut got);
+            check(got, &[1, 1]);
+        })
+    }));
+    deliberate::disable_all();
+    println!(
+        "loom finds_deliberate_lost_completion: caught = {} after {} interleavings in {:.2?}",
+        outcome.is_err(),
+        iterations.load(std::sync::atomic::Ordering::Relaxed),
+        started.elapsed()
+    );
+    assert!(outcome.is_err(), "loom missed the lost completion");
+}
