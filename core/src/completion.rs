@@ -20,16 +20,25 @@
 //! with the time recorded inside the notify function, to keep the notify path
 //! free of anything but atomics.
 
+use crate::firmware::Event;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::firmware::Event;
+/// The atomics the ring is built from: `core`'s in every real build, loom's
+/// model-checked ones under `RUSTFLAGS="--cfg loom"` so that
+/// `core/tests/loom_queue.rs` explores every interleaving of the real code.
+mod sync {
+    #[cfg(not(loom))]
+    pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    #[cfg(loom)]
+    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+}
 
 /// One recorded completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Record {
+pub struct Record {
     /// The token slot whose event was signalled.
     pub slot: u32,
     /// Monotonic time (ns) read inside the notify function.
@@ -37,16 +46,24 @@ pub(crate) struct Record {
 }
 
 /// Reads the monotonic clock from an opaque context (see [`Clock`]).
-pub(crate) type ClockFn = unsafe fn(*const ()) -> u64;
+pub type ClockFn = unsafe fn(*const ()) -> u64;
 
 /// A clock the notify function can read without touching socket state: a
 /// function and the `BootServices` instance it reads.
 #[derive(Clone, Copy)]
-pub(crate) struct Clock {
+pub struct Clock {
     /// Reads the time from `ctx`.
     pub read: ClockFn,
     /// The clock's context; must outlive the queue.
     pub ctx: *const (),
+}
+
+/// A claimed, not yet published cell: see [`CompletionQueue::reserve`].
+/// Consumed by [`CompletionQueue::publish`]; deliberately not `Clone`.
+#[derive(Debug)]
+#[must_use = "an unpublished reservation stalls the consumer forever"]
+pub struct Reservation {
+    pos: usize,
 }
 
 struct Cell {
@@ -56,7 +73,7 @@ struct Cell {
 }
 
 /// A bounded, lock-free, multi-producer single-consumer ring of [`Record`]s.
-pub(crate) struct CompletionQueue {
+pub struct CompletionQueue {
     cells: Box<[Cell]>,
     mask: usize,
     head: AtomicUsize,
@@ -110,33 +127,58 @@ impl CompletionQueue {
 
     /// Pushes a record with an explicit time.
     pub fn push_at(&self, slot: u32, t_ns: u64) -> bool {
+        match self.reserve() {
+            Some(reservation) => {
+                self.publish(reservation, slot, t_ns);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Claims the next cell (the first half of a push). Returns `None` and
+    /// counts an overflow if the ring is full. Until the claim is
+    /// [`publish`](Self::publish)ed, the consumer stops at this cell: a
+    /// producer interrupted here delays later records but loses none.
+    pub fn reserve(&self) -> Option<Reservation> {
         let mut pos = self.tail.load(Ordering::Relaxed);
         loop {
             let cell = &self.cells[pos & self.mask];
             let seq = cell.seq.load(Ordering::Acquire);
             let dif = seq as isize - pos as isize;
             if dif == 0 {
+                #[cfg(feature = "deliberate-bugs")]
+                if crate::deliberate::is_enabled(crate::deliberate::Bug::LoseBackToBackCompletion) {
+                    // DELIBERATE BUG (c): not atomic; a notify interrupting
+                    // this one between load and store claims the same cell.
+                    self.tail.store(pos.wrapping_add(1), Ordering::Relaxed);
+                    return Some(Reservation { pos });
+                }
                 match self.tail.compare_exchange_weak(
                     pos,
                     pos.wrapping_add(1),
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        cell.slot.store(slot, Ordering::Relaxed);
-                        cell.t_ns.store(t_ns, Ordering::Relaxed);
-                        cell.seq.store(pos.wrapping_add(1), Ordering::Release);
-                        return true;
-                    }
+                    Ok(_) => return Some(Reservation { pos }),
                     Err(now) => pos = now,
                 }
             } else if dif < 0 {
                 self.overflows.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return None;
             } else {
                 pos = self.tail.load(Ordering::Relaxed);
             }
         }
+    }
+
+    /// Fills and publishes a claimed cell (the second half of a push).
+    pub fn publish(&self, reservation: Reservation, slot: u32, t_ns: u64) {
+        let pos = reservation.pos;
+        let cell = &self.cells[pos & self.mask];
+        cell.slot.store(slot, Ordering::Relaxed);
+        cell.t_ns.store(t_ns, Ordering::Relaxed);
+        cell.seq.store(pos.wrapping_add(1), Ordering::Release);
     }
 
     /// Pops the oldest published record. Single consumer (the application).
@@ -208,7 +250,9 @@ pub(crate) unsafe fn read_clock<B: crate::firmware::BootServices>(ctx: *const ()
     unsafe { (*(ctx as *const B)).monotonic_ns() }
 }
 
-#[cfg(test)]
+// The unit tests use real threads and const atomics; under `cfg(loom)` the
+// model in `core/tests/loom_queue.rs` replaces them.
+#[cfg(all(test, not(loom)))]
 mod tests {
     extern crate std;
     use super::*;

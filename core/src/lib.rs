@@ -15,6 +15,15 @@ pub mod error;
 pub mod firmware;
 
 mod completion;
+#[cfg(feature = "deliberate-bugs")]
+pub mod deliberate;
+/// The completion queue, exported only for the loom model
+/// (`core/tests/loom_queue.rs`, built with `RUSTFLAGS="--cfg loom"`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_model {
+    pub use crate::completion::{Clock, ClockFn, CompletionQueue, Record, Reservation};
+}
 mod fw;
 #[cfg(feature = "std")]
 mod io;

@@ -348,6 +348,24 @@ impl SlotTable {
         true
     }
 
+    /// DELIBERATE BUG (a) helper: frees slot `id`'s data buffer whatever the
+    /// slot's state (the simulator quarantines memory freed under it).
+    #[cfg(feature = "deliberate-bugs")]
+    pub fn deliberately_free_buffer<P: Platform>(&mut self, ctx: &Ctx<'_, P>, id: SlotId) {
+        if let Some(slot) = self.get_mut(id) {
+            let buf = core::mem::replace(&mut slot.buf, ptr::null_mut());
+            slot.cap = 0;
+            if !buf.is_null() {
+                // SAFETY: none; this is the deliberate bug. The buffer is a
+                // live pool block the core allocated; the firmware may still
+                // own it, which the simulator detects and quarantines.
+                unsafe {
+                    let _ = ctx.free_pool(buf);
+                }
+            }
+        }
+    }
+
     /// Marks slot `id` signalled, reading the status the firmware wrote.
     /// Returns the kind, instance and status, or None for a stale record.
     pub fn complete(&mut self, id: SlotId) -> Option<(TokenKind, u64, Status)> {

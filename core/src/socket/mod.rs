@@ -282,6 +282,12 @@ impl<T: Tcp4> Sock<T> {
     fn receive_failed(&mut self, errno: Errno, status: Status) {
         if errno == Errno::ECONNRESET {
             self.reset = true;
+            #[cfg(feature = "deliberate-bugs")]
+            if crate::deliberate::is_enabled(crate::deliberate::Bug::EofOnReset) {
+                // DELIBERATE BUG (d): the reset reads as a clean end of stream.
+                self.rx_eof = true;
+                return;
+            }
         }
         if errno == Errno::ECONNABORTED && self.close_slot.is_some() {
             // Our own teardown aborted it: end of stream, not an error.

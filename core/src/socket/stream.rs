@@ -47,9 +47,18 @@ pub(crate) fn block_on<P: Platform, R>(
         Blocking::No => inner
             .wait(st, Some(ctx.now()), run)
             .unwrap_or(Err(Error::os(Errno::EAGAIN, api))),
-        Blocking::Until(deadline) => inner
-            .wait(st, deadline, run)
-            .unwrap_or(Err(Error::timeout(api))),
+        Blocking::Until(deadline) => inner.wait(st, deadline, run).unwrap_or_else(|| {
+            #[cfg(feature = "deliberate-bugs")]
+            if api.starts_with("recv")
+                && crate::deliberate::is_enabled(crate::deliberate::Bug::FreeRxBufferOnTimeout)
+            {
+                // DELIBERATE BUG (a): the armed Receive is still pending.
+                if let Some(slot) = st.socks.get(&id).and_then(|s| s.recv_slot) {
+                    st.slots.deliberately_free_buffer(&ctx, slot);
+                }
+            }
+            Err(Error::timeout(api))
+        }),
     }
 }
 
