@@ -18,7 +18,8 @@ cargo xtask <COMMAND> [OPTIONS]
 COMMANDS:
     test            the full test command: toolchain check, cargo fmt --check,
                     cargo clippy (-D warnings), cargo test --workspace, the
-                    suite on the simulator, the raw TCP4 smoke run and the
+                    loom model of the completion queue, the suite on the
+                    simulator, the raw TCP4 smoke run and the
                     HTTP examples in OVMF, and the conformance suite inside
                     OVMF (`cargo run --release -- --target qemu`: builds the
                     UEFI suite, boots OVMF, hosts the peers)
@@ -204,6 +205,25 @@ fn test(keep_going: bool) -> ExitCode {
             }),
         ),
         ("test", Box::new(|r| run_cargo(r, &["test", "--workspace"]))),
+        (
+            "loom: every interleaving of the completion queue",
+            Box::new(|r| {
+                // Its own target dir: `--cfg loom` rebuilds everything, and
+                // must not invalidate the normal build cache.
+                let status = Command::new(cargo())
+                    .args(["test", "-p", "efisock", "--release", "--test", "loom_queue"])
+                    .env("RUSTFLAGS", "--cfg loom")
+                    .env("CARGO_TARGET_DIR", r.join("target/loom"))
+                    .current_dir(r)
+                    .status()
+                    .map_err(|e| format!("could not start the loom test: {e}"))?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("the loom model failed ({status})"))
+                }
+            }),
+        ),
         (
             "suite on the simulator (cargo run --release)",
             Box::new(|r| run_cargo(r, &["run", "--release", "--quiet"])),
