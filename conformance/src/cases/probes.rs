@@ -80,16 +80,28 @@ fn fail(what: impl Into<String>) -> CaseError {
     CaseError::new(what)
 }
 
-/// A child connected to the peer's `port`, through the raw calls.
-fn connected<T: SocketTarget>(t: &T, port: u16) -> Result<RawChild<T::P>, CaseError> {
-    let child = RawChild::create(t.platform())
+/// A new raw child that passes this host's address explicitly where old
+/// firmware refuses UseDefaultAddress.
+fn new_child<T: SocketTarget>(t: &T) -> Result<RawChild<T::P>, CaseError> {
+    Ok(RawChild::create(t.platform())
         .map_err(fail)?
-        .with_station(t.local_ip());
+        .with_station(t.local_ip()))
+}
+
+/// A child configured as active towards the peer's `port` (not connected).
+fn configured<T: SocketTarget>(t: &T, port: u16) -> Result<RawChild<T::P>, CaseError> {
+    let child = new_child(t)?;
     ensure_eq!(
         child.configure_active(t.peer(port)),
         Status::SUCCESS,
         "Configure(active)"
     );
+    Ok(child)
+}
+
+/// A child connected to the peer's `port`, through the raw calls.
+fn connected<T: SocketTarget>(t: &T, port: u16) -> Result<RawChild<T::P>, CaseError> {
+    let child = configured(t, port)?;
     let p = t.platform();
     let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
     ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
@@ -111,9 +123,7 @@ fn transmit<P: Platform>(p: &P, child: &RawChild<P>, bytes: &[u8]) -> CaseResult
 
 fn unconfigured_not_started<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
-    let child = RawChild::create(p.clone())
-        .map_err(fail)?
-        .with_station(t.local_ip());
+    let child = new_child(t)?;
     let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
     ensure_eq!(
         connect.submit(child.tcp()),
@@ -131,14 +141,7 @@ fn unconfigured_not_started<T: SocketTarget>(t: &mut T) -> CaseResult {
 
 fn connect_completes_later<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
-    let child = RawChild::create(p.clone())
-        .map_err(fail)?
-        .with_station(t.local_ip());
-    ensure_eq!(
-        child.configure_active(t.peer(ports::ECHO)),
-        Status::SUCCESS,
-        "Configure"
-    );
+    let child = configured(t, ports::ECHO)?;
     let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
     ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
     ensure!(
@@ -161,14 +164,7 @@ fn connect_completes_later<T: SocketTarget>(t: &mut T) -> CaseResult {
 
 fn closed_port_status<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
-    let child = RawChild::create(p.clone())
-        .map_err(fail)?
-        .with_station(t.local_ip());
-    ensure_eq!(
-        child.configure_active(t.peer(ports::REFUSED)),
-        Status::SUCCESS,
-        "Configure"
-    );
+    let child = configured(t, ports::REFUSED)?;
     let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
     ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
     ensure!(
@@ -300,9 +296,7 @@ fn configure_null_aborts<T: SocketTarget>(t: &mut T) -> CaseResult {
 fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
     let port = 44050;
-    let child = RawChild::create(p.clone())
-        .map_err(fail)?
-        .with_station(t.local_ip());
+    let child = new_child(t)?;
     ensure_eq!(
         child.configure_active_from(port, t.peer(ports::ACCEPT_CLOSE)),
         Status::SUCCESS,
@@ -324,9 +318,7 @@ fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
     // The peer closed first, so this side went through LAST_ACK, not
     // TIME_WAIT: once the instance is reset its port is free at once.
     ensure_eq!(child.reset(), Status::SUCCESS, "Configure(NULL)");
-    let again = RawChild::create(p.clone())
-        .map_err(fail)?
-        .with_station(t.local_ip());
+    let again = new_child(t)?;
     ensure_eq!(
         again.configure_active_from(port, t.peer(ports::ECHO)),
         Status::SUCCESS,
@@ -334,9 +326,7 @@ fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
     );
     drop(again);
     // Now an active close: this side ends in TIME_WAIT.
-    let active = RawChild::create(p.clone())
-        .map_err(fail)?
-        .with_station(t.local_ip());
+    let active = new_child(t)?;
     ensure_eq!(
         active.configure_active_from(port + 1, t.peer(ports::ECHO)),
         Status::SUCCESS,
@@ -355,9 +345,7 @@ fn time_wait_holds_port<T: SocketTarget>(t: &mut T) -> CaseResult {
         "active close never reached TIME_WAIT (state {:?})",
         active.state()
     );
-    let other = RawChild::create(p.clone())
-        .map_err(fail)?
-        .with_station(t.local_ip());
+    let other = new_child(t)?;
     let status = other.configure_active_from(port + 1, t.peer(ports::ECHO));
     let expected = if t.expect().time_wait_holds_port {
         Status::INVALID_PARAMETER
