@@ -216,11 +216,13 @@ pub const STRATEGY_NAMES: &[&str] = &[
 /// The default: adaptive back-off (10 µs growing to 1 ms while idle).
 ///
 /// Provisional until the Poll-strategy benchmarks on OVMF (issue #5) decide.
-/// Measured so far, on the simulator, the whole conformance suite in one
-/// run: every strategy passes; busy-poll takes 51 s of wall time because it
-/// spins through idle virtual time one 2 µs Poll at a time (as it would burn
-/// a CPU on firmware), event-wait 1.3 s, adaptive back-off 0.8 s. Back-off
-/// resets on every completion, so transfers keep polling at full rate.
+/// What is known: every strategy passes the conformance suite; on the
+/// simulator the suite costs 1.1 s of wall time with back-off against 46 s
+/// with busy-poll (which spins through idle virtual time one Poll at a time,
+/// as it would burn a CPU on firmware); but in virtual firmware time
+/// (`cargo bench -p efisock-benches`) back-off is 2x slower than busy-poll on
+/// a 16 MiB receive and 40x slower on a 16 MiB send, because it stalls while
+/// Transmits wait for window. The choice is open.
 pub(crate) fn default_strategy() -> Box<dyn PollStrategy> {
     Box::new(strategies::AdaptiveBackoff::default())
 }
