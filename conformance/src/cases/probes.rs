@@ -21,9 +21,9 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         },
         Case {
             group: "probe",
-            name: "connect_completes_later",
-            about: "Connect returns SUCCESS and completes after the handshake, not inside the call",
-            run: connect_completes_later::<T>,
+            name: "connect_completes",
+            about: "Connect returns SUCCESS, then the token completes SUCCESS and the child is ESTABLISHED",
+            run: connect_completes::<T>,
         },
         Case {
             group: "probe",
@@ -139,20 +139,23 @@ fn unconfigured_not_started<T: SocketTarget>(t: &mut T) -> CaseResult {
     Ok(())
 }
 
-fn connect_completes_later<T: SocketTarget>(t: &mut T) -> CaseResult {
+fn connect_completes<T: SocketTarget>(t: &mut T) -> CaseResult {
     let p = t.platform();
     let child = configured(t, ports::ECHO)?;
     let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
     ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
-    ensure!(
-        !connect.done(),
-        "Connect was signalled inside the call (no round trip yet)"
-    );
-    ensure_eq!(
-        child.state(),
-        Ok(Tcp4ConnectionState::SYN_SENT),
-        "state after Connect"
-    );
+    // Usually the token is still pending here (SYN_SENT). EDK2 does not
+    // promise it: Connect runs at TPL_CALLBACK, and a timer tick pending when
+    // it restores the TPL can deliver the SYN-ACK before Connect returns
+    // (seen in OVMF against slirp's instant answers). Only what is
+    // guaranteed is asserted.
+    if !connect.done() {
+        ensure_eq!(
+            child.state(),
+            Ok(Tcp4ConnectionState::SYN_SENT),
+            "state while Connect is pending"
+        );
+    }
     ensure!(
         child.poll_until(|_| connect.done()),
         "Connect did not complete"
