@@ -377,6 +377,23 @@ pub struct QemuOutcome {
     pub serial_log: PathBuf,
 }
 
+impl QemuOutcome {
+    /// Prints the guest's `EFISOCK-*` lines and a one-line summary of the run.
+    pub fn print(&self) {
+        for l in &self.lines {
+            println!("{}{} {}", log::PREFIX, l.kind, l.body);
+        }
+        println!(
+            "qemu: status {:?}, guest code {:?}, timed out {}, wall {:.2} s, serial log {}",
+            self.qemu_status,
+            self.app_code,
+            self.timed_out,
+            self.wall.as_secs_f64(),
+            self.serial_log.display()
+        );
+    }
+}
+
 /// The guest code for a QEMU exit status from isa-debug-exit.
 pub fn decode_debug_exit(status: i32) -> Option<u8> {
     if status > 0 && status & 1 == 1 && status < 512 {
@@ -564,17 +581,7 @@ pub fn qemu_smoke(args: &[String]) -> Result<(), String> {
     let run = run_qemu(&efi, &opts);
     let reports = server.stop();
     let out = run?;
-    for l in &out.lines {
-        println!("{}{} {}", log::PREFIX, l.kind, l.body);
-    }
-    println!(
-        "qemu: status {:?}, guest code {:?}, timed out {}, wall {:.2} s, serial log {}",
-        out.qemu_status,
-        out.app_code,
-        out.timed_out,
-        out.wall.as_secs_f64(),
-        out.serial_log.display()
-    );
+    out.print();
     for r in &reports {
         println!(
             "echo server: peer {} echoed {} bytes, complete {}, client closed {}, error {:?}",

@@ -67,17 +67,7 @@ pub fn run_std_probe(release: bool, timeout: Duration) -> Result<StdProbeReport,
     let run = run_qemu(&efi, &opts);
     let reports = server.stop();
     let out = run?;
-    for l in &out.lines {
-        println!("{}{} {}", log::PREFIX, l.kind, l.body);
-    }
-    println!(
-        "qemu: status {:?}, guest code {:?}, timed out {}, wall {:.2} s, serial log {}",
-        out.qemu_status,
-        out.app_code,
-        out.timed_out,
-        out.wall.as_secs_f64(),
-        out.serial_log.display()
-    );
+    out.print();
     Ok(StdProbeReport {
         done: log::done_code(&out.lines),
         app_code: out.app_code,
