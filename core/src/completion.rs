@@ -239,6 +239,8 @@ pub(crate) unsafe extern "efiapi" fn notify_trampoline(_event: Event, context: *
     // SAFETY: the queue outlives every event (it is leaked if events remain).
     let queue = unsafe { &*header.queue };
     queue.push(header.slot);
+    #[cfg(all(feature = "deliberate-bugs", not(loom)))]
+    crate::deliberate::process_inside_notify();
 }
 
 /// Reads `BootServices::monotonic_ns` through an erased pointer.

@@ -10,7 +10,9 @@
 //! another (the simulator runs a whole world on one thread; loom runs its
 //! model threads on the thread that called it).
 
-use std::cell::Cell;
+use std::boxed::Box;
+use std::cell::{Cell, RefCell};
+use std::string::{String, ToString};
 
 /// One deliberate bug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,14 +27,25 @@ pub enum Bug {
     /// (d) Report end of stream instead of ECONNRESET when the firmware
     /// completes a Receive with CONNECTION_RESET.
     EofOnReset,
+    /// (b) Process the completion inside the notify function: besides
+    /// recording it, the notify takes the socket state and runs the safe
+    /// point (complete the slot, copy the data, re-arm tokens, calling the
+    /// firmware) right there, at TPL_CALLBACK, wherever the application was
+    /// interrupted. In C this is a silent data race on the socket state; in
+    /// Rust the state's `RefCell` is already borrowed whenever the notify
+    /// runs inside an efisock call, so the borrow fails. A panic cannot
+    /// unwind through the firmware's `efiapi` frame, so it is caught there
+    /// and raised again at the interrupted code's next safe point.
+    ProcessInsideNotify,
 }
 
 impl Bug {
     /// Every deliberate bug.
-    pub const ALL: [Bug; 3] = [
+    pub const ALL: [Bug; 4] = [
         Bug::FreeRxBufferOnTimeout,
         Bug::LoseBackToBackCompletion,
         Bug::EofOnReset,
+        Bug::ProcessInsideNotify,
     ];
 
     fn bit(self) -> u32 {
@@ -42,6 +55,47 @@ impl Bug {
 
 std::thread_local! {
     static ENABLED: Cell<u32> = const { Cell::new(0) };
+    /// Bug (b): what the notify runs to process completions in place.
+    static PROCESS_HOOK: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
+    /// Bug (b): a panic caught in the notify, raised at the next safe point.
+    static DEFERRED_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Bug (b): installs the in-notify processing of the `Net` created last on
+/// this thread.
+pub(crate) fn set_process_hook(hook: Box<dyn Fn()>) {
+    PROCESS_HOOK.with(|h| *h.borrow_mut() = Some(hook));
+}
+
+/// Bug (b): called by the notify trampoline after recording the completion.
+pub(crate) fn process_inside_notify() {
+    if !is_enabled(Bug::ProcessInsideNotify) {
+        return;
+    }
+    let outcome = PROCESS_HOOK.with(|h| {
+        let Ok(hook) = h.try_borrow() else {
+            return Ok(());
+        };
+        match hook.as_ref() {
+            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)),
+            None => Ok(()),
+        }
+    });
+    if let Err(payload) = outcome {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "non-string panic".to_string());
+        DEFERRED_PANIC.with(|d| *d.borrow_mut() = Some(msg));
+    }
+}
+
+/// Bug (b): raises, in the interrupted code, a panic caught in a notify.
+pub(crate) fn raise_deferred_panic() {
+    if let Some(msg) = DEFERRED_PANIC.with(|d| d.borrow_mut().take()) {
+        panic!("processing a completion inside the notify function failed: {msg}");
+    }
 }
 
 /// Switches `bug` on for the calling thread.

@@ -181,6 +181,8 @@ impl<P: Platform> Inner<P> {
 
     /// Drains the completion queue, advances every socket and the graveyard.
     pub fn safe_point(&self, ctx: &Ctx<'_, P>, st: &mut State<P>) {
+        #[cfg(feature = "deliberate-bugs")]
+        crate::deliberate::raise_deferred_panic();
         let mut drained = false;
         while let Some(rec) = ctx.queue.pop() {
             drained = true;
@@ -359,7 +361,7 @@ impl<P: Platform + 'static> Net<P> {
         let queue = Box::new(CompletionQueue::new(limit, clock));
         // Losslessness: one record per slot at most.
         debug_assert!(queue.capacity() >= limit);
-        Net {
+        let net = Net {
             inner: Rc::new(Inner {
                 platform: ManuallyDrop::new(platform),
                 queue: ManuallyDrop::new(queue),
@@ -377,7 +379,20 @@ impl<P: Platform + 'static> Net<P> {
                 strategy: RefCell::new(default_strategy()),
                 wait_deadline: core::cell::Cell::new(None),
             }),
+        };
+        #[cfg(feature = "deliberate-bugs")]
+        {
+            let weak = Rc::downgrade(&net.inner);
+            crate::deliberate::set_process_hook(alloc::boxed::Box::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    // The bug: take the state from inside the notify.
+                    let mut st = inner.state.borrow_mut();
+                    let ctx = inner.ctx();
+                    inner.safe_point(&ctx, &mut st);
+                }
+            }));
         }
+        net
     }
 
     /// The configuration in use.
