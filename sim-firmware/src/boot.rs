@@ -25,6 +25,18 @@ unsafe impl BootServices for SimBoot {
         notify_context: *mut core::ffi::c_void,
     ) -> Result<Event, Status> {
         self.sim.enter(0);
+        // Injected: CoreCreateEventInternal's AllocateZeroPool failed
+        // (MdeModulePkg/Core/Dxe/Event/Event.c: EFI_OUT_OF_RESOURCES, no
+        // event created).
+        if let Some(st) = self
+            .sim
+            .w
+            .borrow_mut()
+            .inject("CreateEvent", &[Status::OUT_OF_RESOURCES])
+        {
+            self.sim.exit();
+            return Err(st);
+        }
         let ty = event_type.bits();
         let notify_bits = ty & (EventType::NOTIFY_SIGNAL.bits() | EventType::NOTIFY_WAIT.bits());
         let r = if notify_bits == (EventType::NOTIFY_SIGNAL.bits() | EventType::NOTIFY_WAIT.bits())
@@ -64,6 +76,7 @@ unsafe impl BootServices for SimBoot {
                     );
                 }
                 w.notify_q.retain(|&e| e != id);
+                w.decider.forget(id);
                 for v in w.ip4.notify.values_mut() {
                     v.retain(|&e| e != id);
                 }
@@ -84,6 +97,9 @@ unsafe impl BootServices for SimBoot {
     fn check_event(&self, event: Event) -> Status {
         self.sim.enter(0);
         let id = ev_id(event);
+        // Waiting on a token's event is where an injected completion
+        // (CONNECTION_RESET / TIMEOUT) of that token may happen.
+        self.sim.w.borrow_mut().inject_completion(None, Some(id));
         let first = {
             let mut w = self.sim.w.borrow_mut();
             match w.events.get_mut(&id) {
@@ -200,6 +216,12 @@ unsafe impl BootServices for SimBoot {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let now = w.now;
+            // Drawn only for a valid arming, so invalid calls take no decision.
+            let arming = matches!(delay, TimerDelay::RELATIVE | TimerDelay::PERIODIC)
+                && w.events
+                    .get(&ev_id(event))
+                    .is_some_and(|e| e.ty & EventType::TIMER.bits() != 0);
+            let now = now + if arming { w.timer_jitter_ns() } else { 0 };
             match w.events.get_mut(&ev_id(event)) {
                 None => Status::INVALID_PARAMETER,
                 Some(e) if e.ty & EventType::TIMER.bits() == 0 => Status::INVALID_PARAMETER,
@@ -269,13 +291,15 @@ unsafe impl BootServices for SimBoot {
 
     fn allocate_pool(&self, size: usize) -> Result<*mut u8, Status> {
         self.sim.enter(0);
-        let r = self
-            .sim
-            .w
-            .borrow_mut()
-            .pool
-            .allocate(size)
-            .ok_or(Status::OUT_OF_RESOURCES);
+        let r = {
+            let mut w = self.sim.w.borrow_mut();
+            // Injected: CoreAllocatePool found no free pages
+            // (MdeModulePkg/Core/Dxe/Mem/Pool.c: EFI_OUT_OF_RESOURCES).
+            match w.inject("AllocatePool", &[Status::OUT_OF_RESOURCES]) {
+                Some(st) => Err(st),
+                None => w.pool.allocate(size).ok_or(Status::OUT_OF_RESOURCES),
+            }
+        };
         self.sim.exit();
         r
     }

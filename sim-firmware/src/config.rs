@@ -1,8 +1,13 @@
 //! Run configuration: seed, firmware profile and its quirks, virtual costs,
-//! notify scheduling, link faults, DHCP, and what to do on a breach.
+//! notify scheduling, link faults, fault knobs, DHCP, replay tape, and what
+//! to do on a breach.
 
+use core::fmt;
 use core::str::FromStr;
 use std::net::Ipv4Addr;
+
+use crate::decide::{Scheduler, Tape};
+use crate::rng::Rng;
 
 /// Which firmware generation to replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,13 +200,17 @@ impl Default for CostModel {
     }
 }
 
-/// When notify functions run.
+/// When notify functions run (the first scheduling switch, kept for its
+/// callers; [`SimConfig::scheduler`] is the general one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotifyMode {
-    /// In FIFO order as soon as the TPL allows (at call return, during waits).
+    /// As [`SimConfig::scheduler`] says (default [`Scheduler::Fifo`]: FIFO
+    /// order as soon as the TPL allows, at call return and during waits).
     Fifo,
-    /// At every firmware-call boundary (entry and exit) each pending notify is
-    /// delivered or deferred (boundedly), chosen by the seed.
+    /// Same as `scheduler = Scheduler::Uniform` (when the scheduler is left
+    /// at `Fifo`): at every firmware-call boundary (entry and exit) pending
+    /// notifies are delivered or deferred (boundedly), in an order chosen by
+    /// the seed.
     Anytime,
 }
 
@@ -262,6 +271,209 @@ impl Default for DhcpConfig {
     }
 }
 
+/// Fault knobs beyond the per-link ones: what the run's decisions may
+/// inject. Probabilities are per packet / per call / per completion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Faults {
+    /// Probability a packet is lost (swarm keeps it <= 0.30 so TCP stays live).
+    pub loss: f64,
+    /// Probability a packet is delivered twice.
+    pub duplicate: f64,
+    /// Probability a packet is delayed past later ones.
+    pub reorder: f64,
+    /// Probability a packet suffers a latency spike (10..=500 ms, the size
+    /// being a `LinkDelay` decision).
+    pub spike: f64,
+    /// Timer events and MNP ticks fire up to 2 ms late (`TimerJitter`).
+    pub jitter: bool,
+    /// Probability a call (or a pending token, at a call) gets an unusual
+    /// but legal status (`StatusInjection`; see `Sim::injected`).
+    pub inject: f64,
+    /// Added to the DHCP server's delay.
+    pub dhcp_delay_ns: u64,
+    /// The DHCP server never answers.
+    pub dhcp_fail: bool,
+    /// Bias towards late delivery: completions produced inside a call are
+    /// notified at the next tick/Poll with this probability (under any
+    /// scheduler), and non-FIFO schedulers defer notifies more often.
+    pub late_bias: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults::none()
+    }
+}
+
+/// Stream of the swarm generator (distinct from every run stream).
+const SWARM_STREAM: u64 = 0x5_3A7A;
+
+impl Faults {
+    /// No faults: every knob off.
+    pub fn none() -> Self {
+        Faults {
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            spike: 0.0,
+            jitter: false,
+            inject: 0.0,
+            dhcp_delay_ns: 0,
+            dhcp_fail: false,
+            late_bias: 0.0,
+        }
+    }
+
+    /// True when every knob is off.
+    pub fn is_none(&self) -> bool {
+        *self == Faults::none()
+    }
+
+    /// Swarm testing (Groce et al., ISSTA 2012): each knob independently on
+    /// or off from `seed` (even odds, except `dhcp_fail` at 1 in 4, because
+    /// a failing DHCP server masks every other fault until `Sim::heal`),
+    /// with magnitudes from `seed`, quantised to 0.001 (so the `Display`
+    /// form is short) and loss <= 0.30.
+    pub fn swarm(seed: u64) -> Self {
+        let mut r = Rng::new(seed, SWARM_STREAM);
+        // A probability in [lo, hi], a multiple of 0.001.
+        let prob = |r: &mut Rng, lo: u64, hi: u64| -> f64 {
+            if r.chance(0.5) {
+                (lo + r.below(hi - lo + 1)) as f64 / 1000.0
+            } else {
+                0.0
+            }
+        };
+        let loss = prob(&mut r, 10, 300);
+        let duplicate = prob(&mut r, 5, 50);
+        let reorder = prob(&mut r, 10, 200);
+        let spike = prob(&mut r, 5, 50);
+        let jitter = r.chance(0.5);
+        let inject = prob(&mut r, 1, 20);
+        let dhcp_delay_ns = if r.chance(0.5) {
+            (1 + r.below(10_000)) * 1_000_000
+        } else {
+            0
+        };
+        let dhcp_fail = r.chance(0.25);
+        let late_bias = prob(&mut r, 100, 900);
+        Faults {
+            loss,
+            duplicate,
+            reorder,
+            spike,
+            jitter,
+            inject,
+            dhcp_delay_ns,
+            dhcp_fail,
+            late_bias,
+        }
+    }
+}
+
+/// `none`, or the knobs that are on, comma-separated, in this order:
+/// `loss=P,dup=P,reorder=P,spike=P,jitter,inject=P,dhcp_delay=NS,dhcp_fail,late=P`
+/// (`P` a decimal probability as Rust prints an f64, `NS` nanoseconds).
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        let p = |parts: &mut Vec<String>, k: &str, v: f64| {
+            if v != 0.0 {
+                parts.push(format!("{k}={v}"));
+            }
+        };
+        p(&mut parts, "loss", self.loss);
+        p(&mut parts, "dup", self.duplicate);
+        p(&mut parts, "reorder", self.reorder);
+        p(&mut parts, "spike", self.spike);
+        if self.jitter {
+            parts.push("jitter".into());
+        }
+        p(&mut parts, "inject", self.inject);
+        if self.dhcp_delay_ns != 0 {
+            parts.push(format!("dhcp_delay={}", self.dhcp_delay_ns));
+        }
+        if self.dhcp_fail {
+            parts.push("dhcp_fail".into());
+        }
+        if self.late_bias != 0.0 {
+            parts.push(format!("late={}", self.late_bias));
+        }
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join(","))
+        }
+    }
+}
+
+impl FromStr for Faults {
+    type Err = String;
+    /// Parses what `Display` writes (knobs in any order, each at most once).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = Faults::none();
+        if s == "none" {
+            return Ok(out);
+        }
+        if s.is_empty() {
+            return Err("faults: empty string (write \"none\" for no faults)".into());
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for item in s.split(',') {
+            let (key, val) = match item.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (item, None),
+            };
+            if seen.contains(&key) {
+                return Err(format!("faults: knob {key:?} given twice in {s:?}"));
+            }
+            seen.push(key);
+            let prob = |v: Option<&str>| -> Result<f64, String> {
+                let v = v.ok_or_else(|| format!("faults: knob {key:?} needs a value ({key}=P)"))?;
+                let x: f64 = v
+                    .parse()
+                    .map_err(|_| format!("faults: {key}={v:?} is not a number"))?;
+                if !(0.0..=1.0).contains(&x) {
+                    return Err(format!("faults: {key}={v} is not a probability in [0, 1]"));
+                }
+                Ok(x)
+            };
+            let flag = |v: Option<&str>| -> Result<bool, String> {
+                match v {
+                    None => Ok(true),
+                    Some(v) => Err(format!(
+                        "faults: knob {key:?} takes no value (got {key}={v})"
+                    )),
+                }
+            };
+            match key {
+                "loss" => out.loss = prob(val)?,
+                "dup" => out.duplicate = prob(val)?,
+                "reorder" => out.reorder = prob(val)?,
+                "spike" => out.spike = prob(val)?,
+                "jitter" => out.jitter = flag(val)?,
+                "inject" => out.inject = prob(val)?,
+                "dhcp_delay" => {
+                    let v =
+                        val.ok_or("faults: knob \"dhcp_delay\" needs a value (dhcp_delay=NS)")?;
+                    out.dhcp_delay_ns = v.parse().map_err(|_| {
+                        format!("faults: dhcp_delay={v:?} is not a whole number of nanoseconds")
+                    })?;
+                }
+                "dhcp_fail" => out.dhcp_fail = flag(val)?,
+                "late" => out.late_bias = prob(val)?,
+                "" => return Err(format!("faults: empty knob in {s:?}")),
+                other => {
+                    return Err(format!(
+                        "faults: unknown knob {other:?} (known: loss, dup, reorder, spike, jitter, inject, dhcp_delay, dhcp_fail, late)"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What to do when a contract breach is detected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreachPolicy {
@@ -282,8 +494,14 @@ pub struct SimConfig {
     pub quirks: Quirks,
     /// Virtual time costs.
     pub cost: CostModel,
-    /// Notify scheduling.
+    /// Notify scheduling (legacy switch; `Anytime` means `Uniform`).
     pub notify: NotifyMode,
+    /// Who picks notify decisions.
+    pub scheduler: Scheduler,
+    /// Fault knobs (besides the per-link ones in `link`).
+    pub faults: Faults,
+    /// Replay tape: when present it supplies the decision values.
+    pub tape: Option<Tape>,
     /// Link faults.
     pub link: LinkConfig,
     /// DHCP server.
@@ -293,7 +511,8 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Defaults: edk2-stable202211 with its quirks, FIFO notifies, clean link.
+    /// Defaults: edk2-stable202211 with its quirks, FIFO notifies, no
+    /// faults, clean link, no tape.
     pub fn new(seed: u64) -> Self {
         SimConfig {
             seed,
@@ -301,9 +520,22 @@ impl SimConfig {
             quirks: Profile::Edk2Stable202211.quirks(),
             cost: CostModel::default(),
             notify: NotifyMode::Fifo,
+            scheduler: Scheduler::Fifo,
+            faults: Faults::none(),
+            tape: None,
             link: LinkConfig::default(),
             dhcp: DhcpConfig::default(),
             breach_policy: BreachPolicy::Record,
+        }
+    }
+
+    /// The scheduler in effect: `scheduler`, except that the legacy
+    /// `notify = NotifyMode::Anytime` with `scheduler` left at `Fifo` means
+    /// `Uniform`.
+    pub fn effective_scheduler(&self) -> Scheduler {
+        match (self.scheduler, self.notify) {
+            (Scheduler::Fifo, NotifyMode::Anytime) => Scheduler::Uniform,
+            (s, _) => s,
         }
     }
 

@@ -48,7 +48,9 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                                     w.set_address(None, None);
                                 }
                                 let d = w.cfg.dhcp;
-                                w.ip4.dhcp_deadline = (!d.fail).then(|| w.now + d.delay_ns);
+                                let f = w.cfg.faults;
+                                w.ip4.dhcp_deadline = (!d.fail && !f.dhcp_fail)
+                                    .then(|| w.now + d.delay_ns + f.dhcp_delay_ns);
                                 Status::SUCCESS
                             }
                             Ip4Config2Policy::STATIC => {

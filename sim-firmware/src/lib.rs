@@ -70,12 +70,14 @@ mod world;
 pub use boot::HANG_STATUS;
 pub use breach::{Breach, BreachKind};
 pub use config::{
-    BreachPolicy, CostModel, DhcpConfig, LinkConfig, NotifyMode, Profile, Quirks, SimConfig,
+    BreachPolicy, CostModel, DhcpConfig, Faults, LinkConfig, NotifyMode, Profile, Quirks, SimConfig,
 };
-pub use decide::{Decider, MAX_DEFERRALS};
+pub use decide::{
+    Decider, DecisionKind, MAX_DEFERRALS, MAX_RUN, PCT_INITIAL_HORIZON, Scheduler, Tape,
+};
 pub use host::{ConnHandler, ConnIo, PeerConnState};
 pub use sim::{Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service};
 pub use tcp4::NIC_QUEUE_FRAMES;
 pub use tcp4_api::SimTcp4;
 pub use tokens::CANARY;
-pub use world::SimStats;
+pub use world::{Injection, SimStats};

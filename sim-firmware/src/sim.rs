@@ -12,9 +12,10 @@ use std::rc::Rc;
 use efisock::firmware::{Platform, Tpl};
 
 use crate::breach::{Breach, BreachKind};
-use crate::config::{LinkConfig, NotifyMode, Profile, Quirks, SimConfig};
+use crate::config::{Faults, LinkConfig, Profile, Quirks, SimConfig};
+use crate::decide::{Scheduler, Tape};
 use crate::host::ConnHandler;
-use crate::world::{SimStats, World};
+use crate::world::{Injection, SimStats, World};
 
 /// Bound on scheduler steps for one wait (a wait needing more is reported).
 pub(crate) const MAX_STEPS: u64 = 20_000_000;
@@ -157,6 +158,65 @@ impl Sim {
         self.w.borrow_mut().cfg.link = link;
     }
 
+    /// The fault knobs in effect.
+    pub fn faults(&self) -> Faults {
+        self.w.borrow().cfg.faults
+    }
+
+    /// Change the fault knobs from now on (packets already in flight keep
+    /// their fate).
+    pub fn set_faults(&self, faults: Faults) {
+        self.w.borrow_mut().cfg.faults = faults;
+    }
+
+    /// Turn every fault off from now on: `Faults::none()`, and the loss,
+    /// duplicate, reorder and jitter of the links (latency and bandwidth
+    /// stay). Packets already queued still arrive. A DHCP client left
+    /// without a lease by an injected failure starts over with the server's
+    /// configured delay. The scheduler stays: it is not a fault. This is the
+    /// liveness phase after a swarm run.
+    pub fn heal(&self) {
+        let mut w = self.w.borrow_mut();
+        w.cfg.faults = Faults::none();
+        let l = &mut w.cfg.link;
+        l.loss = 0.0;
+        l.duplicate = 0.0;
+        l.reorder = 0.0;
+        l.jitter_ns = 0;
+        let d = w.cfg.dhcp;
+        if w.ip4.dhcp_policy && w.ip4.address.is_none() && w.ip4.dhcp_deadline.is_none() && !d.fail
+        {
+            w.ip4.dhcp_deadline = Some(w.now + d.delay_ns);
+        }
+        w.trace("heal: faults off".into());
+    }
+
+    /// The scheduler in effect (`NotifyMode::Anytime` maps to `Uniform`).
+    pub fn scheduler(&self) -> Scheduler {
+        self.w.borrow().decider.scheduler()
+    }
+
+    /// Every decision value taken so far: with `SimConfig::tape` set to it,
+    /// the same configuration replays this run bit for bit.
+    pub fn tape(&self) -> Tape {
+        self.w.borrow().decider.tape()
+    }
+
+    /// Running hash over every decision (kind, options, value).
+    pub fn decision_hash(&self) -> u64 {
+        self.w.borrow().decider.hash()
+    }
+
+    /// Number of decisions taken so far.
+    pub fn decisions(&self) -> u64 {
+        self.w.borrow().decider.decisions()
+    }
+
+    /// Statuses injected so far (`Faults::inject`), in order.
+    pub fn injected(&self) -> Vec<Injection> {
+        self.w.borrow().injected.clone()
+    }
+
     /// Run the world forward without the application calling anything
     /// (timer interrupts deliver notifies when the TPL allows).
     pub fn advance(&self, ns: u64) {
@@ -220,14 +280,14 @@ impl Sim {
 
     // ---- call boundaries ---------------------------------------------
 
-    /// Deliver pending notify functions the TPL allows (per notify mode).
+    /// Deliver pending notify functions the TPL allows (in the order and
+    /// with the deferrals the scheduler's decisions say).
     pub(crate) fn deliver_notifies(&self) {
-        let anytime = self.w.borrow().cfg.notify == NotifyMode::Anytime;
         // Bounded: a notify that keeps re-signalling itself cannot spin forever.
         for _ in 0..100_000 {
             let call = {
                 let mut w = self.w.borrow_mut();
-                match w.next_notify(anytime) {
+                match w.next_notify() {
                     Some(c) => {
                         let prev = w.tpl;
                         w.tpl = c.tpl;
@@ -252,7 +312,9 @@ impl Sim {
             w.now + w.cfg.cost.per_call_ns + extra_ns
         };
         self.run_steps(target);
-        if self.w.borrow().cfg.notify == NotifyMode::Anytime {
+        // Non-FIFO schedulers also deliver at call entry (a timer interrupt
+        // may have fired just before the call); FIFO keeps EDK2's points.
+        if self.w.borrow().decider.scheduler() != Scheduler::Fifo {
             self.deliver_notifies();
         }
     }

@@ -21,6 +21,7 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
 
 use crate::breach::BreachKind;
+use crate::decide::DecisionKind;
 use crate::device::{QueueDevice, tcp_summary};
 use crate::host::instant;
 use crate::rng::Rng;
@@ -140,7 +141,8 @@ pub(crate) struct Sut {
     port_holds: BTreeMap<u16, u64>,
     next_mnp: u64,
     deferred: Vec<usize>,
-    pub defer_signals: bool,
+    /// Inside a Tcp4 call's body: completions may be notified as it returns.
+    pub in_call: bool,
 }
 
 impl Child {
@@ -168,7 +170,7 @@ impl Sut {
             port_holds: BTreeMap::new(),
             next_mnp: 0,
             deferred: Vec::new(),
-            defer_signals: false,
+            in_call: false,
         }
     }
 
@@ -278,7 +280,7 @@ impl World {
         }
         self.stats.frames_delivered += 1;
         if self.sut.nic.is_empty() {
-            let grid = self.now.div_ceil(MNP_TICK_NS) * MNP_TICK_NS;
+            let grid = self.now.div_ceil(MNP_TICK_NS) * MNP_TICK_NS + self.timer_jitter_ns();
             self.sut.next_mnp = self.sut.next_mnp.max(grid);
         }
         self.sut.nic.push_back(frame);
@@ -397,7 +399,7 @@ impl World {
         if (!self.sut.nic.is_empty() || !self.sut.deferred.is_empty())
             && self.now >= self.sut.next_mnp
         {
-            self.sut.next_mnp = (self.now / MNP_TICK_NS + 1) * MNP_TICK_NS;
+            self.sut.next_mnp = (self.now / MNP_TICK_NS + 1) * MNP_TICK_NS + self.timer_jitter_ns();
             self.sut_one_frame();
         } else {
             self.sut_egress();
@@ -418,10 +420,98 @@ impl World {
             efisock::firmware::status::name(st)
         ));
         tracing::debug!(target: "efisock::sim", token = p.kind.name(), status = efisock::firmware::status::name(st), t_ns = self.now);
-        if self.sut.defer_signals {
-            self.defer_signal(p.event);
+        self.signal_completion(p.event);
+    }
+
+    /// Signal a completion's event now, or at the next MNP tick / Poll: a
+    /// completion produced inside a Tcp4 call is notified as the call
+    /// returns when the profile says so, unless a `CompletionInCall`
+    /// decision makes it late (the DPC ran after the call).
+    fn signal_completion(&mut self, event: usize) {
+        let late = self.sut.in_call
+            && (!self.cfg.quirks.completions_inside_call || {
+                let p = self.p_late_completion();
+                self.decider
+                    .choose_weighted(DecisionKind::CompletionInCall, &[p])
+                    == 1
+            });
+        if late {
+            self.defer_signal(event);
         } else {
-            let _ = self.signal(p.event);
+            let _ = self.signal(event);
+        }
+    }
+
+    /// An injected completion (`StatusInjection`) for a pending token of
+    /// child `only_child` / with event `only_event` (None: any). Legal ones:
+    /// - CONNECTION_RESET for a pending Receive/Transmit of a synchronized
+    ///   connection: what a peer RST does (TcpInput.c `TcpInput` → RST in a
+    ///   synchronized state sets `SOCK_ERROR(EFI_CONNECTION_RESET)` and
+    ///   closes; SockImpl.c `SockConnFlush` completes pending tokens with
+    ///   `SockError`). The sim makes it real: it aborts its socket, which
+    ///   sends an RST to the peer, and the reset path then runs as for a
+    ///   received RST (CLOSED, stored error, tokens flushed).
+    /// - TIMEOUT for a pending Connect still in SYN_SENT: what the connect
+    ///   timer does (TcpTimer.c `TcpConnectTimeout`: `SOCK_ERROR(EFI_TIMEOUT)`
+    ///   then `TcpClose`), via the sim's own connect-timeout path.
+    pub fn inject_completion(&mut self, only_child: Option<usize>, only_event: Option<usize>) {
+        let p = self.cfg.faults.inject;
+        if p <= 0.0 {
+            return;
+        }
+        let mut cands: Vec<(usize, &'static str, Status)> = Vec::new();
+        for (&id, c) in &self.sut.children {
+            if only_child.is_some_and(|o| o != id) {
+                continue;
+            }
+            let Some(h) = c.sock else { continue };
+            let st = self.sut.sockets.get::<tcp::Socket>(h).state();
+            let ev_ok = |e: usize| only_event.is_none_or(|o| o == e);
+            if st == State::SynSent && c.connect.as_ref().is_some_and(|t| ev_ok(t.event)) {
+                cands.push((id, "Connect", Status::TIMEOUT));
+            }
+            let live = matches!(
+                st,
+                State::Established | State::CloseWait | State::FinWait1 | State::FinWait2
+            );
+            if live && !c.close_issued {
+                if c.rxs.iter().any(|t| ev_ok(t.event)) {
+                    cands.push((id, "Receive", CONNECTION_RESET));
+                } else if c.txs.iter().any(|t| ev_ok(t.event)) {
+                    cands.push((id, "Transmit", CONNECTION_RESET));
+                }
+            }
+        }
+        if cands.is_empty() {
+            return;
+        }
+        let each = p / cands.len() as f64;
+        let probs: Vec<f64> = cands.iter().map(|_| each).collect();
+        let v = self
+            .decider
+            .choose_weighted(DecisionKind::StatusInjection, &probs);
+        if v == 0 {
+            return;
+        }
+        let (id, call, st) = cands[v - 1];
+        self.log_injection(call, st);
+        if st == Status::TIMEOUT {
+            self.trace(format!("child {id}: injected connect timeout"));
+            let c = self.sut.children.get_mut(&id).expect("candidate");
+            c.error = Some(Status::TIMEOUT);
+            self.drop_socket(id);
+            self.flush_tokens(id, Status::TIMEOUT, true);
+        } else {
+            // Bring `prev` up to date first, so the reset path sees the
+            // synchronized state this reset interrupts.
+            self.service(id);
+            let Some(h) = self.sut.children.get(&id).and_then(|c| c.sock) else {
+                return; // the service pass itself closed it
+            };
+            self.sut.sockets.get_mut::<tcp::Socket>(h).abort();
+            self.sut_egress(); // the RST leaves now
+            self.trace(format!("child {id}: injected reset, RST sent"));
+            self.service(id);
         }
     }
 
@@ -789,11 +879,7 @@ impl World {
         // SAFETY: pending token, see `complete`.
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, Status::SUCCESS) };
         self.trace(format!("complete receive event {:#x} SUCCESS", p.event));
-        if self.sut.defer_signals {
-            self.defer_signal(p.event);
-        } else {
-            let _ = self.signal(p.event);
-        }
+        self.signal_completion(p.event);
     }
 
     fn service_listener(&mut self, id: usize) {
@@ -1086,6 +1172,15 @@ impl World {
                 Some(_) => (station, mask),
             }
         };
+        // Injected: while the DHCP client runs, the IP4 child below may be
+        // unmapped (lease being renewed); TcpDispatcher.c `TcpConfigurePcb`
+        // passes on IP4's EFI_NO_MAPPING (Ip4Dxe/Ip4Impl.c `EfiIp4Configure`)
+        // and the instance stays unconfigured, to be configured again later.
+        if self.ip4.dhcp_policy {
+            if let Some(st) = self.inject("Configure", &[Status::NO_MAPPING]) {
+                return st;
+            }
+        }
         let port = if ap.station_port != 0 {
             if self.port_in_use(ap.station_port) {
                 return Status::INVALID_PARAMETER;
@@ -1267,6 +1362,18 @@ impl World {
         if let Err(s) = self.admit_token(id, token as usize, event) {
             return s;
         }
+        // Injected: no established child to hand over, so EDK2 buffers the
+        // token and that allocation fails (SockInterface.c `SockAccept`:
+        // `SockBufferToken` == NULL → EFI_OUT_OF_RESOURCES, nothing else).
+        if self.sut.children[&id]
+            .listener
+            .as_ref()
+            .is_some_and(|l| l.ready.is_empty())
+        {
+            if let Some(st) = self.inject("Accept", &[Status::OUT_OF_RESOURCES]) {
+                return st;
+            }
+        }
         let p = Self::simple_pending(
             Kind::Accept,
             token as usize,
@@ -1323,6 +1430,11 @@ impl World {
         let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
         if let Err(s) = self.admit_token(id, token as usize, event) {
             return s;
+        }
+        // Injected: SockInterface.c `SockSend` buffers every token (either
+        // list); `SockBufferToken` == NULL → EFI_OUT_OF_RESOURCES, nothing sent.
+        if let Some(st) = self.inject("Transmit", &[Status::OUT_OF_RESOURCES]) {
+            return st;
         }
         let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
         ranges.push((
@@ -1401,6 +1513,14 @@ impl World {
             });
         if fin && buffered == 0 && c.rxs.is_empty() && self.cfg.quirks.receive_fin_as_return_value {
             return CONNECTION_FIN;
+        }
+        // Injected: nothing buffered, so SockInterface.c `SockRcv` buffers
+        // the token and that allocation fails (`SockBufferToken` == NULL →
+        // EFI_OUT_OF_RESOURCES, nothing else happens).
+        if buffered == 0 {
+            if let Some(st) = self.inject("Receive", &[Status::OUT_OF_RESOURCES]) {
+                return st;
+            }
         }
         let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
         ranges.push((

@@ -53,9 +53,12 @@ impl SimTcp4 {
                         if lock {
                             c.busy = true;
                         }
-                        w.sut.defer_signals = !w.cfg.quirks.completions_inside_call;
+                        w.sut.in_call = true;
                         let st = f(&mut w, self.id);
-                        w.sut.defer_signals = false;
+                        // An injected completion of this instance's pending
+                        // token, as if a DPC ran during the call.
+                        w.inject_completion(Some(self.id), None);
+                        w.sut.in_call = false;
                         (st, lock)
                     }
                 }
@@ -181,12 +184,25 @@ unsafe impl Tcp4 for SimTcp4 {
         let extra = self.sim.w.borrow().cfg.cost.poll_ns;
         self.sim.w.borrow_mut().stats.polls += 1;
         self.sim.enter(extra);
-        {
+        let st = {
             let mut w = self.sim.w.borrow_mut();
-            w.sut_one_frame();
-        }
+            // Injected: Tcp4Poll returns what the IP4/MNP poll below it
+            // returned (NetworkPkg/TcpDxe/TcpMain.c Tcp4Poll -> SOCK_POLL in
+            // TcpDispatcher.c -> Ip4Dxe EfiIp4Poll -> MnpDxe MnpPoll):
+            // NOT_READY when no frame was received, DEVICE_ERROR when SNP
+            // failed; the UEFI spec lists both for Tcp4.Poll. Then no frame
+            // is processed by this Poll.
+            match w.inject("Poll", &[Status::NOT_READY, Status::DEVICE_ERROR]) {
+                Some(st) => st,
+                None => {
+                    w.sut_one_frame();
+                    w.inject_completion(Some(self.id), None);
+                    Status::SUCCESS
+                }
+            }
+        };
         self.sim.exit();
-        Status::SUCCESS
+        st
     }
 }
 

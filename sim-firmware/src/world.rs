@@ -11,12 +11,28 @@ use efisock::firmware::{EventNotifyFn, EventType, Status, Tpl};
 
 use crate::breach::{Breach, BreachKind};
 use crate::config::{BreachPolicy, SimConfig};
-use crate::decide::Decider;
+use crate::decide::{Decider, DecisionKind, Scheduler};
 use crate::device::ipv4_dst;
 use crate::host::Host;
 use crate::pool::Pool;
 use crate::rng::Rng;
 use crate::tcp4::Sut;
+
+/// One status the run's decisions injected (see `Faults::inject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Injection {
+    /// The call that returned it, or the kind of the pending token that
+    /// completed with it ("Receive", "Transmit", "Connect").
+    pub call: &'static str,
+    /// The injected status.
+    pub status: Status,
+    /// Virtual time of the injection.
+    pub t_ns: u64,
+}
+
+/// Granularity of `TimerJitter` (100 µs) and its number of options (0..=2 ms).
+const JITTER_STEP_NS: u64 = 100_000;
+const JITTER_OPTIONS: u32 = 21;
 
 /// Counters of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +96,7 @@ pub(crate) struct World {
     next_event: usize,
     pub notify_q: VecDeque<usize>,
     pub decider: Decider,
+    pub injected: Vec<Injection>,
     pub pool: Pool,
     pub breaches: Vec<Breach>,
     pub stats: SimStats,
@@ -89,7 +106,6 @@ pub(crate) struct World {
     inflight: BTreeMap<(u64, u64), Vec<u8>>,
     pkt_seq: u64,
     link_busy: BTreeMap<([u8; 4], [u8; 4]), u64>,
-    link_rng: Rng,
     pub ip4: Ip4State,
     pub sut: Sut,
     same_time_steps: u32,
@@ -110,7 +126,8 @@ impl World {
             events: BTreeMap::new(),
             next_event: 0,
             notify_q: VecDeque::new(),
-            decider: Decider::new(seed),
+            decider: Decider::with(seed, cfg.effective_scheduler(), cfg.tape.clone()),
+            injected: Vec::new(),
             pool: Pool::default(),
             breaches: Vec::new(),
             stats: SimStats::default(),
@@ -120,7 +137,6 @@ impl World {
             inflight: BTreeMap::new(),
             pkt_seq: 0,
             link_busy: BTreeMap::new(),
-            link_rng: Rng::new(seed, 0x11A4),
             ip4: Ip4State {
                 dhcp_policy: false,
                 address: None,
@@ -205,72 +221,163 @@ impl World {
             e.queued = true;
             e.deferrals = 0;
             self.notify_q.push_back(id);
+            self.decider.note_queued(id);
         }
         Status::SUCCESS
     }
 
-    /// Pop the next notify allowed at the current TPL (FIFO within the
-    /// highest pending TPL). `anytime` lets the decider defer each candidate.
-    pub fn next_notify(&mut self, anytime: bool) -> Option<NotifyCall> {
+    // ---- decisions ---------------------------------------------------
+
+    /// Probability a non-FIFO scheduler defers a notify at a delivery
+    /// point: Uniform even odds, pulled towards "late" by `late_bias`;
+    /// PCT only defers under `late_bias` (its depth bound is about order).
+    fn p_defer(&self) -> f64 {
+        let late = self.cfg.faults.late_bias;
+        match self.decider.scheduler() {
+            Scheduler::Fifo => 0.0,
+            Scheduler::Uniform => 0.5 * (1.0 + late),
+            Scheduler::Pct { .. } => late,
+        }
+    }
+
+    /// Probability a completion produced inside a call is notified late
+    /// (next tick/Poll) although the profile notifies inside the call.
+    pub fn p_late_completion(&self) -> f64 {
+        let late = self.cfg.faults.late_bias;
+        match self.decider.scheduler() {
+            Scheduler::Uniform => 0.5 * (1.0 + late),
+            Scheduler::Fifo | Scheduler::Pct { .. } => late,
+        }
+    }
+
+    /// Extra delay for a timer event or MNP tick (`TimerJitter`).
+    pub fn timer_jitter_ns(&mut self) -> u64 {
+        if !self.cfg.faults.jitter {
+            return 0;
+        }
+        u64::from(
+            self.decider
+                .choose(DecisionKind::TimerJitter, JITTER_OPTIONS),
+        ) * JITTER_STEP_NS
+    }
+
+    /// Should `call` return one of `options` (legal EDK2 statuses for it at
+    /// this point) instead of its normal result? Logged when it does.
+    pub fn inject(&mut self, call: &'static str, options: &[Status]) -> Option<Status> {
+        let p = self.cfg.faults.inject;
+        if p <= 0.0 || options.is_empty() {
+            return None;
+        }
+        let each = p / options.len() as f64;
+        let probs: Vec<f64> = options.iter().map(|_| each).collect();
+        let v = self
+            .decider
+            .choose_weighted(DecisionKind::StatusInjection, &probs);
+        if v == 0 {
+            return None;
+        }
+        let status = options[v - 1];
+        self.log_injection(call, status);
+        Some(status)
+    }
+
+    pub fn log_injection(&mut self, call: &'static str, status: Status) {
+        self.injected.push(Injection {
+            call,
+            status,
+            t_ns: self.now,
+        });
+        self.trace(format!(
+            "inject {call} {}",
+            efisock::firmware::status::name(status)
+        ));
+    }
+
+    /// Pop the next notify allowed at the current TPL. The candidates are
+    /// the queued notifies of the highest pending TPL, in FIFO order; a
+    /// `NotifyDefer` decision may defer them all to a later delivery point
+    /// (each candidate at most `MAX_DEFERRALS` times, so none waits
+    /// forever), and a `NotifyPick` decision picks one (0 = FIFO head, the
+    /// DXE core's order). Under `Scheduler::Fifo` neither is a decision.
+    pub fn next_notify(&mut self) -> Option<NotifyCall> {
+        let events = &self.events;
+        self.notify_q.retain(|id| events.contains_key(id));
         let best_tpl = self
             .notify_q
             .iter()
             .filter_map(|id| self.events.get(id).map(|e| e.tpl))
             .filter(|&t| t > self.tpl)
             .max()?;
-        let mut idx = 0;
-        while idx < self.notify_q.len() {
-            let id = self.notify_q[idx];
-            let Some(e) = self.events.get(&id) else {
-                self.notify_q.remove(idx);
-                continue;
-            };
-            if e.tpl != best_tpl {
-                idx += 1;
-                continue;
-            }
-            if anytime {
-                let d = e.deferrals;
-                if !self.decider.deliver_notify_now(d) {
-                    if let Some(e) = self.events.get_mut(&id) {
-                        e.deferrals += 1;
-                    }
-                    idx += 1;
-                    continue;
+        let cands: Vec<usize> = self
+            .notify_q
+            .iter()
+            .copied()
+            .filter(|id| self.events[id].tpl == best_tpl)
+            .collect();
+        let most = cands
+            .iter()
+            .map(|id| self.events[id].deferrals)
+            .max()
+            .unwrap_or(0);
+        let p_defer = self.p_defer();
+        if self.decider.defer_notify(most, p_defer) {
+            for id in &cands {
+                if let Some(e) = self.events.get_mut(id) {
+                    e.deferrals += 1;
                 }
             }
-            self.notify_q.remove(idx);
-            let e = self.events.get_mut(&id).expect("checked above");
-            e.queued = false;
-            if e.ty & EventType::NOTIFY_SIGNAL.bits() != 0 {
-                // DXE core clears SignalCount of NOTIFY_SIGNAL events on dispatch.
-                e.signaled = false;
-            }
-            let func = e.func?;
-            self.stats.notifies_delivered += 1;
-            return Some(NotifyCall {
-                event: id,
-                func,
-                ctx: e.ctx,
-                tpl: e.tpl,
-            });
+            return None;
         }
-        None
+        let id = cands[self.decider.pick_notify(&cands)];
+        let pos = self
+            .notify_q
+            .iter()
+            .position(|&q| q == id)
+            .expect("candidate is queued");
+        self.notify_q.remove(pos);
+        let e = self.events.get_mut(&id).expect("checked above");
+        e.queued = false;
+        if e.ty & EventType::NOTIFY_SIGNAL.bits() != 0 {
+            // DXE core clears SignalCount of NOTIFY_SIGNAL events on dispatch.
+            e.signaled = false;
+        }
+        let func = e.func?;
+        self.stats.notifies_delivered += 1;
+        Some(NotifyCall {
+            event: id,
+            func,
+            ctx: e.ctx,
+            tpl: e.tpl,
+        })
     }
 
     // ---- network -----------------------------------------------------
 
-    /// Put a packet on the link from `src` towards its destination.
+    /// Put a packet on the link from `src` towards its destination. Its
+    /// fate is one `PacketFate` decision: deliver (0), drop, duplicate,
+    /// reorder (delay past later ones) or latency spike, with the link's
+    /// and the fault knobs' probabilities combined as independent causes;
+    /// magnitudes are `LinkDelay` decisions.
     pub fn send_frame(&mut self, src: [u8; 4], frame: Vec<u8>) {
         let Some(dst) = ipv4_dst(&frame) else { return };
         self.stats.frames_sent += 1;
         let link = self.cfg.link;
-        let rng = &mut self.link_rng;
-        if rng.chance(link.loss) {
+        let f = self.cfg.faults;
+        let either = |a: f64, b: f64| 1.0 - (1.0 - a.clamp(0.0, 1.0)) * (1.0 - b.clamp(0.0, 1.0));
+        let fate = self.decider.choose_weighted(
+            DecisionKind::PacketFate,
+            &[
+                either(link.loss, f.loss),
+                either(link.duplicate, f.duplicate),
+                either(link.reorder, f.reorder),
+                f.spike,
+            ],
+        );
+        if fate == 1 {
             self.stats.frames_dropped += 1;
             return;
         }
-        let copies = if rng.chance(link.duplicate) { 2 } else { 1 };
+        let copies = if fate == 2 { 2 } else { 1 };
         let busy = self.link_busy.entry((src, dst)).or_insert(0);
         let start = (*busy).max(self.now);
         let ser = (frame.len() as u64 * 8)
@@ -278,10 +385,19 @@ impl World {
             .checked_div(link.bandwidth_bps)
             .unwrap_or(0);
         *busy = start + ser;
+        let us = |ns: u64| u32::try_from(ns / 1_000).unwrap_or(u32::MAX);
         for _ in 0..copies {
-            let mut t = start + ser + link.latency_ns + rng.below(link.jitter_ns);
-            if rng.chance(link.reorder) {
-                t += link.latency_ns.max(1_000_000) + rng.below(link.latency_ns.max(1_000_000));
+            let jitter = self
+                .decider
+                .choose(DecisionKind::LinkDelay, us(link.jitter_ns));
+            let mut t = start + ser + link.latency_ns + u64::from(jitter) * 1_000;
+            if fate == 3 {
+                // Late enough to arrive after packets sent later.
+                let base = link.latency_ns.max(1_000_000);
+                t += base
+                    + u64::from(self.decider.choose(DecisionKind::LinkDelay, us(base))) * 1_000;
+            } else if fate == 4 {
+                t += (u64::from(self.decider.choose(DecisionKind::LinkDelay, 50)) + 1) * 10_000_000;
             }
             self.pkt_seq += 1;
             self.inflight.insert((t, self.pkt_seq), frame.clone());
@@ -374,10 +490,15 @@ impl World {
             .map(|(&id, _)| id)
             .collect();
         for id in due {
+            let periodic = self
+                .events
+                .get(&id)
+                .is_some_and(|e| e.timer.is_some_and(|(_, p)| p > 0));
+            let jitter = if periodic { self.timer_jitter_ns() } else { 0 };
             if let Some(e) = self.events.get_mut(&id) {
                 let (d, period) = e.timer.expect("filtered");
                 e.timer = if period > 0 {
-                    Some((d.max(now) + period, period))
+                    Some((d.max(now) + period + jitter, period))
                 } else {
                     None
                 };

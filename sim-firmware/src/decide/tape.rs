@@ -1,0 +1,212 @@
+//! The decision tape and its compact text form.
+//!
+//! # Grammar
+//! ```text
+//! tape  = *item
+//! item  = digit             ; one value 0..=35
+//!       / "_" b36 "."       ; a run of N >= 1 zeros (N in base 36)
+//!       / "{" b36 "}"       ; one value (any u32) in base 36
+//! b36   = 1*digit
+//! digit = "0".."9" / "a".."z"   ; lowercase only
+//! ```
+//! `Display` writes runs of 4 or more zeros as `_N.`, other values below
+//! 36 as one digit and larger values as `{..}`, so the empty tape (the
+//! EDK2-faithful run) is the empty string and typical tapes stay short.
+//! `FromStr` accepts exactly this grammar (a non-canonical but
+//! grammatical spelling such as `_1.` or `{5}` is accepted too) and
+//! reports the byte offset of the first problem.
+
+use core::fmt;
+use core::str::FromStr;
+
+/// Longest zero run `FromStr` accepts (a guard against a tiny string
+/// expanding into gigabytes).
+pub const MAX_RUN: u64 = 1 << 26;
+
+/// A sequence of decision values: decision `i` takes `tape[i] % n`, and
+/// every decision past the end takes 0 (the EDK2-faithful default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Tape(Vec<u32>);
+
+impl Tape {
+    /// A tape holding these values.
+    pub fn from_values(values: Vec<u32>) -> Self {
+        Tape(values)
+    }
+
+    /// The values, in decision order.
+    pub fn values(&self) -> &[u32] {
+        &self.0
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for the empty tape (every decision takes its default).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Value for decision `i`, if the tape is that long.
+    pub fn get(&self, i: usize) -> Option<u32> {
+        self.0.get(i).copied()
+    }
+
+    /// The tape without its trailing zeros: it replays identically,
+    /// because decisions past the end take 0 anyway.
+    pub fn trimmed(&self) -> Tape {
+        let end = self.0.iter().rposition(|&v| v != 0).map_or(0, |i| i + 1);
+        Tape(self.0[..end].to_vec())
+    }
+}
+
+fn b36(mut v: u64, out: &mut String) {
+    let mut digits = [0u8; 16];
+    let mut n = 0;
+    loop {
+        let d = (v % 36) as u8;
+        digits[n] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        n += 1;
+        v /= 36;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in digits[..n].iter().rev() {
+        out.push(d as char);
+    }
+}
+
+fn digit(c: u8) -> Option<u64> {
+    match c {
+        b'0'..=b'9' => Some(u64::from(c - b'0')),
+        b'a'..=b'z' => Some(u64::from(c - b'a') + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Tape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        let mut i = 0;
+        while i < self.0.len() {
+            let v = self.0[i];
+            if v == 0 {
+                let run = self.0[i..].iter().take_while(|&&x| x == 0).count();
+                if run >= 4 {
+                    out.push('_');
+                    b36(run as u64, &mut out);
+                    out.push('.');
+                } else {
+                    out.extend(std::iter::repeat_n('0', run));
+                }
+                i += run;
+                continue;
+            }
+            if v < 36 {
+                b36(u64::from(v), &mut out);
+            } else {
+                out.push('{');
+                b36(u64::from(v), &mut out);
+                out.push('}');
+            }
+            i += 1;
+        }
+        f.write_str(&out)
+    }
+}
+
+/// Parse a base-36 number starting at `at`, ended by `end`; returns the
+/// number and the offset after the terminator.
+fn number(s: &[u8], at: usize, end: u8, what: &str, max: u64) -> Result<(u64, usize), String> {
+    let mut v: u64 = 0;
+    let mut i = at;
+    loop {
+        match s.get(i) {
+            None => {
+                return Err(format!(
+                    "tape: {what} starting at byte {} is not terminated by {:?}",
+                    at - 1,
+                    end as char
+                ));
+            }
+            Some(&c) if c == end => {
+                if i == at {
+                    return Err(format!("tape: empty {what} at byte {}", at - 1));
+                }
+                return Ok((v, i + 1));
+            }
+            Some(&c) => {
+                let d = digit(c).ok_or_else(|| {
+                    format!(
+                        "tape: byte {i} ({:?}) is not a base-36 digit (0-9, a-z) inside the {what} starting at byte {}",
+                        c as char,
+                        at - 1
+                    )
+                })?;
+                v = v * 36 + d;
+                if v > max {
+                    return Err(format!(
+                        "tape: {what} starting at byte {} exceeds {max}",
+                        at - 1
+                    ));
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
+impl FromStr for Tape {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if let Some(d) = digit(c) {
+                out.push(d as u32);
+                i += 1;
+            } else if c == b'_' {
+                let (n, next) = number(b, i + 1, b'.', "zero run", MAX_RUN)?;
+                if n == 0 {
+                    return Err(format!("tape: zero run of length 0 at byte {i}"));
+                }
+                if out.len() as u64 + n > MAX_RUN {
+                    return Err(format!("tape: longer than {MAX_RUN} values"));
+                }
+                out.extend(std::iter::repeat_n(0, n as usize));
+                i = next;
+            } else if c == b'{' {
+                let (v, next) = number(b, i + 1, b'}', "value", u64::from(u32::MAX))?;
+                out.push(v as u32);
+                i = next;
+            } else {
+                let ch = s[i..].chars().next().unwrap_or('?');
+                return Err(format!(
+                    "tape: unexpected {ch:?} at byte {i} (expected 0-9, a-z, '_' or '{{')"
+                ));
+            }
+        }
+        Ok(Tape(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_canonical_form() {
+        let t = Tape::from_values(vec![0, 0, 0, 0, 0, 1, 35, 36, 0, 0, u32::MAX, 0, 0, 0, 0]);
+        let s = t.to_string();
+        assert_eq!(s, "_5.1z{10}00{1z141z3}_4.");
+        assert_eq!(s.parse::<Tape>().unwrap(), t);
+        assert_eq!("".parse::<Tape>().unwrap(), Tape::default());
+        assert_eq!(t.trimmed().len(), 11);
+    }
+}
