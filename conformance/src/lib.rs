@@ -12,6 +12,8 @@ pub mod cases;
 pub mod cli;
 pub mod expectations;
 pub mod fidelity;
+#[cfg(feature = "sim")]
+pub mod fuzz;
 pub mod guest;
 pub mod host;
 pub mod mix;

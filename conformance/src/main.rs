@@ -9,6 +9,11 @@ use efisock_conformance::sim_target::{SimSetup, SimTarget};
 use efisock_conformance::{cases, suite};
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "fuzz") {
+        return ExitCode::from(efisock_conformance::fuzz::cli::main(
+            std::env::args_os().skip(2),
+        ));
+    }
     let opts = match cli::parse(std::env::args_os().skip(1)) {
         Ok(Command::Help) => {
             print!("{}", cli::USAGE);

@@ -276,7 +276,12 @@ impl Host {
             let mut keep = Vec::new();
             for h in std::mem::take(&mut l.spares) {
                 let st = self.sockets.get::<tcp::Socket>(h).state();
-                if st == State::Listen {
+                // Like a kernel's accept(): a connection reaches the
+                // application only once the handshake completed. (Adopting
+                // in SYN-RECEIVED let a handler close before the final ACK
+                // arrived, and smoltcp then never sent the FIN; found by the
+                // fuzzer with a latency spike on that ACK.)
+                if st == State::Listen || st == State::SynReceived {
                     keep.push(h);
                 } else {
                     fresh.push(h);
@@ -296,7 +301,12 @@ impl Host {
                     final_polled: false,
                 });
             }
-            while l.spares.len() < SPARE_LISTENERS {
+            let listening = l
+                .spares
+                .iter()
+                .filter(|&&h| self.sockets.get::<tcp::Socket>(h).state() == State::Listen)
+                .count();
+            for _ in listening..SPARE_LISTENERS {
                 let mut s = new_socket(PEER_BUFFER);
                 let _ = s.listen(port);
                 l.spares.push(self.sockets.add(s));

@@ -140,6 +140,28 @@ pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
     }
 }
 
+/// Transmit said ACCESS_DENIED on a socket we believed connected: EDK2
+/// refuses Transmit outside SYN_SENT..CLOSE_WAIT, so the connection ended
+/// (reset or timed out) and the completion that says why has not reached us
+/// yet (its notify may run later on some firmware). Python and Linux report
+/// ECONNRESET for a send on a connection that ended under it, and so do we,
+/// from now on; the pending Receive still delivers the precise reason to
+/// recv. None: the firmware still reports a sending state (a genuine
+/// re-entrancy ACCESS_DENIED), reported as is.
+fn connection_gone<P: Platform>(ctx: &Ctx<'_, P>, sock: &mut Sock<Tcp4Of<P>>) -> Option<Error> {
+    use crate::firmware::Tcp4ConnectionState as S;
+    let (st, state, _) = ctx.mode(&sock.tcp, sock.instance);
+    let sending = [S::SYN_SENT, S::SYN_RECEIVED, S::ESTABLISHED, S::CLOSE_WAIT];
+    if st != Status::SUCCESS || sending.contains(&state) {
+        return None;
+    }
+    sock.reset = true;
+    Some(Error::os(
+        Errno::ECONNRESET,
+        "send: the connection ended under it (Tcp4.Transmit: ACCESS_DENIED, TCP state no longer sending)",
+    ))
+}
+
 /// Queues up to `data.len()` bytes in one Transmit. None: budget full.
 fn send_now<P: Platform>(
     ctx: &Ctx<'_, P>,
@@ -176,6 +198,11 @@ fn send_now<P: Platform>(
     let (status, queued) = slots.submit_transmit(ctx, &sock.tcp, slot, &data[..n]);
     if status != Status::SUCCESS {
         sock.tx_idle.push(slot);
+        if status == Status::ACCESS_DENIED {
+            if let Some(e) = connection_gone(ctx, sock) {
+                return Some(Err(e));
+            }
+        }
         return Some(Err(Error::from_status(
             crate::error::FirmwareCall::Transmit,
             status,

@@ -1,0 +1,73 @@
+//! The deliberate bugs the fuzzer must find (`efisock::deliberate`), by name.
+//!
+//! Names are stable command-line and replay-string spellings. Switching a bug
+//! on needs a build with the `deliberate-bugs` feature; without it, asking for
+//! one is a precise error, never a silently bug-free run.
+
+/// Every deliberate bug, by its command-line name.
+pub const BUG_NAMES: [&str; 4] = [
+    "free-rx-buffer-on-timeout",
+    "process-inside-notify",
+    "lose-back-to-back-completion",
+    "eof-on-reset",
+];
+
+/// Checks a bug name.
+pub fn check(name: &str) -> Result<(), String> {
+    if !BUG_NAMES.contains(&name) {
+        return Err(format!(
+            "unknown deliberate bug {name:?}; known: {}",
+            BUG_NAMES.join(", ")
+        ));
+    }
+    if !cfg!(feature = "deliberate-bugs") {
+        return Err(format!(
+            "deliberate bug {name:?} needs a build with the deliberate-bugs feature \
+             (cargo run --release -p efisock-conformance --features deliberate-bugs -- fuzz ...)"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `f` with bug `name` (if any) switched on for this thread, and off
+/// again afterwards (also if `f` panics).
+pub fn with_bug<R>(name: Option<&str>, f: impl FnOnce() -> R) -> Result<R, String> {
+    if let Some(n) = name {
+        check(n)?;
+    }
+    let _guard = Guard::enable(name);
+    Ok(f())
+}
+
+struct Guard;
+
+impl Guard {
+    #[cfg(feature = "deliberate-bugs")]
+    fn enable(name: Option<&str>) -> Guard {
+        use efisock::deliberate::{Bug, disable_all, enable};
+        disable_all();
+        let bug = match name {
+            Some("free-rx-buffer-on-timeout") => Some(Bug::FreeRxBufferOnTimeout),
+            Some("process-inside-notify") => Some(Bug::ProcessInsideNotify),
+            Some("lose-back-to-back-completion") => Some(Bug::LoseBackToBackCompletion),
+            Some("eof-on-reset") => Some(Bug::EofOnReset),
+            _ => None,
+        };
+        if let Some(b) = bug {
+            enable(b);
+        }
+        Guard
+    }
+
+    #[cfg(not(feature = "deliberate-bugs"))]
+    fn enable(_name: Option<&str>) -> Guard {
+        Guard
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        #[cfg(feature = "deliberate-bugs")]
+        efisock::deliberate::disable_all();
+    }
+}

@@ -1,0 +1,250 @@
+//! A fuzzing campaign: generate cases, run them, check determinism, shrink
+//! failures, report throughput and replay strings.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use efisock_sim::Scheduler;
+
+use super::bugs;
+use super::case::FuzzCase;
+use super::exec::{RunFailure, RunReport, run_case};
+use super::generate;
+use super::shrink::{ShrinkBudget, Shrunk, shrink};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// Base seed; case `i` runs with `generate::case_seed(base, i)`.
+    pub base_seed: u64,
+    /// Schedulers, used round-robin (case `i` gets `schedulers[i % len]`).
+    pub schedulers: Vec<Scheduler>,
+    /// Swarm faults: never, always, or on every other case.
+    pub swarm: SwarmMode,
+    /// Stop after this many cases (None: only the time budget).
+    pub max_cases: Option<u64>,
+    /// Stop after this much wall time (None: only the case budget).
+    pub time_budget: Option<Duration>,
+    /// Deliberate bug switched on in every case.
+    pub bug: Option<String>,
+    /// Longest operation list generated.
+    pub max_ops: usize,
+    /// Run every n-th case twice and compare the decision and trace hashes
+    /// (0: never).
+    pub determinism_every: u64,
+    /// Stop at the first failure (after shrinking it).
+    pub stop_at_first: bool,
+    /// Limits of each shrink.
+    pub shrink: ShrinkBudget,
+}
+
+/// Whether cases get swarm faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmMode {
+    /// Only ordering: no faults.
+    Off,
+    /// Every case gets seed-derived faults.
+    On,
+    /// Odd cases get faults, even ones none.
+    Mixed,
+}
+
+/// One failure, shrunk.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The case as generated.
+    pub original: FuzzCase,
+    /// Its failure.
+    pub original_message: String,
+    /// The shrunk case and its failure.
+    pub shrunk: Shrunk,
+    /// Cases run before (and including) the failing one.
+    pub cases_to_find: u64,
+    /// Wall time from the start of the campaign to the failure.
+    pub time_to_find: Duration,
+}
+
+/// Per-scheduler counters.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulerStats {
+    /// Cases run.
+    pub cases: u64,
+    /// Cases that failed.
+    pub failures: u64,
+    /// Virtual firmware time simulated.
+    pub virtual_ns: u64,
+    /// Simulator decisions taken.
+    pub decisions: u64,
+    /// Firmware statuses injected.
+    pub injections: u64,
+    /// Wall time spent in cases.
+    pub wall: Duration,
+}
+
+/// What a campaign did.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignReport {
+    /// Cases run (not counting determinism re-runs and shrinking).
+    pub cases: u64,
+    /// Wall time of the campaign, shrinking excluded.
+    pub elapsed: Duration,
+    /// Per scheduler, in the campaign's order.
+    pub per_scheduler: Vec<(Scheduler, SchedulerStats)>,
+    /// Cases run twice for the determinism check.
+    pub determinism_checks: u64,
+    /// Divergences found by the determinism check (each is also a failure).
+    pub divergences: u64,
+    /// Failures, shrunk.
+    pub found: Vec<Found>,
+}
+
+impl CampaignReport {
+    /// Cases per second of wall time.
+    pub fn cases_per_second(&self) -> f64 {
+        self.cases as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs one case, turning a panic into a failure.
+pub fn run_guarded(case: &FuzzCase) -> Result<RunReport, RunFailure> {
+    let outcome = bugs::with_bug(case.bug.as_deref(), || {
+        catch_unwind(AssertUnwindSafe(|| run_case(case)))
+    });
+    match outcome {
+        Err(e) => Err(RunFailure {
+            message: e,
+            decisions: 0,
+            decision_hash: 0,
+            tape: efisock_sim::Tape::from_values(Vec::new()),
+            injected: Vec::new(),
+            trace: Vec::new(),
+        }),
+        Ok(Ok(r)) => r,
+        Ok(Err(panic)) => {
+            let msg = super::exec::panic_message(&*panic);
+            Err(RunFailure {
+                message: format!("panicked: {msg}"),
+                decisions: 0,
+                decision_hash: 0,
+                tape: efisock_sim::Tape::from_values(Vec::new()),
+                injected: Vec::new(),
+                trace: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Runs a case twice; a difference in decisions or trace is a failure.
+pub fn check_determinism(case: &FuzzCase, first: &RunReport) -> Result<(), String> {
+    match run_guarded(case) {
+        Ok(second) if second == *first => Ok(()),
+        Ok(second) => Err(format!(
+            "nondeterminism: the same case ran twice with different results \
+             (decisions {} vs {}, decision hash {:#x} vs {:#x}, trace hash {:#x} vs {:#x})",
+            first.decisions,
+            second.decisions,
+            first.decision_hash,
+            second.decision_hash,
+            first.trace_hash,
+            second.trace_hash
+        )),
+        Err(f) => Err(format!(
+            "nondeterminism: the case passed once and failed when re-run: {}",
+            f.message
+        )),
+    }
+}
+
+impl Campaign {
+    /// Runs the campaign; `progress` gets one line per failure as it is found.
+    pub fn run(&self, progress: &mut dyn FnMut(&str)) -> CampaignReport {
+        let mut report = CampaignReport {
+            per_scheduler: self
+                .schedulers
+                .iter()
+                .map(|s| (*s, SchedulerStats::default()))
+                .collect(),
+            ..CampaignReport::default()
+        };
+        let start = Instant::now();
+        let mut shrinking = Duration::ZERO;
+        let n_sched = self.schedulers.len().max(1) as u64;
+        for index in 0.. {
+            if self.max_cases.is_some_and(|m| index >= m)
+                || self
+                    .time_budget
+                    .is_some_and(|t| start.elapsed().saturating_sub(shrinking) >= t)
+            {
+                break;
+            }
+            let sched_idx = (index % n_sched) as usize;
+            let scheduler = self.schedulers.get(sched_idx).copied().unwrap_or(Scheduler::Fifo);
+            let swarm = match self.swarm {
+                SwarmMode::Off => false,
+                SwarmMode::On => true,
+                SwarmMode::Mixed => (index / n_sched) % 2 == 1,
+            };
+            let case = generate::case(
+                self.base_seed,
+                index,
+                scheduler,
+                swarm,
+                self.bug.as_deref(),
+                self.max_ops,
+            );
+            let t0 = Instant::now();
+            let mut outcome = run_guarded(&case);
+            let dt = t0.elapsed();
+            report.cases += 1;
+            let stats = &mut report.per_scheduler[sched_idx].1;
+            stats.cases += 1;
+            stats.wall += dt;
+            if let Ok(r) = &outcome {
+                stats.virtual_ns += r.virtual_ns;
+                stats.decisions += r.decisions;
+                stats.injections += r.injections as u64;
+                if self.determinism_every > 0 && index % self.determinism_every == 0 {
+                    report.determinism_checks += 1;
+                    if let Err(message) = check_determinism(&case, r) {
+                        report.divergences += 1;
+                        outcome = Err(RunFailure {
+                            message,
+                            decisions: r.decisions,
+                            decision_hash: r.decision_hash,
+                            tape: efisock_sim::Tape::from_values(Vec::new()),
+                            injected: Vec::new(),
+                            trace: Vec::new(),
+                        });
+                    }
+                }
+            }
+            if let Err(failure) = outcome {
+                report.per_scheduler[sched_idx].1.failures += 1;
+                let time_to_find = start.elapsed();
+                progress(&format!(
+                    "FAIL case {} ({} after {:.2} s): {}\n  original: {}",
+                    index,
+                    scheduler,
+                    time_to_find.as_secs_f64(),
+                    failure.message,
+                    case
+                ));
+                let t_shrink = Instant::now();
+                let shrunk = shrink(&case, &failure, self.shrink, &mut |c| run_guarded(c));
+                shrinking += t_shrink.elapsed();
+                report.found.push(Found {
+                    original: case,
+                    original_message: failure.message,
+                    shrunk,
+                    cases_to_find: index + 1,
+                    time_to_find,
+                });
+                if self.stop_at_first {
+                    break;
+                }
+            }
+        }
+        report.elapsed = start.elapsed().saturating_sub(shrinking);
+        report
+    }
+}

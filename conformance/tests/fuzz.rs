@@ -1,0 +1,85 @@
+//! The short fuzz run of every `cargo test` (issue #4): a small campaign over
+//! the three schedulers, half of it with swarm faults, every fourth case run
+//! twice for the determinism check; plus the replay-string round trip.
+//!
+//! The long run is a separate command:
+//! `cargo run --release -p efisock-conformance -- fuzz --time 10m`.
+
+use efisock_conformance::fuzz::cli::{DEFAULT_FUZZ_SEED, render};
+use efisock_conformance::fuzz::shrink::ShrinkBudget;
+use efisock_conformance::fuzz::{Campaign, FuzzCase, SwarmMode, generate, run_guarded};
+use efisock_sim::Scheduler;
+
+fn short_campaign() -> Campaign {
+    Campaign {
+        base_seed: DEFAULT_FUZZ_SEED,
+        schedulers: vec![
+            Scheduler::Fifo,
+            Scheduler::Uniform,
+            Scheduler::Pct { depth: 3 },
+        ],
+        swarm: SwarmMode::Mixed,
+        max_cases: Some(36),
+        time_budget: None,
+        bug: None,
+        max_ops: 16,
+        determinism_every: 4,
+        stop_at_first: false,
+        shrink: ShrinkBudget::default(),
+    }
+}
+
+#[test]
+fn short_campaign_finds_nothing_and_is_deterministic() {
+    let c = short_campaign();
+    let report = c.run(&mut |line| eprintln!("{line}"));
+    let text = render(&c, &report);
+    println!("{text}");
+    assert_eq!(report.cases, 36);
+    assert!(report.determinism_checks >= 9, "{text}");
+    assert!(report.found.is_empty(), "{text}");
+    // The swarm half really injected faults somewhere.
+    let injected: u64 = report.per_scheduler.iter().map(|(_, s)| s.injections).sum();
+    let decisions: u64 = report.per_scheduler.iter().map(|(_, s)| s.decisions).sum();
+    assert!(decisions > 0, "{text}");
+    println!("injected statuses: {injected}");
+}
+
+#[test]
+fn replay_string_round_trips_and_replays_bit_for_bit() {
+    for i in 0..6 {
+        let case = generate::case(
+            DEFAULT_FUZZ_SEED,
+            i,
+            Scheduler::Pct { depth: 2 },
+            i % 2 == 1,
+            None,
+            12,
+        );
+        let text = case.to_string();
+        let back: FuzzCase = text.parse().expect("parses");
+        assert_eq!(back, case, "{text}");
+        assert_eq!(back.to_string(), text);
+        let a = run_guarded(&case).expect("passes");
+        let b = run_guarded(&back).expect("passes");
+        assert_eq!(a, b, "{text}");
+    }
+}
+
+#[test]
+fn malformed_replay_strings_get_precise_errors() {
+    let cases = [
+        ("", "expected 8"),
+        ("efz2/c/1/fifo/-/-/-/s1", "expected \"efz1\""),
+        ("efz1/q/1/fifo/-/-/-/s1", "direction"),
+        ("efz1/c/zz/fifo/-/-/-/s1", "seed"),
+        ("efz1/c/1/nope/-/-/-/s1", "scheduler"),
+        ("efz1/c/1/fifo/-/-/-/s1,q2", "unknown tag"),
+        ("efz1/c/1/fifo/-/-/-/s99999", "not a number"),
+        ("efz1/c/1/fifo/-/-/-/R3", "takes no argument"),
+    ];
+    for (input, want) in cases {
+        let err = input.parse::<FuzzCase>().expect_err(input);
+        assert!(err.contains(want), "{input:?}: {err:?} lacks {want:?}");
+    }
+}
