@@ -33,7 +33,10 @@ pub const PCT_INITIAL_HORIZON: u64 = 64;
 ///   uniform-over-`k` distribution;
 /// - at a change point, the candidate that would run (highest priority)
 ///   drops below every priority handed out so far, and the pick is made
-///   again (so the next-highest runs).
+///   again (so the next-highest runs);
+/// - PCT orders notifies and does not defer them (`NotifyDefer` exists
+///   under PCT only with `Faults::late_bias`), and with a replay tape the
+///   tape's values replace PCT's picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheduler {
     /// EDK2-faithful: notify decisions always take 0 (FIFO within the
