@@ -30,6 +30,39 @@
 //! Connect and Close tokens. Egress (SYN, data, RST) leaves inside the call.
 //! Peer hosts process frames on arrival.
 //!
+//! # Decisions, tape and replay
+//! Every nondeterministic choice goes through one [`Decider`]:
+//! `choose(kind, n)` gives a value in `0..n` where **0 is the
+//! EDK2-faithful / no-fault default**. The [`DecisionKind`]s: `NotifyPick`
+//! (which runnable notify of the highest pending TPL runs; 0 = FIFO head),
+//! `NotifyDefer` (deliver at this delivery point or defer, at most
+//! [`MAX_DEFERRALS`] times), `CompletionInCall` (a completion produced by
+//! a Tcp4 call notified as the call returns, or at the next tick/Poll),
+//! `PacketFate` (deliver, drop, duplicate, reorder, latency spike),
+//! `LinkDelay` (magnitudes of link jitter, reorder and spike delays),
+//! `TimerJitter` (timer events and MNP ticks up to 2 ms late) and
+//! `StatusInjection` (an unusual but legal status: OUT_OF_RESOURCES from
+//! CreateEvent/AllocatePool/Transmit/Receive/Accept, NO_MAPPING from
+//! Configure while DHCP runs, NOT_READY/DEVICE_ERROR from Poll, and a
+//! pending Receive/Transmit completing with CONNECTION_RESET (a real reset:
+//! RST to the peer, CLOSED) or a pending Connect with TIMEOUT; each logged
+//! in [`Sim::injected`]).
+//!
+//! The values come from the [`Scheduler`] (notify decisions: `Fifo` =
+//! always 0, `Uniform`, or PCT with a depth) and from the fault knobs
+//! ([`Faults`] and [`LinkConfig`]), both seeded, unless
+//! [`SimConfig::tape`] holds a [`Tape`]: then decision `i` takes
+//! `tape[i] % n`, and 0 past its end, so the empty tape is the faithful
+//! run. Which decisions exist depends only on the configuration (FIFO has
+//! no notify decisions; a fault kind exists only while its knob is on), so
+//! [`Sim::tape`] replayed with the same configuration reproduces the run
+//! bit for bit: same [`Sim::decision_hash`], [`Sim::decisions`],
+//! [`Sim::trace`] and [`Sim::stats`]. The default configuration (FIFO, no
+//! faults) takes no decisions at all. [`Faults::swarm`] draws a swarm
+//! configuration from a seed, [`Sim::heal`] turns all faults off for a
+//! liveness phase, and `Tape`, `Scheduler` and `Faults` have text forms
+//! that parse back, for replay strings.
+//!
 //! # Known deviations from EDK2 (documented, not hidden)
 //! - The per-instance lock is held while the notify functions of completions
 //!   produced by a call run (as that call returns), so re-entering the same
@@ -48,6 +81,11 @@
 //!   address is routed directly); `GetModeData` zero-fills `Ip4ModeData`.
 //! - Transmit completes when its bytes enter the send buffer (bounded by
 //!   SendBufferSize), which is when EDK2 would segment them.
+//! - A completion notified late (`completions_inside_call` off, or a
+//!   `CompletionInCall` decision) has its token Status written at once and
+//!   its event signalled at the next MNP tick / Poll.
+//! - Under non-FIFO schedulers notifies may also be deferred at RestoreTPL
+//!   and during waits, not only at call boundaries.
 //! - WaitForEvent that can never return records `WouldHangForever` and
 //!   returns [`HANG_STATUS`] (`DEVICE_ERROR`).
 #![warn(missing_docs)]

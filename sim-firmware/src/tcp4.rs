@@ -502,12 +502,12 @@ impl World {
             self.drop_socket(id);
             self.flush_tokens(id, Status::TIMEOUT, true);
         } else {
-            // Bring `prev` up to date first, so the reset path sees the
-            // synchronized state this reset interrupts.
-            self.service(id);
-            let Some(h) = self.sut.children.get(&id).and_then(|c| c.sock) else {
-                return; // the service pass itself closed it
-            };
+            // The reset path below classifies by the state it interrupts:
+            // record the current (synchronized) one, so the error is
+            // CONNECTION_RESET as for a peer RST in that state.
+            let c = self.sut.children.get_mut(&id).expect("candidate");
+            let h = c.sock.expect("candidate has a socket");
+            c.prev = Some(self.sut.sockets.get::<tcp::Socket>(h).state());
             self.sut.sockets.get_mut::<tcp::Socket>(h).abort();
             self.sut_egress(); // the RST leaves now
             self.trace(format!("child {id}: injected reset, RST sent"));

@@ -24,7 +24,7 @@
 //!   notify decisions exist (none under [`Scheduler::Fifo`]): the tape
 //!   replaces the scheduler's and the fault generator's *values* only;
 //! - without a tape: notify decisions from the scheduler (uniform, or PCT,
-//!   see [`sched`](self::Scheduler)), the others from a separate fault
+//!   see [`Scheduler`], which documents the PCT adaptation), the others from a separate fault
 //!   stream with the probabilities of the fault knobs.
 
 mod sched;

@@ -1,26 +1,6 @@
 //! Notify schedulers: FIFO (EDK2), uniform random, and PCT.
 //!
-//! # PCT adapted to notify events
-//! PCT (Burckhardt, Kothari, Musuvathi, Nagarakatte, ASPLOS 2010; the
-//! scheduler of the `shuttle` crate) gives every thread a random priority,
-//! always runs the highest-priority runnable thread, and at `depth - 1`
-//! change points drawn uniformly over the run's `k` steps lowers the
-//! running thread's priority below all others. Here:
-//! - a "thread" is a notify event: it gets a random priority the first
-//!   time it is queued and keeps it across later signals (so a token event
-//!   that recurs keeps its place), until a change point lowers it;
-//! - a "step" is a `NotifyPick` with at least two runnable candidates
-//!   (steps with one candidate have nothing to order, so they do not use
-//!   up change points);
-//! - the step horizon `k` is unknown in advance, so it is estimated by
-//!   doubling: it starts at [`PCT_INITIAL_HORIZON`] steps; when the run
-//!   passes the horizon, the horizon doubles and the change points not yet
-//!   reached are redrawn uniformly over the new, later half. A run of `k`
-//!   steps thus places its change points within a factor of two of PCT's
-//!   uniform-over-`k` distribution;
-//! - at a change point, the candidate that would run (highest priority)
-//!   drops below every priority handed out so far, and the pick is made
-//!   again (so the next-highest runs).
+//! The PCT adaptation is documented on [`Scheduler`] (public docs).
 
 use core::fmt;
 use core::str::FromStr;
@@ -32,6 +12,31 @@ use crate::rng::Rng;
 pub const PCT_INITIAL_HORIZON: u64 = 64;
 
 /// Who picks the notify decisions.
+///
+/// # PCT adapted to notify events
+/// PCT (Burckhardt, Kothari, Musuvathi, Nagarakatte, ASPLOS 2010; the
+/// scheduler of the `shuttle` crate) gives every thread a random priority,
+/// always runs the highest-priority runnable thread, and at `depth - 1`
+/// change points drawn uniformly over the run's `k` steps lowers the
+/// running thread's priority below all others. Here:
+/// - a "thread" is a notify event: it gets a random priority the first
+///   time it is queued and keeps it across later signals (so a token event
+///   that recurs keeps its place), until a change point lowers it;
+/// - a "step" is a `NotifyPick` with at least two runnable candidates
+///   (steps with one candidate have nothing to order, so they do not use
+///   up change points);
+/// - the step horizon `k` is unknown in advance, so it is estimated by
+///   doubling: it starts at [`PCT_INITIAL_HORIZON`] steps; when the run
+///   passes the horizon, the horizon doubles and the change points not yet
+///   reached are redrawn uniformly over the new, later half. A run of `k`
+///   steps thus places its change points within a factor of two of PCT's
+///   uniform-over-`k` distribution;
+/// - at a change point, the candidate that would run (highest priority)
+///   drops below every priority handed out so far, and the pick is made
+///   again (so the next-highest runs);
+/// - PCT orders notifies and does not defer them (`NotifyDefer` exists
+///   under PCT only with `Faults::late_bias`), and with a replay tape the
+///   tape's values replace PCT's picks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheduler {
     /// EDK2-faithful: notify decisions always take 0 (FIFO within the
