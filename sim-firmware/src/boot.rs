@@ -28,12 +28,13 @@ unsafe impl BootServices for SimBoot {
         // Injected: CoreCreateEventInternal's AllocateZeroPool failed
         // (MdeModulePkg/Core/Dxe/Event/Event.c: EFI_OUT_OF_RESOURCES, no
         // event created).
-        if let Some(st) = self
+        // (Bound first: the world's borrow must end before `exit` runs notifies.)
+        let injected = self
             .sim
             .w
             .borrow_mut()
-            .inject("CreateEvent", &[Status::OUT_OF_RESOURCES])
-        {
+            .inject("CreateEvent", &[Status::OUT_OF_RESOURCES]);
+        if let Some(st) = injected {
             self.sim.exit();
             return Err(st);
         }

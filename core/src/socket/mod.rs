@@ -387,11 +387,37 @@ impl<T: Tcp4> Sock<T> {
             },
         };
         let st = slots.submit_receive(ctx, &self.tcp, id);
+        if st == Status::OUT_OF_RESOURCES {
+            // Transient (EDK2's SockRcv could not buffer the token): the
+            // connection is intact, so retry at the next safe point rather
+            // than end the stream. Found by the swarm fuzzer: treating it as
+            // fatal made recv report end of stream with the peer's data
+            // still coming.
+            return;
+        }
+        if st == Status::ACCESS_DENIED && self.connection_ended(ctx) {
+            // EDK2's SockRcv refuses a Receive on a connection that is no
+            // longer connected before it looks at the stored error, so when
+            // an RST (or a retransmission timeout) ends the connection while
+            // no Receive was armed, the reason is lost: the firmware only
+            // says ACCESS_DENIED. Linux reports ECONNRESET for a connection
+            // that ended under the reader, and so do we. Found by the
+            // ordering fuzzer (peer RST while the last completion waited).
+            self.receive_failed(Errno::ECONNRESET, status::CONNECTION_RESET);
+            return;
+        }
         match errno_for(FirmwareCall::Receive, st) {
             StatusMeaning::Success => {}
             StatusMeaning::EndOfStream => self.rx_eof = true,
             StatusMeaning::Error(errno) => self.receive_failed(errno, st),
         }
+    }
+
+    /// Whether the firmware reports this connection CLOSED (it ended without
+    /// our Close).
+    fn connection_ended<P: Platform>(&self, ctx: &Ctx<'_, P>) -> bool {
+        let (st, state, _) = ctx.mode(&self.tcp, self.instance);
+        st == Status::SUCCESS && state == crate::firmware::Tcp4ConnectionState::CLOSED
     }
 
     fn arm_accept<P: Platform>(&mut self, ctx: &Ctx<'_, P>, slots: &mut SlotTable) {
