@@ -315,7 +315,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
                 for line in &f.injected {
                     println!("  injected {line}");
                 }
-                let tail = f.trace.len().saturating_sub(60);
+                let tail = if std::env::var_os("EFISOCK_FUZZ_TRACE").is_some() {
+                    0
+                } else {
+                    f.trace.len().saturating_sub(60)
+                };
                 if !f.trace.is_empty() {
                     println!("  simulator trace (last {} of {} lines):", f.trace.len() - tail, f.trace.len());
                 }
