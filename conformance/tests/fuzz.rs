@@ -19,7 +19,7 @@ fn short_campaign() -> Campaign {
             Scheduler::Pct { depth: 3 },
         ],
         swarm: SwarmMode::Mixed,
-        max_cases: Some(36),
+        max_cases: Some(150),
         time_budget: None,
         bug: None,
         max_ops: 16,
@@ -35,8 +35,8 @@ fn short_campaign_finds_nothing_and_is_deterministic() {
     let report = c.run(&mut |line| eprintln!("{line}"));
     let text = render(&c, &report);
     println!("{text}");
-    assert_eq!(report.cases, 36);
-    assert!(report.determinism_checks >= 9, "{text}");
+    assert_eq!(report.cases, 150);
+    assert!(report.determinism_checks >= 37, "{text}");
     assert!(report.found.is_empty(), "{text}");
     // The swarm half really injected faults somewhere.
     let injected: u64 = report.per_scheduler.iter().map(|(_, s)| s.injections).sum();

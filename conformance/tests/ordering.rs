@@ -51,7 +51,7 @@ fn check(case: FuzzCase) -> Result<(), TestCaseError> {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 24,
+        cases: 64,
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::Direct(
                 "proptest-regressions/ordering.txt",

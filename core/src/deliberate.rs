@@ -12,7 +12,7 @@
 
 use std::boxed::Box;
 use std::cell::{Cell, RefCell};
-use std::string::{String, ToString};
+use std::string::String;
 
 /// One deliberate bug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,8 +34,8 @@ pub enum Bug {
     /// interrupted. In C this is a silent data race on the socket state; in
     /// Rust the state's `RefCell` is already borrowed whenever the notify
     /// runs inside an efisock call, so the borrow fails. A panic cannot
-    /// unwind through the firmware's `efiapi` frame, so it is caught there
-    /// and raised again at the interrupted code's next safe point.
+    /// unwind through the firmware's `efiapi` frame, so the failure is
+    /// stored there and raised at the interrupted code's next safe point.
     ProcessInsideNotify,
 }
 
@@ -53,46 +53,49 @@ impl Bug {
     }
 }
 
+/// Bug (b): processes completions from inside a notify; returns why it
+/// could not.
+type ProcessHook = Box<dyn Fn() -> Result<(), String>>;
+
 std::thread_local! {
     static ENABLED: Cell<u32> = const { Cell::new(0) };
     /// Bug (b): what the notify runs to process completions in place.
-    static PROCESS_HOOK: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
+    static PROCESS_HOOK: RefCell<Option<ProcessHook>> = const { RefCell::new(None) };
     /// Bug (b): a panic caught in the notify, raised at the next safe point.
     static DEFERRED_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// Bug (b): installs the in-notify processing of the `Net` created last on
-/// this thread.
-pub(crate) fn set_process_hook(hook: Box<dyn Fn()>) {
+/// this thread. The hook returns why it could not process, if it could not.
+pub(crate) fn set_process_hook(hook: ProcessHook) {
     PROCESS_HOOK.with(|h| *h.borrow_mut() = Some(hook));
 }
 
 /// Bug (b): called by the notify trampoline after recording the completion.
+/// Never panics (a panic cannot unwind through the firmware's frame): a
+/// failure is stored and raised at the next safe point.
 pub(crate) fn process_inside_notify() {
     if !is_enabled(Bug::ProcessInsideNotify) {
         return;
     }
-    let outcome = PROCESS_HOOK.with(|h| {
-        let Ok(hook) = h.try_borrow() else {
-            return Ok(());
-        };
-        match hook.as_ref() {
-            Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)),
-            None => Ok(()),
-        }
+    let outcome = PROCESS_HOOK.with(|h| match h.try_borrow() {
+        Ok(hook) => hook.as_ref().map_or(Ok(()), |f| f()),
+        Err(_) => Ok(()),
     });
-    if let Err(payload) = outcome {
-        let msg = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "non-string panic".to_string());
-        DEFERRED_PANIC.with(|d| *d.borrow_mut() = Some(msg));
+    if let Err(msg) = outcome {
+        DEFERRED_PANIC.with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                d.get_or_insert(msg);
+            }
+        });
     }
 }
 
-/// Bug (b): raises, in the interrupted code, a panic caught in a notify.
+/// Bug (b): raises, in the interrupted code, what the notify ran into.
 pub(crate) fn raise_deferred_panic() {
+    if std::thread::panicking() {
+        return;
+    }
     if let Some(msg) = DEFERRED_PANIC.with(|d| d.borrow_mut().take()) {
         panic!("processing a completion inside the notify function failed: {msg}");
     }

@@ -384,12 +384,19 @@ impl<P: Platform + 'static> Net<P> {
         {
             let weak = Rc::downgrade(&net.inner);
             crate::deliberate::set_process_hook(alloc::boxed::Box::new(move || {
-                if let Some(inner) = weak.upgrade() {
-                    // The bug: take the state from inside the notify.
-                    let mut st = inner.state.borrow_mut();
-                    let ctx = inner.ctx();
-                    inner.safe_point(&ctx, &mut st);
-                }
+                let Some(inner) = weak.upgrade() else {
+                    return Ok(());
+                };
+                // The bug: take the state from inside the notify.
+                let Ok(mut st) = inner.state.try_borrow_mut() else {
+                    return Err(alloc::string::String::from(
+                        "the socket state was in use: the notify interrupted efisock \
+                         mid-operation (in C: a data race on the socket state)",
+                    ));
+                };
+                let ctx = inner.ctx();
+                inner.safe_point(&ctx, &mut st);
+                Ok(())
             }));
         }
         net

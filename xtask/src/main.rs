@@ -18,8 +18,9 @@ cargo xtask <COMMAND> [OPTIONS]
 COMMANDS:
     test            the full test command: toolchain check, cargo fmt --check,
                     cargo clippy (-D warnings), cargo test --workspace, the
-                    loom model of the completion queue, the suite on the
-                    simulator, the raw TCP4 smoke run and the
+                    loom model of the completion queue, the fuzzers against
+                    the deliberate bugs, the suite on the simulator, a
+                    600-case fuzz run, the raw TCP4 smoke run and the
                     HTTP examples in OVMF, and the conformance suite inside
                     OVMF (`cargo run --release -- --target qemu`: builds the
                     UEFI suite, boots OVMF, hosts the peers)
@@ -210,8 +211,19 @@ fn test(keep_going: bool) -> ExitCode {
             Box::new(|r| {
                 // Its own target dir: `--cfg loom` rebuilds everything, and
                 // must not invalidate the normal build cache.
+                // With the deliberate bugs compiled in (off by default), so
+                // the model also proves it finds the lost completion.
                 let status = Command::new(cargo())
-                    .args(["test", "-p", "efisock", "--release", "--test", "loom_queue"])
+                    .args([
+                        "test",
+                        "-p",
+                        "efisock",
+                        "--release",
+                        "--features",
+                        "deliberate-bugs",
+                        "--test",
+                        "loom_queue",
+                    ])
                     .env("RUSTFLAGS", "--cfg loom")
                     .env("CARGO_TARGET_DIR", r.join("target/loom"))
                     .current_dir(r)
@@ -225,8 +237,44 @@ fn test(keep_going: bool) -> ExitCode {
             }),
         ),
         (
+            "the fuzzers find, shrink and replay the deliberate bugs",
+            Box::new(|r| {
+                run_cargo(
+                    r,
+                    &[
+                        "test",
+                        "-p",
+                        "efisock-conformance",
+                        "--features",
+                        "deliberate-bugs",
+                        "--test",
+                        "fuzz_bugs",
+                        "--test",
+                        "deliberate",
+                    ],
+                )
+            }),
+        ),
+        (
             "suite on the simulator (cargo run --release)",
             Box::new(|r| run_cargo(r, &["run", "--release", "--quiet"])),
+        ),
+        (
+            "fuzz: 600 cases, three schedulers, half swarm",
+            Box::new(|r| {
+                run_cargo(
+                    r,
+                    &[
+                        "run",
+                        "--release",
+                        "--quiet",
+                        "--",
+                        "fuzz",
+                        "--cases",
+                        "600",
+                    ],
+                )
+            }),
         ),
         (
             "OVMF smoke run (raw TCP4 in QEMU)",

@@ -12,6 +12,17 @@ pub const BUG_NAMES: [&str; 4] = [
     "eof-on-reset",
 ];
 
+/// Bugs the simulator cannot reach, with the detector that does find them.
+/// `lose-back-to-back-completion` needs two notify functions interleaved
+/// inside one queue push (between a load and a store); the simulator calls
+/// notify functions one at a time, so only loom's model of the queue, with
+/// real threads standing in for interrupts, can show it.
+pub const SIM_UNREACHABLE: [(&str, &str); 1] = [(
+    "lose-back-to-back-completion",
+    "RUSTFLAGS=\"--cfg loom\" CARGO_TARGET_DIR=target/loom cargo test -p efisock --release \
+     --features deliberate-bugs --test loom_queue",
+)];
+
 /// Checks a bug name.
 pub fn check(name: &str) -> Result<(), String> {
     if !BUG_NAMES.contains(&name) {

@@ -155,9 +155,33 @@ pub fn check_determinism(case: &FuzzCase, first: &RunReport) -> Result<(), Strin
     }
 }
 
+/// Silences the panic hook while it lives; restores the previous one after.
+type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send>;
+
+struct QuietPanics(Option<PanicHook>);
+
+impl QuietPanics {
+    fn install() -> QuietPanics {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        QuietPanics(Some(previous))
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            std::panic::set_hook(h);
+        }
+    }
+}
+
 impl Campaign {
     /// Runs the campaign; `progress` gets one line per failure as it is found.
     pub fn run(&self, progress: &mut dyn FnMut(&str)) -> CampaignReport {
+        // Panics are failures the report shows with their replay string; the
+        // default hook would print each one (and its backtrace) on top.
+        let _quiet = QuietPanics::install();
         let mut report = CampaignReport {
             per_scheduler: self
                 .schedulers
@@ -178,7 +202,11 @@ impl Campaign {
                 break;
             }
             let sched_idx = (index % n_sched) as usize;
-            let scheduler = self.schedulers.get(sched_idx).copied().unwrap_or(Scheduler::Fifo);
+            let scheduler = self
+                .schedulers
+                .get(sched_idx)
+                .copied()
+                .unwrap_or(Scheduler::Fifo);
             let swarm = match self.swarm {
                 SwarmMode::Off => false,
                 SwarmMode::On => true,

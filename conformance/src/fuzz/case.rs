@@ -99,9 +99,7 @@ impl FromStr for Op {
     type Err = String;
     fn from_str(s: &str) -> Result<Op, String> {
         let mut chars = s.chars();
-        let tag = chars
-            .next()
-            .ok_or_else(|| "empty operation".to_string())?;
+        let tag = chars.next().ok_or_else(|| "empty operation".to_string())?;
         let arg = chars.as_str();
         let num = || -> Result<u16, String> {
             arg.parse::<u16>()

@@ -85,7 +85,11 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => return Err(format!("--time: unknown unit {unit:?} in {v:?} (ms, s, m, h)")),
+        _ => {
+            return Err(format!(
+                "--time: unknown unit {unit:?} in {v:?} (ms, s, m, h)"
+            ));
+        }
     };
     Ok(Duration::from_secs(secs))
 }
@@ -321,7 +325,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
                     f.trace.len().saturating_sub(60)
                 };
                 if !f.trace.is_empty() {
-                    println!("  simulator trace (last {} of {} lines):", f.trace.len() - tail, f.trace.len());
+                    println!(
+                        "  simulator trace (last {} of {} lines):",
+                        f.trace.len() - tail,
+                        f.trace.len()
+                    );
                 }
                 for line in &f.trace[tail..] {
                     println!("    {line}");
@@ -346,8 +354,17 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
                     let report = c.run(&mut progress);
                     print!("{}", render(&c, &report));
                     if report.found.is_empty() {
-                        missed += 1;
-                        println!("NOT FOUND: {bug} within {} cases", report.cases);
+                        match bugs::SIM_UNREACHABLE.iter().find(|(b, _)| *b == bug) {
+                            Some((_, loom)) => println!(
+                                "NOT FOUND: {bug} within {} cases, as expected: the simulator \
+                                 runs notify functions one at a time; the loom model finds it: {loom}",
+                                report.cases
+                            ),
+                            None => {
+                                missed += 1;
+                                println!("NOT FOUND: {bug} within {} cases", report.cases);
+                            }
+                        }
                     }
                 }
                 u8::from(missed > 0)

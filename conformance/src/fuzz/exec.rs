@@ -122,7 +122,10 @@ struct Run<'a> {
 pub fn trace_of(case: &FuzzCase) -> Vec<String> {
     let sim = Sim::new(sim_config(case));
     let outcome = run_on(case, &sim);
-    let mut lines = vec![format!("outcome {outcome:?}"), format!("tape {}", sim.tape())];
+    let mut lines = vec![
+        format!("outcome {outcome:?}"),
+        format!("tape {}", sim.tape()),
+    ];
     lines.extend(sim.trace());
     lines
 }

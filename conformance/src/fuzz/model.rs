@@ -105,7 +105,11 @@ impl Model {
                     return Err(format!(
                         "{} bytes received after {}",
                         data.len(),
-                        if self.eof_seen { "end of stream" } else { "ECONNRESET" }
+                        if self.eof_seen {
+                            "end of stream"
+                        } else {
+                            "ECONNRESET"
+                        }
                     ));
                 }
                 let end = self.received + data.len() as u64;
@@ -189,7 +193,9 @@ impl Model {
             _ => false,
         };
         if !legal {
-            return Err(format!("{call}: error {e} is not explained by anything that happened"));
+            return Err(format!(
+                "{call}: error {e} is not explained by anything that happened"
+            ));
         }
         if self.broken.is_none()
             && !matches!(errno, Some(Errno::EAGAIN) | Some(Errno::EBADF))

@@ -286,6 +286,11 @@ pub fn shrink(
             break;
         }
     }
+    // An empty tape and no tape are the same run; keep the one the replay
+    // string parses back to.
+    if s.best.tape.as_ref().is_some_and(|t| t.is_empty()) {
+        s.best.tape = None;
+    }
     Shrunk {
         case: s.best,
         message: s.message,
