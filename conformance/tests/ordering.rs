@@ -35,6 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::PeerRst),
         1 => any::<bool>().prop_map(Op::PeerStall),
         1 => Just(Op::Close),
+        1 => (0u16..2000).prop_map(Op::PeerCrash),
     ]
 }
 

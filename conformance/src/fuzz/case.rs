@@ -21,6 +21,9 @@
 //!                                        no efisock call (timer ticks run notifies)
 //!        | "w"N  peer writes N bytes | "f" peer FIN | "x" peer RST
 //!        | "h"0|1 peer stops / resumes reading       | "C" close the socket
+//!        | "p"N  the peer stops answering for N ms (a crash with reboot
+//!              of its link: every packet both ways is lost), while the
+//!              core keeps polling
 //! ```
 //! The fields never contain `/`: schedulers, faults and tapes print without it
 //! (checked when a case is formatted).
@@ -71,6 +74,9 @@ pub enum Op {
     PeerStall(bool),
     /// `close()` on the SUT socket; later operations must fail with EBADF.
     Close,
+    /// The peer stops answering for N ms (every packet both ways is lost),
+    /// then comes back; the core keeps polling meanwhile.
+    PeerCrash(u16),
 }
 
 impl fmt::Display for Op {
@@ -91,6 +97,7 @@ impl fmt::Display for Op {
             Op::PeerRst => f.write_str("x"),
             Op::PeerStall(b) => write!(f, "h{}", u8::from(b)),
             Op::Close => f.write_str("C"),
+            Op::PeerCrash(n) => write!(f, "p{n}"),
         }
     }
 }
@@ -135,8 +142,9 @@ impl FromStr for Op {
             'x' => bare(Op::PeerRst),
             'h' => Ok(Op::PeerStall(flag()?)),
             'C' => bare(Op::Close),
+            'p' => Ok(Op::PeerCrash(num()?)),
             other => Err(format!(
-                "operation {s:?}: unknown tag {other:?} (expected one of s S r R W P t b z c w f x h C)"
+                "operation {s:?}: unknown tag {other:?} (expected one of s S r R W P t b z c w f x h C p)"
             )),
         }
     }

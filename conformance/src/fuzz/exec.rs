@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use efisock::firmware::{Status, status};
 use efisock::{Errno, Interest, Net, Socket};
-use efisock_sim::{Sim, SimConfig, SimPlatform};
+use efisock_sim::{LinkConfig, Sim, SimConfig, SimPlatform};
 
 use super::case::{Direction, FuzzCase, Op};
 use super::model::{Env, Model};
@@ -115,6 +115,9 @@ struct Run<'a> {
     net: Net<SimPlatform>,
     ctl: Ctl,
     model: Model,
+    /// The peer stopped answering at some point (retransmission timeouts
+    /// become possible).
+    crashed: bool,
 }
 
 /// The decision tape and simulator trace of a run of `case` (for
@@ -191,6 +194,7 @@ fn run_on(case: &FuzzCase, sim: &Sim) -> Result<(), String> {
         net,
         ctl,
         model: Model::default(),
+        crashed: false,
     };
     match run.open() {
         Ok(sock) => {
@@ -240,7 +244,9 @@ fn configure_address(case: &FuzzCase, sim: &Sim, net: &Net<SimPlatform>) -> Resu
 
 impl Run<'_> {
     fn env(&self) -> Env {
-        env_of(&self.sim, self.case)
+        let mut env = env_of(&self.sim, self.case);
+        env.timeouts_possible |= self.crashed;
+        env
     }
 
     /// Opens the case's connection.
@@ -430,6 +436,16 @@ impl Run<'_> {
             }
             Op::PeerStall(on) => {
                 self.ctl.borrow_mut().stalled = on;
+                Ok(())
+            }
+            Op::PeerCrash(ms) => {
+                self.crashed = true;
+                self.sim.set_link(LinkConfig {
+                    loss: 1.0,
+                    ..LinkConfig::default()
+                });
+                self.net.sleep(Duration::from_millis(u64::from(ms)));
+                self.sim.set_link(LinkConfig::default());
                 Ok(())
             }
             Op::Close => {

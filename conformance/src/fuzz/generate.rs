@@ -32,7 +32,8 @@ pub fn op(rng: &mut Rng) -> Op {
         70..=84 => Op::PeerWrite(n(rng, 6000)),
         85..=87 => Op::PeerFin,
         88..=89 => Op::PeerRst,
-        90..=95 => Op::PeerStall(rng.chance(0.5)),
+        90..=94 => Op::PeerStall(rng.chance(0.5)),
+        95..=96 => Op::PeerCrash(rng.below(2000) as u16),
         _ => Op::Close,
     }
 }

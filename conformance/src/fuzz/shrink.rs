@@ -205,6 +205,7 @@ impl Shrinker<'_> {
                     Op::PollerWait(n) if n > 0 => Op::PollerWait(n / 2),
                     Op::Sleep(n) if n > 0 => Op::Sleep(n / 2),
                     Op::Compute(n) if n > 0 => Op::Compute(n / 2),
+                    Op::PeerCrash(n) if n > 0 => Op::PeerCrash(n / 2),
                     _ => break,
                 };
                 let mut c = self.best.clone();
