@@ -51,30 +51,34 @@ impl Default for ShrinkBudget {
     }
 }
 
-/// The class of a failure: its message without the step prefix and with
-/// every digit run replaced, cut to 60 characters.
+/// The class of a failure: its message without the step prefix, with every
+/// word that contains a digit (counts, times, addresses like `0x55f1e0`)
+/// replaced by `#`, cut to 60 characters.
 pub fn signature(message: &str) -> String {
     let body = match message.strip_prefix("step ") {
         Some(rest) => rest.split_once("): ").map_or(rest, |(_, b)| b),
         None => message,
     };
     let mut out = String::new();
-    let mut in_digits = false;
-    for ch in body.chars() {
-        if ch.is_ascii_digit() {
-            if !in_digits {
-                out.push('#');
-            }
-            in_digits = true;
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.chars().any(|c| c.is_ascii_digit()) {
+            out.push('#');
         } else {
-            in_digits = false;
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for ch in body.chars() {
+        if ch.is_ascii_alphanumeric() || ch == '_' {
+            word.push(ch);
+        } else {
+            flush(&mut word, &mut out);
             out.push(ch);
         }
-        if out.len() >= 60 {
-            break;
-        }
     }
-    out
+    flush(&mut word, &mut out);
+    out.chars().take(60).collect()
 }
 
 struct Shrinker<'a> {
@@ -298,5 +302,21 @@ pub fn shrink(
         runs: s.runs,
         elapsed: start.elapsed(),
         tape_replayed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signature;
+
+    #[test]
+    fn signature_ignores_steps_figures_and_addresses() {
+        let a = signature("step 7 (s1): free_pool(0x55f1f4e5eae0) owned [t=248689416ns]");
+        let b = signature("step 2 (r9): free_pool(0x7f46bae669c0) owned [t=200349400ns]");
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            signature("step 2 (r9): end of stream although the peer sent no FIN")
+        );
     }
 }
