@@ -83,3 +83,20 @@ fn malformed_replay_strings_get_precise_errors() {
         assert!(err.contains(want), "{input:?}: {err:?} lacks {want:?}");
     }
 }
+
+/// Regression: lossy traffic both ways put both ends in RTO recovery at once;
+/// smoltcp rewinds SND.NXT on an RTO and sent its pure ACKs at the rewound
+/// number, below the other end's RCV.NXT, so each side dropped the other's
+/// ACKs (RFC 9293 3.10.7.4) and the peer's FIN, ignored earlier as out of
+/// order, was never retransmitted: "drain: no progress for 10 s after 3883 of
+/// 3883 bytes". Fixed in the simulator's device, which sends pure ACKs at
+/// SND.MAX like EDK2's `TcpSendAck` (`efisock_sim` `device.rs`).
+#[test]
+fn mutual_rto_recovery_does_not_deadlock() {
+    let text = "efz1/c/39e3f4d42f1ef2b2/fifo/loss=0.117,dup=0.018,reorder=0.109/\
+                0{56}030001001/-/w1858,r1,S5104,w2025,z1";
+    let case: FuzzCase = text.parse().expect("parses");
+    if let Err(f) = run_guarded(&case) {
+        panic!("{text}: {}", f.message);
+    }
+}
