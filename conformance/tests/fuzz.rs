@@ -100,3 +100,21 @@ fn mutual_rto_recovery_does_not_deadlock() {
         panic!("{text}: {}", f.message);
     }
 }
+
+/// Regression: a SYN-ACK retransmitted four times (RTO 1, 2, 4, 8 s, no RTT
+/// sample: Karn) left the SUT's first data segment with a 16 s RTO; that
+/// segment was lost 0.6 µs before the faults healed and retransmitted at
+/// +16 s, but the completion phase gave the peer only 10 s: "the peer
+/// received 0 of the 64 bytes the SUT sent (liveness)". The simulator was
+/// right (EDK2 keeps a backed-off RTO too); the healed-network waits now
+/// outlast the longest RTO (`efisock_sim::MAX_RTO_NS`).
+#[test]
+fn healed_wait_outlasts_a_handshake_backed_off_rto() {
+    let text = "efz1/a/d71deabdebf8f3ab/fifo/loss=0.18,dup=0.022,reorder=0.044,inject=0.02,\
+                dhcp_delay=3577000000,late=0.478/\
+                _4.3{ow}_a.1_rp.1_1je.1_32p.1_65j.1_7.1_7.1/-/P0";
+    let case: FuzzCase = text.parse().expect("parses");
+    if let Err(f) = run_guarded(&case) {
+        panic!("{text}: {}", f.message);
+    }
+}

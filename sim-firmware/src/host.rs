@@ -19,6 +19,20 @@ const SPARE_LISTENERS: usize = 4;
 /// A peer's active open gives up after this long (like Linux's ~2 min, shorter).
 const PEER_CONNECT_TIMEOUT_NS: u64 = 75_000_000_000;
 
+/// The longest retransmission timeout of any simulated stack (the system
+/// under test's and the peer hosts', all smoltcp): `RTTE_MAX_RTO`, the cap
+/// RFC 6298 (2.5) allows on the doubling of (5.5). A segment lost before
+/// faults heal is retransmitted at most this long after its last
+/// transmission, so a wait for a healed network to deliver must last longer.
+///
+/// The back-off also carries over from the handshake: retransmitted SYNs or
+/// SYN-ACKs yield no RTT sample (Karn), and smoltcp does not re-initialise
+/// the RTO when data transmission begins (RFC 6298 (5.7) asks for 3 s), so
+/// a SYN-ACK retransmitted four times (RTO 1, 2, 4, 8 s) leaves the first
+/// data segment with a 16 s RTO. EDK2 keeps a backed-off RTO as well
+/// (`TcpBackoffRto`; from its initial 3 s the same handshake gives 48 s).
+pub const MAX_RTO_NS: u64 = 60_000_000_000;
+
 /// Connection state as an application on a peer host sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerConnState {
@@ -390,5 +404,111 @@ impl Host {
             }
         }
         t.map(|x| x.max(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{ipv4_dst, tcp_summary};
+
+    const SEC: u64 = 1_000_000_000;
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+
+    /// Sends 64 bytes once the connection is established.
+    struct SendOnce(bool);
+
+    impl ConnHandler for SendOnce {
+        fn poll(&mut self, io: &mut dyn ConnIo) {
+            if !self.0 && io.state() == PeerConnState::Established {
+                self.0 = io.send(&[7; 64]) == 64;
+            }
+        }
+    }
+
+    /// Does nothing.
+    struct Idle;
+
+    impl ConnHandler for Idle {
+        fn poll(&mut self, _io: &mut dyn ConnIo) {}
+    }
+
+    /// TCP payload length of an IPv4/TCP frame.
+    fn payload_len(f: &[u8]) -> usize {
+        let ihl = usize::from(f[0] & 0x0f) * 4;
+        f.len() - ihl - usize::from(f[ihl + 12] >> 4) * 4
+    }
+
+    /// The server's SYN-ACK is lost four times (handshake RTO 1, 2, 4, 8 s),
+    /// then its data segment is lost `data_losses` times. Returns when the
+    /// server sent that data segment, in ns.
+    fn data_sends_after_lossy_handshake(data_losses: usize) -> Vec<u64> {
+        let mut server = Host::new(SERVER, 1, 0);
+        let mut client = Host::new(CLIENT, 2, 0);
+        server.listen(7501, Box::new(|| Box::new(SendOnce(false))));
+        client.connect(SocketAddrV4::new(SERVER, 7501), Box::new(Idle), 0);
+        // (arrival time, sequence, frame): 1 ms one-way latency.
+        let mut wire: BTreeMap<(u64, u64), Vec<u8>> = BTreeMap::new();
+        let (mut now, mut n, mut synacks) = (0u64, 0u64, 0);
+        let mut data_sends = Vec::new();
+        while now < 600 * SEC && data_sends.len() <= data_losses {
+            for (from_server, out) in [(true, server.process(now)), (false, client.process(now))] {
+                for f in out {
+                    let s = tcp_summary(&f).expect("TCP");
+                    let lost = if from_server && s.syn {
+                        synacks += 1;
+                        synacks <= 4
+                    } else if from_server && payload_len(&f) > 0 {
+                        data_sends.push(now);
+                        data_sends.len() <= data_losses
+                    } else {
+                        false
+                    };
+                    if !lost {
+                        n += 1;
+                        wire.insert((now + 1_000_000, n), f);
+                    }
+                }
+            }
+            let next = [server.next_due(now), client.next_due(now)]
+                .into_iter()
+                .flatten()
+                .chain(wire.keys().next().map(|k| k.0))
+                .min()
+                .expect("something is due");
+            now = next.max(now + 1_000);
+            while let Some(entry) = wire.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                let f = entry.remove();
+                let to_server = ipv4_dst(&f) == Some(SERVER.octets());
+                let host = if to_server { &mut server } else { &mut client };
+                host.dev.rx.push_back(f);
+            }
+        }
+        assert_eq!(synacks, 5, "the fifth SYN-ACK completed the handshake");
+        data_sends
+    }
+
+    /// Pins what the fuzzer's completion phase relies on (`MAX_RTO_NS`): the
+    /// RTO backed off by a retransmitted handshake carries over to the first
+    /// data segment (16 s after SYN-ACK RTOs of 1, 2, 4 and 8 s), keeps
+    /// doubling, and never exceeds `MAX_RTO_NS`. A smoltcp upgrade that
+    /// changes either breaks this test rather than the fuzzer's bounds.
+    #[test]
+    fn handshake_backoff_carries_over_and_rto_is_capped() {
+        let sends = data_sends_after_lossy_handshake(5);
+        let gaps: Vec<u64> = sends.windows(2).map(|w| w[1] - w[0]).collect();
+        let expect = [16 * SEC, 32 * SEC, MAX_RTO_NS, MAX_RTO_NS, MAX_RTO_NS];
+        for (gap, want) in gaps.iter().zip(expect) {
+            // smoltcp counts in milliseconds; the loop steps by at least 1 µs.
+            assert!(
+                gap.abs_diff(want) < 2_000_000,
+                "gaps {gaps:?}, want {expect:?}"
+            );
+        }
+        assert_eq!(gaps.len(), expect.len(), "gaps {gaps:?}");
     }
 }

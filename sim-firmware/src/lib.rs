@@ -69,7 +69,8 @@
 //!   instance from such a notify gets ACCESS_DENIED. (EDK2 releases the lock
 //!   just before RestoreTPL; the brief asks for ACCESS_DENIED here.)
 //! - Retransmission, SYN retries, delayed ACKs and congestion control are
-//!   smoltcp's (Reno; initial RTO 1 s, not EDK2's 3 s; ACK delay 10 ms),
+//!   smoltcp's (Reno; initial RTO 1 s, not EDK2's 3 s, doubling up to
+//!   [`MAX_RTO_NS`] and kept from a retransmitted handshake; ACK delay 10 ms),
 //!   and TIME_WAIT/FIN_WAIT_2/connect timers fire at exact deadlines rather
 //!   than on 200 ms ticks.
 //! - Keep-alive is not modelled. DataRetries is modelled as a watchdog: no
@@ -113,7 +114,7 @@ pub use config::{
 pub use decide::{
     Decider, DecisionKind, MAX_DEFERRALS, MAX_RUN, PCT_INITIAL_HORIZON, Scheduler, Tape,
 };
-pub use host::{ConnHandler, ConnIo, PeerConnState};
+pub use host::{ConnHandler, ConnIo, MAX_RTO_NS, PeerConnState};
 pub use sim::{Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service};
 pub use tcp4::NIC_QUEUE_FRAMES;
 pub use tcp4_api::SimTcp4;

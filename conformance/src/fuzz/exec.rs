@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use efisock::firmware::{Status, status};
 use efisock::{Errno, Interest, Net, Socket};
-use efisock_sim::{LinkConfig, Sim, SimConfig, SimPlatform};
+use efisock_sim::{LinkConfig, MAX_RTO_NS, Sim, SimConfig, SimPlatform};
 
 use super::case::{Direction, FuzzCase, Op};
 use super::model::{Env, Model};
@@ -33,6 +33,16 @@ const LIVENESS_BYTES: usize = 8 * 1024;
 const WAIT_BOUND: Duration = Duration::from_secs(120);
 /// Loop bound of the drain phases (each iteration waits at most a timeout).
 const DRAIN_ITERATIONS: usize = 10_000;
+/// How long the completion phase waits, once faults healed, for the next
+/// byte to arrive (either way). A segment lost just before the heal comes
+/// back only when its sender's retransmission timer fires, which can be a
+/// whole backed-off RTO later, up to [`MAX_RTO_NS`] (60 s); the healed link
+/// then delivers it within milliseconds. 10 s was too short: a SYN-ACK
+/// retransmitted four times left the SUT's first data segment with a 16 s
+/// RTO, and its loss 0.6 µs before the heal was repaired at +16 s.
+const HEALED_PROGRESS_BOUND: Duration = Duration::from_nanos(MAX_RTO_NS + 5_000_000_000);
+/// Poll interval while waiting for the peer to receive the SUT's bytes.
+const PEER_POLL: Duration = Duration::from_millis(50);
 
 /// What a passing run measured (for the determinism check and the report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -516,7 +526,7 @@ impl Run<'_> {
             c.stalled = false;
         }
         self.net.set_wait_deadline(Some(WAIT_BOUND));
-        sock.settimeout(Some(Duration::from_secs(10)))
+        sock.settimeout(Some(HEALED_PROGRESS_BOUND))
             .map_err(|e| e.to_string())?;
         for _ in 0..DRAIN_ITERATIONS {
             if self.model.eof_seen || !self.model.healthy(&self.ctl.borrow()) {
@@ -526,8 +536,10 @@ impl Run<'_> {
             if matches!(&r, Err(e) if e.is_timeout()) {
                 let c = self.ctl.borrow();
                 return Err(format!(
-                    "drain: no progress for 10 s after {} of {} bytes (liveness)",
-                    self.model.received, c.written
+                    "drain: no progress for {} s after {} of {} bytes (liveness)",
+                    HEALED_PROGRESS_BOUND.as_secs(),
+                    self.model.received,
+                    c.written
                 ));
             }
             let env = self.env();
@@ -541,12 +553,14 @@ impl Run<'_> {
         if !self.model.eof_seen {
             return Err("drain: no end of stream within the loop bound".into());
         }
-        // The peer must get everything the SUT sent.
-        for _ in 0..200 {
+        // The peer must get everything the SUT sent, within the same bound
+        // (the SUT's lost segments wait for its RTO too).
+        let polls = HEALED_PROGRESS_BOUND.as_millis() / PEER_POLL.as_millis();
+        for _ in 0..polls {
             if self.ctl.borrow().got.len() as u64 >= self.model.sent {
                 break;
             }
-            self.net.sleep(Duration::from_millis(50));
+            self.net.sleep(PEER_POLL);
         }
         let got = self.ctl.borrow().got.len() as u64;
         if got != self.model.sent {
