@@ -18,4 +18,6 @@ pub mod speed;
 pub mod workloads;
 
 pub use speed::{SpeedRow, SpeedTable};
-pub use workloads::{BULK_BYTES, Workload, bench_target};
+#[cfg(feature = "sim")]
+pub use workloads::bench_target;
+pub use workloads::{BULK_BYTES, Outcome, Plan, Workload};
