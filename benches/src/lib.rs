@@ -14,6 +14,8 @@
 //! Run: `cargo bench -p efisock-benches` (see `benches/poll_strategies.rs`).
 #![warn(missing_docs)]
 
+#[cfg(feature = "report")]
+pub mod report;
 pub mod speed;
 pub mod workloads;
 
