@@ -21,5 +21,5 @@ pub mod workloads;
 
 pub use speed::{SpeedRow, SpeedTable};
 #[cfg(feature = "sim")]
-pub use workloads::bench_target;
+pub use workloads::{bench_target, bench_target_with_cost};
 pub use workloads::{BULK_BYTES, Outcome, Plan, Workload};

@@ -89,6 +89,8 @@ pub struct Report {
     pub sim: BTreeMap<(&'static str, Impl), Measurement>,
     /// OVMF runs, same keys.
     pub ovmf: BTreeMap<(&'static str, Impl), Measurement>,
+    /// OVMF only: (max - min) / median of the rates over repeated runs.
+    pub ovmf_spread: BTreeMap<(&'static str, Impl), f64>,
     /// Strategies in report order (the core's default first).
     pub strategies: Vec<String>,
     /// The core's default strategy.
@@ -187,14 +189,14 @@ impl Report {
             );
             let _ = writeln!(
                 o,
-                "| implementation | sim | OVMF | OVMF / sim | OVMF done | OVMF Polls per {} | sim rank | OVMF rank |",
+                "| implementation | sim | OVMF | OVMF spread | OVMF / sim | OVMF done | OVMF Polls per {} | sim rank | OVMF rank |",
                 if matches!(w, Workload::BulkReceive(_) | Workload::BulkSend(_)) {
                     "KiB"
                 } else {
                     "unit"
                 }
             );
-            let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
             let sim_rank = self.ranking(false, &w);
             let ovmf_rank = self.ranking(true, &w);
             let mut impls: Vec<Impl> = self
@@ -248,9 +250,13 @@ impl Report {
                 };
                 let _ = writeln!(
                     o,
-                    "| {name} | {} | {} | {} | {done} | {polls} | {} | {} |",
+                    "| {name} | {} | {} | {} | {} | {done} | {polls} | {} | {} |",
                     fmt_rate(s),
                     fmt_rate(r),
+                    self.ovmf_spread
+                        .get(&(w.name(), i.clone()))
+                        .map(|v| format!("{:.0} %", v * 100.0))
+                        .unwrap_or_else(|| "-".into()),
                     fmt_ratio(ratio(r, s)),
                     rank(&sim_rank),
                     if has_ovmf { rank(&ovmf_rank) } else { String::new() },
@@ -432,7 +438,7 @@ mod tests {
         assert_eq!(r.ranking(true, &w), ["busy-poll", "timer-only"]);
         assert!(r.ranking_matches(&w, 0.1));
         let md = r.markdown();
-        assert!(md.contains("| efisock busy-poll (default) | 100000 | 50000 | 0.50x |"), "{md}");
+        assert!(md.contains("| efisock busy-poll (default) | 100000 | 50000 | - | 0.50x |"), "{md}");
         // best/timer-only: sim 100x, OVMF 500x; default/raw 0.50x.
         assert!(md.contains("| request_response | busy-poll | busy-poll | 100x | 500x | 0.50x |"), "{md}");
         r.ovmf.insert(k("timer-only"), m(100, 1_000_000));

@@ -255,11 +255,27 @@ pub fn bench_target(
     strategy: &str,
     seed: u64,
 ) -> Result<efisock_conformance::sim_target::SimTarget, String> {
-    efisock_conformance::sim_target::SimSetup {
-        strategy: Some(strategy.to_string()),
-        ..Default::default()
+    bench_target_with_cost(strategy, seed, None)
+}
+
+/// [`bench_target`] with the simulator's cost model replaced by `cost`
+/// (calibration experiments: `efisock-bench-report --cost ...`).
+#[cfg(feature = "sim")]
+pub fn bench_target_with_cost(
+    strategy: &str,
+    seed: u64,
+    cost: Option<efisock_sim::CostModel>,
+) -> Result<efisock_conformance::sim_target::SimTarget, String> {
+    let setup = efisock_conformance::sim_target::SimSetup::default();
+    let mut config = setup.config(seed)?;
+    if let Some(c) = cost {
+        config.cost = c;
     }
-    .build(seed)
+    let target = efisock_conformance::sim_target::SimTarget::new(config)?;
+    let s = efisock::strategy_by_name(strategy)
+        .ok_or_else(|| format!("unknown poll strategy {strategy:?}"))?;
+    target.net().set_strategy(s);
+    Ok(target)
 }
 
 fn connect<T: SocketTarget>(t: &T, port: u16) -> Result<Socket<T::P>, String> {

@@ -163,6 +163,70 @@ pub mod strategies {
         }
     }
 
+    /// Busy-poll while the firmware makes progress; once `spin_us` passed
+    /// without a completion, poll once per timer wait of `slice_us` (the CPU
+    /// sleeps in `WaitForEvent`, and MNP's own 10 ms tick keeps receiving).
+    ///
+    /// Why: in OVMF and on the simulator, Poll on every step is what makes
+    /// bulk transfers and round trips fast (busy-poll, poll-while-pending),
+    /// but a wait that is merely idle (a timeout, a silent peer, a socket
+    /// with a Receive armed for later) should not spin for its whole length.
+    /// Spinning only right after progress gets busy-poll's throughput and
+    /// event-wait's cost when idle.
+    #[derive(Debug, Clone, Copy)]
+    pub struct SpinThenWait {
+        /// How long to keep polling after the last completion, µs.
+        pub spin_us: u64,
+        /// Length of one idle timer wait, µs.
+        pub slice_us: u64,
+        last_completions: u64,
+        last_progress_ns: Option<u64>,
+    }
+
+    impl SpinThenWait {
+        /// Spins `spin_us` after progress, then waits `slice_us` per step
+        /// (both at least 1).
+        pub fn new(spin_us: u64, slice_us: u64) -> Self {
+            SpinThenWait {
+                spin_us: spin_us.max(1),
+                slice_us: slice_us.max(1),
+                last_completions: 0,
+                last_progress_ns: None,
+            }
+        }
+    }
+
+    impl Default for SpinThenWait {
+        fn default() -> Self {
+            SpinThenWait::new(2000, 1000)
+        }
+    }
+
+    impl PollStrategy for SpinThenWait {
+        fn name(&self) -> &'static str {
+            "spin-then-wait"
+        }
+        fn begin(&mut self) {
+            // A new wait starts spinning: the caller just did something
+            // (sent, armed a Receive) that may complete soon.
+            self.last_progress_ns = None;
+        }
+        fn step(&mut self, io: &mut dyn WaitIo) {
+            let now = io.now_ns();
+            let done = io.completions();
+            if self.last_progress_ns.is_none() || done != self.last_completions {
+                self.last_completions = done;
+                self.last_progress_ns = Some(now);
+            }
+            io.poll_firmware();
+            let since = now.saturating_sub(self.last_progress_ns.unwrap_or(now));
+            if since >= self.spin_us.saturating_mul(1000) && io.completions() == done {
+                let us = cap_to_deadline(io, self.slice_us);
+                io.wait_timer(us);
+            }
+        }
+    }
+
     /// Poll once, then block in `WaitForEvent` on a timer of `slice_us`
     /// (capped at the deadline): the CPU sleeps between firmware ticks.
     #[derive(Debug, Clone, Copy)]
@@ -200,6 +264,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn PollStrategy>> {
         "poll-while-pending" => Box::new(PollWhilePending),
         "adaptive-backoff" => Box::new(AdaptiveBackoff::default()),
         "event-wait" => Box::new(EventWait::default()),
+        "spin-then-wait" => Box::new(SpinThenWait::default()),
         _ => return None,
     })
 }
@@ -211,6 +276,7 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "timer-only",
     "poll-while-pending",
     "event-wait",
+    "spin-then-wait",
 ];
 
 /// The default: adaptive back-off (10 µs growing to 1 ms while idle).
@@ -338,6 +404,26 @@ mod tests {
     }
 
     #[test]
+    fn spin_then_wait_spins_after_progress_then_sleeps() {
+        let mut io = Rec::default();
+        let mut s = SpinThenWait::new(1, 500);
+        s.begin();
+        // Within the spin window: Poll only (each Poll takes 100 ns here).
+        for _ in 0..10 {
+            s.step(&mut io);
+        }
+        assert!(io.log.iter().all(|(k, _)| *k == "poll"), "{:?}", io.log);
+        // Past 1 µs without a completion: Poll, then a timer wait.
+        s.step(&mut io);
+        assert_eq!(&io.log[io.log.len() - 2..], [("poll", 0), ("timer", 500)]);
+        // A completion restarts the spin window.
+        io.completions = 1;
+        io.log.clear();
+        s.step(&mut io);
+        assert_eq!(io.log, [("poll", 0)]);
+    }
+
+    #[test]
     fn cap_to_deadline_rounds_up_and_clamps() {
         let io = Rec {
             now: 1_000,
@@ -358,6 +444,7 @@ mod tests {
             PollWhilePending.name(),
             AdaptiveBackoff::default().name(),
             EventWait::default().name(),
+            SpinThenWait::default().name(),
         ];
         for (i, a) in names.iter().enumerate() {
             for b in &names[i + 1..] {

@@ -31,6 +31,13 @@ COMMANDS:
                     drive them with python3 http.server and curl
                     ([--debug] [--timeout SECS] [--only client|server])
     qemu-std        boot the std probe in OVMF ([--debug] [--timeout SECS])
+    bench-report    issue #5's Poll-strategy report: every workload x strategy
+                    on the simulator and, when QEMU/OVMF are available, inside
+                    OVMF (with the raw Tcp4 loop and std's TcpStream); writes
+                    docs/benchmarks.md and docs/benchmarks.svg and prints the
+                    table ([--no-qemu] [--out DIR] [--qemu-timeout SECS];
+                    runs `cargo run --release -p efisock-benches --bin
+                    efisock-bench-report`)
     help            print this help
 
 OPTIONS (test):
@@ -92,6 +99,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("bench-report") => {
+            let mut cargo_args: Vec<&str> = vec![
+                "run",
+                "--release",
+                "-p",
+                "efisock-benches",
+                "--bin",
+                "efisock-bench-report",
+                "--",
+            ];
+            cargo_args.extend(args[1..].iter().map(String::as_str));
+            match run_cargo(&workspace_root(), &cargo_args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xtask bench-report: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(other) => {
             eprintln!("xtask: unknown command '{other}' (see cargo xtask --help)");
             ExitCode::from(2)

@@ -12,15 +12,22 @@
 //! 3. Writes `docs/benchmarks.md` (the table, ratios, ranking check) and
 //!    `docs/benchmarks.svg`, and prints the table.
 //!
-//! Options: `--no-qemu` (simulator only), `--out DIR` (default `docs/` of
-//! the workspace), `--qemu-timeout SECS` (default 900).
+//! Options: `--no-qemu` (simulator only), `--ovmf-log FILE` (take the OVMF
+//! figures from a saved serial log instead of booting: calibration loops),
+//! `--cost CALL,POLL,FRAME,COPY_PS` (simulate with another cost model), `--reps N` (OVMF runs per cell,
+//! default 3, interleaved; the report shows the median and the spread),
+//! `--out DIR` (default `docs/` of the workspace), `--qemu-timeout SECS`
+//! (default 900).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use efisock_benches::report::{Impl, Measurement, Report};
-use efisock_benches::{Plan, Workload, bench_target};
+use efisock_benches::{Plan, Workload, bench_target_with_cost};
+use efisock_qemu::log::EfisockLine;
+use efisock_sim::CostModel;
 use efisock_conformance::host::{HostConfig, tokio_host};
 use efisock_qemu::{EfiBuild, QemuOptions, build_efi_bin, ensure_tools, run_qemu, target_dir};
 
@@ -42,11 +49,11 @@ fn plans() -> Vec<(Workload, Plan)> {
         send_unit,
     };
     vec![
-        (Workload::BulkReceive(16 << 20), p(16 << 20, 4000, 0)),
-        (Workload::BulkSend(16 << 20), p(16 << 20, 4000, SEND_UNIT)),
-        (Workload::RequestResponse, p(1000, 3000, 0)),
-        (Workload::SelectLoop, p(20, 3000, 0)),
-        (Workload::ConnectRate, p(50, 3000, 0)),
+        (Workload::BulkReceive(16 << 20), p(16 << 20, 3000, 0)),
+        (Workload::BulkSend(16 << 20), p(16 << 20, 3000, SEND_UNIT)),
+        (Workload::RequestResponse, p(1000, 2000, 0)),
+        (Workload::SelectLoop, p(20, 2000, 0)),
+        (Workload::ConnectRate, p(50, 2000, 0)),
     ]
 }
 
@@ -65,10 +72,10 @@ fn strategies() -> Vec<String> {
         .collect()
 }
 
-fn run_sim(report: &mut Report) -> Result<(), String> {
+fn run_sim(report: &mut Report, cost: Option<CostModel>) -> Result<(), String> {
     for (w, plan) in plans() {
         for s in strategies() {
-            let t = bench_target(&s, SEED)?;
+            let t = bench_target_with_cost(&s, SEED, cost)?;
             let prepared = w.prepare(&t)?;
             let wall = Instant::now();
             let out = w
@@ -103,9 +110,9 @@ fn run_sim(report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
-fn plan_file() -> String {
+fn plan_file(reps: u32) -> String {
     let mut text = String::from("# written by efisock-bench-report\n");
-    for (w, p) in plans() {
+    for (w, p) in (0..reps).flat_map(|_| plans()) {
         let ms = p.budget.map(|b| b.as_millis()).unwrap_or(0);
         for s in strategies() {
             text.push_str(&format!(
@@ -129,7 +136,7 @@ fn plan_file() -> String {
     text
 }
 
-fn run_ovmf(report: &mut Report, timeout: Duration) -> Result<(), String> {
+fn run_ovmf(report: &mut Report, timeout: Duration, reps: u32) -> Result<(), String> {
     ensure_tools()?;
     eprintln!("ovmf: building efisock-bench-efi for UEFI");
     let spec = EfiBuild {
@@ -143,7 +150,7 @@ fn run_ovmf(report: &mut Report, timeout: Duration) -> Result<(), String> {
     let work_dir = target_dir().join("efisock-qemu-bench");
     let esp = work_dir.join("esp");
     std::fs::create_dir_all(&esp).map_err(|e| format!("create {}: {e}", esp.display()))?;
-    std::fs::write(esp.join("efisock-bench.txt"), plan_file())
+    std::fs::write(esp.join("efisock-bench.txt"), plan_file(reps))
         .map_err(|e| format!("write the plan file: {e}"))?;
     let mut host_config = HostConfig::qemu(&[]);
     host_config.lifetime = timeout + Duration::from_secs(30);
@@ -167,8 +174,22 @@ fn run_ovmf(report: &mut Report, timeout: Duration) -> Result<(), String> {
     for e in &host_report.errors {
         eprintln!("ovmf: peer host: {e}");
     }
+    eprintln!(
+        "ovmf: guest code {:?}, timed out {}, QEMU wall {:.1} s, serial log {}",
+        efisock_qemu::log::done_code(&outcome.lines),
+        outcome.timed_out,
+        outcome.wall.as_secs_f64(),
+        outcome.serial_log.display()
+    );
+    collect(report, &outcome.lines)
+}
+
+/// Reads the `EFISOCK-BENCH` lines of a guest run into `report` (median
+/// over repeated runs).
+fn collect(report: &mut Report, lines: &[EfisockLine]) -> Result<(), String> {
     let mut seen = 0;
-    for l in &outcome.lines {
+    let mut runs: BTreeMap<(&'static str, Impl), Vec<Measurement>> = BTreeMap::new();
+    for l in lines {
         match l.kind.as_str() {
             "BENCH" => {
                 let v: serde_json::Value = serde_json::from_str(&l.body)
@@ -186,7 +207,7 @@ fn run_ovmf(report: &mut Report, timeout: Duration) -> Result<(), String> {
                         .map(|e| format!("  ERROR {e}"))
                         .unwrap_or_default()
                 );
-                report.ovmf.insert(key, m);
+                runs.entry(key).or_insert_with(Vec::new).push(m);
                 seen += 1;
             }
             "BENCHSTART" => eprintln!("ovmf: {}", l.body),
@@ -194,20 +215,46 @@ fn run_ovmf(report: &mut Report, timeout: Duration) -> Result<(), String> {
             _ => {}
         }
     }
-    eprintln!(
-        "ovmf: {seen} runs, guest code {:?}, timed out {}, QEMU wall {:.1} s, serial log {}",
-        efisock_qemu::log::done_code(&outcome.lines),
-        outcome.timed_out,
-        outcome.wall.as_secs_f64(),
-        outcome.serial_log.display()
-    );
     if seen == 0 {
-        return Err(format!(
-            "the guest reported no runs; see {}",
-            outcome.serial_log.display()
-        ));
+        return Err("the guest reported no runs (see the serial log)".into());
+    }
+    for (key, ms) in runs {
+        let (median, spread) = median_run(ms);
+        report.ovmf.insert(key.clone(), median);
+        if let Some(s) = spread {
+            report.ovmf_spread.insert(key, s);
+        }
     }
     Ok(())
+}
+
+/// The run with the median rate (a failed run counts as rate 0, so one
+/// failure out of three does not hide), and the spread of the rates:
+/// (max - min) / median.
+fn median_run(mut ms: Vec<Measurement>) -> (Measurement, Option<f64>) {
+    ms.sort_by(|a, b| a.rate().unwrap_or(0.0).total_cmp(&b.rate().unwrap_or(0.0)));
+    let rates: Vec<f64> = ms.iter().map(|m| m.rate().unwrap_or(0.0)).collect();
+    let mid = ms.len() / 2;
+    let spread = (ms.len() > 1 && rates[mid] > 0.0)
+        .then(|| (rates[rates.len() - 1] - rates[0]) / rates[mid]);
+    (ms.swap_remove(mid), spread)
+}
+
+/// `per_call_ns,poll_ns,per_frame_ns,per_byte_copy_ps`.
+fn parse_cost(s: &str) -> Result<CostModel, String> {
+    let v: Vec<u64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<u64>().map_err(|_| format!("not a number: {x}")))
+        .collect::<Result<_, _>>()?;
+    match v[..] {
+        [per_call_ns, poll_ns, per_frame_ns, per_byte_copy_ps] => Ok(CostModel {
+            per_call_ns,
+            poll_ns,
+            per_frame_ns,
+            per_byte_copy_ps,
+        }),
+        _ => Err("want four numbers: per_call_ns,poll_ns,per_frame_ns,per_byte_copy_ps".into()),
+    }
 }
 
 fn measurement(v: &serde_json::Value) -> Result<((&'static str, Impl), Measurement), String> {
@@ -236,6 +283,9 @@ fn main() -> ExitCode {
     let mut no_qemu = false;
     let mut out_dir = efisock_qemu::workspace_root().join("docs");
     let mut timeout = Duration::from_secs(900);
+    let mut reps = 3u32;
+    let mut cost = None;
+    let mut ovmf_log: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -244,6 +294,31 @@ fn main() -> ExitCode {
                 Some(d) => out_dir = PathBuf::from(d),
                 None => {
                     eprintln!("--out needs a directory");
+                    return ExitCode::from(2);
+                }
+            },
+            "--ovmf-log" => match args.next() {
+                Some(f) => ovmf_log = Some(PathBuf::from(f)),
+                None => {
+                    eprintln!("--ovmf-log needs a serial log file");
+                    return ExitCode::from(2);
+                }
+            },
+            "--cost" => match args.next().as_deref().map(parse_cost) {
+                Some(Ok(c)) => cost = Some(c),
+                Some(Err(e)) => {
+                    eprintln!("--cost: {e}");
+                    return ExitCode::from(2);
+                }
+                None => {
+                    eprintln!("--cost needs per_call_ns,poll_ns,per_frame_ns,per_byte_copy_ps");
+                    return ExitCode::from(2);
+                }
+            },
+            "--reps" => match args.next().and_then(|s| s.parse::<u32>().ok()) {
+                Some(n) if (1..=9).contains(&n) => reps = n,
+                _ => {
+                    eprintln!("--reps needs 1..=9");
                     return ExitCode::from(2);
                 }
             },
@@ -256,7 +331,7 @@ fn main() -> ExitCode {
             },
             other => {
                 eprintln!(
-                    "unknown argument {other}; usage: efisock-bench-report [--no-qemu] [--out DIR] [--qemu-timeout SECS]"
+                    "unknown argument {other}; usage: efisock-bench-report [--no-qemu] [--reps N] [--out DIR] [--qemu-timeout SECS] [--ovmf-log FILE] [--cost CALL,POLL,FRAME,COPY_PS]"
                 );
                 return ExitCode::from(2);
             }
@@ -269,15 +344,27 @@ fn main() -> ExitCode {
         ..Report::default()
     };
     let t = Instant::now();
-    if let Err(e) = run_sim(&mut report) {
+    if let Err(e) = run_sim(&mut report, cost) {
         eprintln!("bench-report: simulator run failed: {e}");
         return ExitCode::FAILURE;
     }
     let sim_wall = t.elapsed();
     let t = Instant::now();
-    if no_qemu {
+    if let Some(f) = &ovmf_log {
+        let text = match std::fs::read(f) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                eprintln!("bench-report: reading {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = collect(&mut report, &efisock_qemu::log::parse_lines(&text)) {
+            eprintln!("bench-report: {}: {e}", f.display());
+            return ExitCode::FAILURE;
+        }
+    } else if no_qemu {
         report.ovmf_missing = Some("--no-qemu".into());
-    } else if let Err(e) = run_ovmf(&mut report, timeout) {
+    } else if let Err(e) = run_ovmf(&mut report, timeout, reps) {
         eprintln!("bench-report: no OVMF figures: {e}");
         report.ovmf_missing = Some(e);
     }
@@ -300,16 +387,18 @@ fn main() -> ExitCode {
          [benchmarks.svg](benchmarks.svg).\n\n",
     );
     doc.push_str(&format!(
-        "- **sim**: the simulator (`efisock-sim`, seed {SEED:#x}, default cost model), one \
+        "- **sim**: the simulator (`efisock-sim`, seed {SEED:#x}, cost model {:?}), one \
          deterministic run per cell, virtual firmware time; simulator wall time {:.1} s.\n",
+        cost.unwrap_or_default(),
         sim_wall.as_secs_f64()
     ));
     match &report.ovmf_missing {
         None => doc.push_str(&format!(
             "- **OVMF**: the same workloads in `efisock-bench-efi` inside OVMF (edk2-stable202211) \
              under QEMU TCG, one boot, peers on the host's 127.0.0.1 via slirp's 10.0.2.2; timed \
-             with the firmware clock (TSC calibrated against Stall); {:.1} s wall including the \
-             UEFI build and boot.\n",
+             with the firmware clock (TSC calibrated against Stall); {reps} runs per cell \
+             (interleaved), the median shown, spread = (max - min) / median; {:.1} s wall \
+             including the UEFI build and boot.\n",
             ovmf_wall.as_secs_f64()
         )),
         Some(why) => doc.push_str(&format!("- **OVMF**: not measured ({why}).\n")),
