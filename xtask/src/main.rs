@@ -22,7 +22,10 @@ COMMANDS:
                     simulator, the raw TCP4 smoke run and the
                     HTTP examples in OVMF, and the conformance suite inside
                     OVMF (`cargo run --release -- --target qemu`: builds the
-                    UEFI suite, boots OVMF, hosts the peers)
+                    UEFI suite, boots OVMF, hosts the peers), and the
+                    Poll-strategy workloads in OVMF once each
+                    (bench-report --reps 1 --strict; report in
+                    target/efisock-bench-report/)
     qemu-smoke      build the UEFI app, boot it in OVMF under QEMU and run the
                     raw TCP4 smoke test against a host echo server
                     ([--debug] [--timeout SECS]); installs QEMU/OVMF/the UEFI
@@ -268,6 +271,31 @@ fn test(keep_going: bool) -> ExitCode {
         (
             "conformance suite in OVMF (cargo run --release -- --target qemu)",
             Box::new(|r| run_cargo(r, &["run", "--release", "--", "--target", "qemu"])),
+        ),
+        // Issue #5's workloads in OVMF, once each (~1.5 min): every run must
+        // complete and verify its data; speeds are reported, never asserted.
+        // The full report is `cargo xtask bench-report` (3 runs per cell).
+        (
+            "Poll-strategy workloads in OVMF (bench-report --reps 1 --strict)",
+            Box::new(|r| {
+                run_cargo(
+                    r,
+                    &[
+                        "run",
+                        "--release",
+                        "-p",
+                        "efisock-benches",
+                        "--bin",
+                        "efisock-bench-report",
+                        "--",
+                        "--reps",
+                        "1",
+                        "--strict",
+                        "--out",
+                        "target/efisock-bench-report",
+                    ],
+                )
+            }),
         ),
     ];
     let started = Instant::now();
