@@ -20,6 +20,6 @@ pub mod speed;
 pub mod workloads;
 
 pub use speed::{SpeedRow, SpeedTable};
+pub use workloads::{BULK_BYTES, Outcome, Plan, Workload};
 #[cfg(feature = "sim")]
 pub use workloads::{bench_target, bench_target_with_cost};
-pub use workloads::{BULK_BYTES, Outcome, Plan, Workload};

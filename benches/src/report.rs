@@ -175,6 +175,34 @@ impl Report {
         true
     }
 
+    /// How far the simulator is from OVMF: the mean of |ln(sim / OVMF)|
+    /// over every efisock cell measured on both (0 = identical rates), and
+    /// per workload adaptive-backoff / busy-poll on each target (the pair
+    /// the cost model decides).
+    pub fn calibration(&self) -> Option<(f64, Vec<(&'static str, f64, f64)>)> {
+        let mut sum = 0.0;
+        let mut n = 0;
+        let mut pairs = Vec::new();
+        for w in Workload::all() {
+            for s in &self.strategies {
+                let i = Impl::Efisock(s.clone());
+                if let (Some(a), Some(b)) = (self.rate(false, &w, &i), self.rate(true, &w, &i)) {
+                    sum += (a / b).ln().abs();
+                    n += 1;
+                }
+            }
+            let ab = Impl::Efisock("adaptive-backoff".into());
+            let bp = Impl::Efisock("busy-poll".into());
+            if let (Some(s), Some(o)) = (
+                ratio(self.rate(false, &w, &ab), self.rate(false, &w, &bp)),
+                ratio(self.rate(true, &w, &ab), self.rate(true, &w, &bp)),
+            ) {
+                pairs.push((w.name(), s, o));
+            }
+        }
+        (n > 0).then(|| (sum / n as f64, pairs))
+    }
+
     /// The Markdown report (also printed to stdout by the tool).
     pub fn markdown(&self) -> String {
         let mut o = String::new();
@@ -264,9 +292,26 @@ impl Report {
                         .unwrap_or_else(|| "-".into()),
                     fmt_ratio(ratio(r, s)),
                     rank(&sim_rank),
-                    if has_ovmf { rank(&ovmf_rank) } else { String::new() },
+                    if has_ovmf {
+                        rank(&ovmf_rank)
+                    } else {
+                        String::new()
+                    },
                 );
             }
+        }
+        if let Some((err, pairs)) = self.calibration() {
+            let _ = writeln!(
+                o,
+                "\n### Simulator vs OVMF\n\nMean |ln(sim / OVMF)| over the efisock cells: {err:.2} \
+                 (e^{err:.2} = {:.1}x typical factor). adaptive-backoff / busy-poll, sim vs OVMF: {}.",
+                err.exp(),
+                pairs
+                    .iter()
+                    .map(|(w, s, o)| format!("{w} {s:.2} vs {o:.2}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
         }
         let _ = writeln!(o, "\n### Ratios (same run)\n");
         let _ = writeln!(
@@ -306,7 +351,10 @@ impl Report {
                     self.rate(true, &w, &def),
                     self.rate(true, &w, &Impl::Std)
                 )),
-                fmt_ratio(ratio(self.rate(true, &w, &def), self.rate(true, &w, &timer))),
+                fmt_ratio(ratio(
+                    self.rate(true, &w, &def),
+                    self.rate(true, &w, &timer)
+                )),
                 if !has_ovmf {
                     "-"
                 } else if self.ranking_matches(&w, RANK_TIE) {
@@ -381,7 +429,11 @@ impl Report {
                             String::new()
                         }
                     })
-                    .x_label_style(("sans-serif", 10).into_font().transform(FontTransform::Rotate90))
+                    .x_label_style(
+                        ("sans-serif", 10)
+                            .into_font()
+                            .transform(FontTransform::Rotate90),
+                    )
                     .y_label_style(("sans-serif", 10))
                     .draw()
                     .map_err(|e| e.to_string())?;
@@ -389,7 +441,10 @@ impl Report {
                     let x = *k as f64;
                     let mut v = Vec::new();
                     if let Some(s) = s {
-                        v.push(Rectangle::new([(x + 0.1, lo), (x + 0.5, *s)], BLUE.filled()));
+                        v.push(Rectangle::new(
+                            [(x + 0.1, lo), (x + 0.5, *s)],
+                            BLUE.filled(),
+                        ));
                     }
                     if let Some(o) = o {
                         v.push(Rectangle::new([(x + 0.5, lo), (x + 0.9, *o)], RED.filled()));
@@ -443,9 +498,15 @@ mod tests {
         assert_eq!(r.ranking(true, &w), ["busy-poll", "timer-only"]);
         assert!(r.ranking_matches(&w, 0.1));
         let md = r.markdown();
-        assert!(md.contains("| efisock busy-poll (default) | 100000 | 50000 | - | 0.50x |"), "{md}");
+        assert!(
+            md.contains("| efisock busy-poll (default) | 100000 | 50000 | - | 0.50x |"),
+            "{md}"
+        );
         // best/timer-only: sim 100x, OVMF 500x; default/raw 0.50x.
-        assert!(md.contains("| request_response | busy-poll | busy-poll | 100x | 500x | 0.50x |"), "{md}");
+        assert!(
+            md.contains("| request_response | busy-poll | busy-poll | 100x | 500x | 0.50x |"),
+            "{md}"
+        );
         r.ovmf.insert(k("timer-only"), m(100, 1_000_000));
         r.ovmf.insert(k("busy-poll"), m(100, 10_000_000));
         assert!(!r.ranking_matches(&w, 0.1));

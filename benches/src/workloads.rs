@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-
 use efisock::firmware::Platform;
 use efisock::{Net, Socket};
 use efisock_conformance::pattern::{Fnv64, fill_pattern, pattern_checksum};
@@ -181,7 +180,12 @@ impl Workload {
         let plan = self.full_plan();
         let done = self.run_planned(target, prepared, &plan)?;
         if done.done != plan.count {
-            return Err(format!("did {} of {} {}", done.done, plan.count, self.unit()));
+            return Err(format!(
+                "did {} of {} {}",
+                done.done,
+                plan.count,
+                self.unit()
+            ));
         }
         Ok(())
     }

@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 
 use efisock_benches::report::{Impl, Measurement, Report};
 use efisock_benches::{Plan, Workload, bench_target_with_cost};
-use efisock_qemu::log::EfisockLine;
-use efisock_sim::CostModel;
 use efisock_conformance::host::{HostConfig, tokio_host};
+use efisock_qemu::log::EfisockLine;
 use efisock_qemu::{EfiBuild, QemuOptions, build_efi_bin, ensure_tools, run_qemu, target_dir};
+use efisock_sim::CostModel;
 
 /// The seed of every simulated world in the report.
 const SEED: u64 = 0x5EED_0005;
@@ -246,7 +246,11 @@ fn median_run(mut ms: Vec<Measurement>) -> (Measurement, Option<f64>) {
 fn parse_cost(s: &str) -> Result<CostModel, String> {
     let v: Vec<u64> = s
         .split(',')
-        .map(|x| x.trim().parse::<u64>().map_err(|_| format!("not a number: {x}")))
+        .map(|x| {
+            x.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("not a number: {x}"))
+        })
         .collect::<Result<_, _>>()?;
     match v[..] {
         [per_call_ns, poll_ns, per_frame_ns, per_byte_copy_ps] => Ok(CostModel {
@@ -397,6 +401,15 @@ fn main() -> ExitCode {
         sim_wall.as_secs_f64()
     ));
     match &report.ovmf_missing {
+        None if ovmf_log.is_some() => doc.push_str(&format!(
+            "- **OVMF**: figures read from the saved serial log {} of an earlier \
+             `efisock-bench-efi` run (`--ovmf-log`), median of the runs per cell, spread = \
+             (max - min) / median.\n",
+            ovmf_log
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )),
         None => doc.push_str(&format!(
             "- **OVMF**: the same workloads in `efisock-bench-efi` inside OVMF (edk2-stable202211) \
              under QEMU TCG, one boot, peers on the host's 127.0.0.1 via slirp's 10.0.2.2; timed \
