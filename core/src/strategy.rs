@@ -259,8 +259,7 @@ pub mod strategies {
             let sending = io
                 .last_transmit_ns()
                 .is_some_and(|t| now.saturating_sub(t) < self.send_spin_us.saturating_mul(1000));
-            if !sending && since >= self.spin_us.saturating_mul(1000) && io.completions() == done
-            {
+            if !sending && since >= self.spin_us.saturating_mul(1000) && io.completions() == done {
                 let us = cap_to_deadline(io, self.current_us);
                 io.stall(us);
                 self.current_us = self.current_us.saturating_mul(2).min(self.max_us);
@@ -481,7 +480,11 @@ mod tests {
         for _ in 0..80 {
             s.step(&mut io);
         }
-        assert!(io.log[..40].iter().all(|(k, _)| *k == "poll"), "{:?}", io.log);
+        assert!(
+            io.log[..40].iter().all(|(k, _)| *k == "poll"),
+            "{:?}",
+            io.log
+        );
         assert!(io.log.iter().any(|(k, _)| *k == "stall"), "{:?}", io.log);
     }
 

@@ -17,9 +17,9 @@ use core::ptr;
 
 use efisock::firmware::status::{self, CONNECTION_FIN};
 use efisock::firmware::{
-    BootServices, Event, EventType, Handle, Ipv4Address, Platform, Status, Tcp4,
-    Tcp4AccessPoint, Tcp4ConfigData, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken,
-    Tcp4Of, Tcp4Packet, Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, Tpl,
+    BootServices, Event, EventType, Handle, Ipv4Address, Platform, Status, Tcp4, Tcp4AccessPoint,
+    Tcp4ConfigData, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4Of, Tcp4Packet,
+    Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, Tpl,
 };
 use uefi_raw::Boolean;
 
@@ -79,12 +79,7 @@ fn st(s: Status) -> &'static str {
 impl<'p, P: Platform> RawConn<'p, P> {
     /// CreateChild, Configure (active, default address), Connect, and wait
     /// for the connect token until `deadline_ns` (firmware clock).
-    pub fn connect(
-        p: &'p P,
-        remote: [u8; 4],
-        port: u16,
-        deadline_ns: u64,
-    ) -> Result<Self, String> {
+    pub fn connect(p: &'p P, remote: [u8; 4], port: u16, deadline_ns: u64) -> Result<Self, String> {
         let boot = p.boot();
         let svc = p.tcp4_service();
         let child = svc
@@ -98,14 +93,15 @@ impl<'p, P: Platform> RawConn<'p, P> {
             }
         };
         // SAFETY: no notify function, so there is no context to keep alive.
-        let event =
-            match unsafe { boot.create_event(EventType::empty(), Tpl::CALLBACK, None, ptr::null_mut()) } {
-                Ok(e) => e,
-                Err(s) => {
-                    let _ = svc.destroy_child(child);
-                    return Err(format!("CreateEvent: {}", st(s)));
-                }
-            };
+        let event = match unsafe {
+            boot.create_event(EventType::empty(), Tpl::CALLBACK, None, ptr::null_mut())
+        } {
+            Ok(e) => e,
+            Err(s) => {
+                let _ = svc.destroy_child(child);
+                return Err(format!("CreateEvent: {}", st(s)));
+            }
+        };
         let alloc = || -> Result<_, Status> {
             Ok((
                 PoolBuf::for_type::<Tcp4ConnectionToken>(boot)?,

@@ -26,9 +26,7 @@
 
 #[cfg(not(target_os = "uefi"))]
 fn main() {
-    eprintln!(
-        "efisock-bench-efi is a UEFI application; run it with `cargo xtask bench-report`."
-    );
+    eprintln!("efisock-bench-efi is a UEFI application; run it with `cargo xtask bench-report`.");
     std::process::exit(2);
 }
 
