@@ -68,7 +68,7 @@ pub fn cap_to_deadline(io: &dyn WaitIo, cap_us: u64) -> u64 {
 pub mod strategies {
     use super::{PollStrategy, WaitIo, cap_to_deadline};
 
-    /// Tcp4.Poll on every step: lowest latency, 100% CPU. The default.
+    /// Tcp4.Poll on every step: lowest latency, 100% CPU.
     #[derive(Debug, Default, Clone, Copy)]
     pub struct BusyPoll;
 
@@ -293,7 +293,6 @@ pub mod strategies {
     }
 }
 
-/// The default strategy.
 /// The strategy called `name` (one of [`STRATEGY_NAMES`]) with its default
 /// parameters, or `None` for an unknown name.
 pub fn by_name(name: &str) -> Option<Box<dyn PollStrategy>> {
@@ -319,16 +318,23 @@ pub const STRATEGY_NAMES: &[&str] = &[
     "timer-only",
 ];
 
-/// The default: adaptive back-off (10 µs growing to 1 ms while idle).
+/// The default: [`strategies::SpinBackoff`] (`spin-backoff`: Poll on
+/// every step while completions come in or within 200 ms of the last
+/// Transmit, otherwise Poll + Stall backing off from 10 µs to 200 µs).
 ///
-/// Provisional until the Poll-strategy benchmarks on OVMF (issue #5) decide.
-/// What is known: every strategy passes the conformance suite; on the
-/// simulator the suite costs 1.1 s of wall time with back-off against 46 s
-/// with busy-poll (which spins through idle virtual time one Poll at a time,
-/// as it would burn a CPU on firmware); but in virtual firmware time
-/// (`cargo bench -p efisock-benches`) back-off is 2x slower than busy-poll on
-/// a 16 MiB receive and 40x slower on a 16 MiB send, because it stalls while
-/// Transmits wait for window. The choice is open.
+/// Chosen from `cargo xtask bench-report` (`docs/benchmarks.md`; five
+/// workloads, six strategies, simulator and OVMF side by side in one run).
+/// In OVMF it is within the run-to-run noise (20-70 % spread under TCG on
+/// the shared build machine) of the fastest strategy on every workload:
+/// busy-poll and poll-while-pending are the fastest, adaptive-backoff (the
+/// previous default) is 4-5x slower on a bulk send because its stalls of up
+/// to 1 ms starve the ACK processing that only Poll drives, and
+/// timer-only/event-wait are 10-100x slower (OVMF's timer tick is 10 ms).
+/// It matches the raw Tcp4 loop and std's TcpStream on bulk receive, bulk
+/// send and round trips. Unlike busy-poll it does not spin through idle
+/// waits: the simulator suite takes ~3 s of wall time with it against ~9 s
+/// with busy-poll (46 s before the cost-model calibration) and ~1 s with
+/// adaptive-backoff.
 pub(crate) fn default_strategy() -> Box<dyn PollStrategy> {
     Box::new(strategies::SpinBackoff::default())
 }
