@@ -16,6 +16,10 @@ use crate::workloads::{Plan, SELECT_CONNECTIONS, Workload};
 /// between repeated runs of the same cell.
 pub const RANK_TIE: f64 = 0.25;
 
+/// One workload's adaptive-backoff / busy-poll rate ratio: (workload,
+/// simulator, OVMF).
+pub type PairRatio = (&'static str, f64, f64);
+
 /// Which implementation produced a row.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Impl {
@@ -179,7 +183,7 @@ impl Report {
     /// over every efisock cell measured on both (0 = identical rates), and
     /// per workload adaptive-backoff / busy-poll on each target (the pair
     /// the cost model decides).
-    pub fn calibration(&self) -> Option<(f64, Vec<(&'static str, f64, f64)>)> {
+    pub fn calibration(&self) -> Option<(f64, Vec<PairRatio>)> {
         let mut sum = 0.0;
         let mut n = 0;
         let mut pairs = Vec::new();

@@ -209,7 +209,7 @@ fn collect(report: &mut Report, lines: &[EfisockLine]) -> Result<(), String> {
                         .map(|e| format!("  ERROR {e}"))
                         .unwrap_or_default()
                 );
-                runs.entry(key).or_insert_with(Vec::new).push(m);
+                runs.entry(key).or_default().push(m);
                 seen += 1;
             }
             "BENCHSTART" => eprintln!("ovmf: {}", l.body),
