@@ -14,8 +14,12 @@
 //! Run: `cargo bench -p efisock-benches` (see `benches/poll_strategies.rs`).
 #![warn(missing_docs)]
 
+#[cfg(feature = "report")]
+pub mod report;
 pub mod speed;
 pub mod workloads;
 
 pub use speed::{SpeedRow, SpeedTable};
-pub use workloads::{BULK_BYTES, Workload, bench_target};
+pub use workloads::{BULK_BYTES, Outcome, Plan, Workload};
+#[cfg(feature = "sim")]
+pub use workloads::{bench_target, bench_target_with_cost};

@@ -9,12 +9,11 @@
 
 use std::time::Duration;
 
-use efisock::Socket;
+use efisock::firmware::Platform;
+use efisock::{Net, Socket};
 use efisock_conformance::pattern::{Fnv64, fill_pattern, pattern_checksum};
 use efisock_conformance::peers::{ports, protocol};
-use efisock_conformance::sim_target::{SimSetup, SimTarget};
 use efisock_conformance::target::SocketTarget;
-use efisock_sim::SimPlatform;
 
 /// Bytes moved by the bulk workloads: the 16 MiB issue #5 asks for (one
 /// iteration of the slowest strategy, timer-only, stays under 5 s of wall
@@ -59,6 +58,50 @@ pub enum Workload {
     ConnectRate,
 }
 
+/// How much of a workload to do: a count (bytes, round trips, rounds or
+/// connections, see [`Workload::unit`]) and an optional budget of firmware
+/// time (virtual on the simulator, the firmware clock in OVMF). The budget
+/// is checked between steps (a 64 KiB chunk, a round trip, a select round,
+/// a connection, a bulk-send unit), so a run stops within one step of it
+/// and reports the rate over what was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Work to do, in [`Workload::unit`]s.
+    pub count: u64,
+    /// Firmware time after which no further step starts.
+    pub budget: Option<Duration>,
+    /// Bulk send only: bytes per sink connection (each is verified by the
+    /// sink's report before the next starts); 0 means one connection.
+    pub send_unit: u64,
+}
+
+/// What a measured run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Work done and verified, in [`Workload::unit`]s.
+    pub done: u64,
+    /// Firmware time it took, ns.
+    pub elapsed_ns: u64,
+    /// `Tcp4.Poll` calls made by the socket layer meanwhile.
+    pub polls: u64,
+    /// All firmware calls made by the socket layer meanwhile
+    /// (`NetStats::calls`, Poll included).
+    pub fw_calls: u64,
+    /// Whether the budget ended the run before `count`.
+    pub budget_hit: bool,
+}
+
+impl Outcome {
+    /// Units per second of firmware time (0 when nothing was timed).
+    pub fn rate(&self) -> f64 {
+        if self.elapsed_ns == 0 {
+            0.0
+        } else {
+            self.done as f64 * 1e9 / self.elapsed_ns as f64
+        }
+    }
+}
+
 impl Workload {
     /// The five workloads at the issue's sizes.
     pub fn all() -> [Workload; 5] {
@@ -82,9 +125,40 @@ impl Workload {
         }
     }
 
+    /// The workload called `name` (as [`Workload::name`]); bulk sizes are
+    /// [`BULK_BYTES`] (a [`Plan`] overrides them).
+    pub fn by_name(name: &str) -> Option<Workload> {
+        Workload::all().into_iter().find(|w| w.name() == name)
+    }
+
+    /// What [`Plan::count`] and [`Outcome::done`] count.
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Workload::BulkReceive(_) | Workload::BulkSend(_) => "bytes",
+            Workload::RequestResponse => "round trips",
+            Workload::SelectLoop => "rounds",
+            Workload::ConnectRate => "connections",
+        }
+    }
+
+    /// The plan of one unbudgeted [`Workload::run_once`].
+    pub fn full_plan(&self) -> Plan {
+        let count = match *self {
+            Workload::BulkReceive(n) | Workload::BulkSend(n) => n,
+            Workload::RequestResponse => ROUND_TRIPS as u64,
+            Workload::SelectLoop => SELECT_ROUNDS as u64,
+            Workload::ConnectRate => CONNECTS as u64,
+        };
+        Plan {
+            count,
+            budget: None,
+            send_unit: 0,
+        }
+    }
+
     /// Prepares `target` for this workload: the connections that are not
     /// part of the measured work (only [`Workload::SelectLoop`] has any).
-    pub fn prepare(&self, target: &SimTarget) -> Result<Prepared, String> {
+    pub fn prepare<T: SocketTarget>(&self, target: &T) -> Result<Prepared<T::P>, String> {
         match self {
             Workload::SelectLoop => {
                 let mut socks = Vec::with_capacity(SELECT_CONNECTIONS);
@@ -97,24 +171,79 @@ impl Workload {
         }
     }
 
-    /// Runs one iteration on `target`, verifying the data.
-    pub fn run_once(&self, target: &SimTarget, prepared: &Prepared) -> Result<(), String> {
-        match *self {
-            Workload::BulkReceive(n) => bulk_receive(target, n),
-            Workload::BulkSend(n) => bulk_send(target, n),
-            Workload::RequestResponse => request_response(target),
-            Workload::SelectLoop => select_loop(target, &prepared.socks),
-            Workload::ConnectRate => connect_rate(target),
+    /// Runs one iteration on `target` at the issue's size, verifying the data.
+    pub fn run_once<T: SocketTarget>(
+        &self,
+        target: &T,
+        prepared: &Prepared<T::P>,
+    ) -> Result<(), String> {
+        let plan = self.full_plan();
+        let done = self.run_planned(target, prepared, &plan)?;
+        if done.done != plan.count {
+            return Err(format!(
+                "did {} of {} {}",
+                done.done,
+                plan.count,
+                self.unit()
+            ));
         }
+        Ok(())
+    }
+
+    /// Runs `plan` on `target`, verifying the data, and measures it with
+    /// the target's firmware clock and the socket layer's call counters.
+    pub fn run_planned<T: SocketTarget>(
+        &self,
+        target: &T,
+        prepared: &Prepared<T::P>,
+        plan: &Plan,
+    ) -> Result<Outcome, String> {
+        let net = target.net();
+        let before = net.stats();
+        let start = net.now();
+        let clock = Clock {
+            start,
+            budget: plan.budget,
+        };
+        let done = match *self {
+            Workload::BulkReceive(_) => bulk_receive(target, plan.count, &clock)?,
+            Workload::BulkSend(_) => bulk_send(target, plan, &clock)?,
+            Workload::RequestResponse => request_response(target, plan.count, &clock)?,
+            Workload::SelectLoop => select_loop(target, &prepared.socks, plan.count, &clock)?,
+            Workload::ConnectRate => connect_rate(target, plan.count, &clock)?,
+        };
+        let elapsed = net.now().saturating_sub(start);
+        let after = net.stats();
+        let calls = |s: &efisock::NetStats| s.calls.iter().sum::<u64>();
+        Ok(Outcome {
+            done,
+            elapsed_ns: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            polls: after.polls - before.polls,
+            fw_calls: calls(&after) - calls(&before),
+            budget_hit: done < plan.count,
+        })
+    }
+}
+
+/// The budget of one run.
+struct Clock {
+    start: Duration,
+    budget: Option<Duration>,
+}
+
+impl Clock {
+    fn over<P: Platform + 'static>(&self, net: &Net<P>) -> bool {
+        self.budget
+            .is_some_and(|b| net.now().saturating_sub(self.start) >= b)
     }
 }
 
 /// State a workload keeps across iterations on one target.
-pub struct Prepared {
-    socks: Vec<Socket<SimPlatform>>,
+pub struct Prepared<P: Platform + 'static> {
+    socks: Vec<Socket<P>>,
 }
 
-impl Prepared {
+impl<P: Platform + 'static> Prepared<P> {
     /// Closes the prepared connections.
     pub fn close(self) -> Result<(), String> {
         for s in self.socks {
@@ -125,15 +254,35 @@ impl Prepared {
 }
 
 /// A fresh simulated world for `seed` using the strategy called `strategy`.
-pub fn bench_target(strategy: &str, seed: u64) -> Result<SimTarget, String> {
-    SimSetup {
-        strategy: Some(strategy.to_string()),
-        ..SimSetup::default()
-    }
-    .build(seed)
+#[cfg(feature = "sim")]
+pub fn bench_target(
+    strategy: &str,
+    seed: u64,
+) -> Result<efisock_conformance::sim_target::SimTarget, String> {
+    bench_target_with_cost(strategy, seed, None)
 }
 
-fn connect(t: &SimTarget, port: u16) -> Result<Socket<SimPlatform>, String> {
+/// [`bench_target`] with the simulator's cost model replaced by `cost`
+/// (calibration experiments: `efisock-bench-report --cost ...`).
+#[cfg(feature = "sim")]
+pub fn bench_target_with_cost(
+    strategy: &str,
+    seed: u64,
+    cost: Option<efisock_sim::CostModel>,
+) -> Result<efisock_conformance::sim_target::SimTarget, String> {
+    let setup = efisock_conformance::sim_target::SimSetup::default();
+    let mut config = setup.config(seed)?;
+    if let Some(c) = cost {
+        config.cost = c;
+    }
+    let target = efisock_conformance::sim_target::SimTarget::new(config)?;
+    let s = efisock::strategy_by_name(strategy)
+        .ok_or_else(|| format!("unknown poll strategy {strategy:?}"))?;
+    target.net().set_strategy(s);
+    Ok(target)
+}
+
+fn connect<T: SocketTarget>(t: &T, port: u16) -> Result<Socket<T::P>, String> {
     let s = t.net().socket().map_err(|e| format!("socket(): {e}"))?;
     s.settimeout(Some(CALL_TIMEOUT))
         .map_err(|e| format!("settimeout: {e}"))?;
@@ -142,7 +291,7 @@ fn connect(t: &SimTarget, port: u16) -> Result<Socket<SimPlatform>, String> {
     Ok(s)
 }
 
-fn recv_exact(s: &Socket<SimPlatform>, buf: &mut [u8]) -> Result<(), String> {
+fn recv_exact<P: Platform + 'static>(s: &Socket<P>, buf: &mut [u8]) -> Result<(), String> {
     let mut have = 0;
     while have < buf.len() {
         let n = s
@@ -156,17 +305,21 @@ fn recv_exact(s: &Socket<SimPlatform>, buf: &mut [u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn bulk_receive(t: &SimTarget, n: u64) -> Result<(), String> {
+/// Receives up to `n` bytes; on the budget it stops early and closes (an
+/// abortive close: unread data). Verifies the prefix it got.
+fn bulk_receive<T: SocketTarget>(t: &T, n: u64, clock: &Clock) -> Result<u64, String> {
     let s = connect(t, ports::SOURCE_FIN)?;
     s.sendall(&protocol::source_request(n))
         .map_err(|e| format!("source request: {e}"))?;
     let mut buf = vec![0u8; CHUNK];
     let mut sum = Fnv64::new();
-    loop {
+    let mut eof = false;
+    while !clock.over(t.net()) {
         let got = s
             .recv_into(&mut buf)
             .map_err(|e| format!("recv after {} bytes: {e}", sum.len()))?;
         if got == 0 {
+            eof = true;
             break;
         }
         sum.update(&buf[..got]);
@@ -174,17 +327,36 @@ fn bulk_receive(t: &SimTarget, n: u64) -> Result<(), String> {
             return Err(format!("more than {n} bytes before EOF"));
         }
     }
-    if sum.len() != n || sum.value() != pattern_checksum(0, n) {
+    if (eof && sum.len() != n) || sum.value() != pattern_checksum(0, sum.len()) {
         return Err(format!(
-            "received {} of {n} bytes, checksum {:#x}",
+            "received {} of {n} bytes (EOF {eof}), checksum {:#x}",
             sum.len(),
             sum.value()
         ));
     }
-    s.close().map_err(|e| format!("close: {e}"))
+    s.close().map_err(|e| format!("close: {e}"))?;
+    Ok(sum.len())
 }
 
-fn bulk_send(t: &SimTarget, n: u64) -> Result<(), String> {
+/// Sends `plan.count` bytes in sink connections of `plan.send_unit` bytes
+/// each, every one verified by the sink's report; the budget is checked
+/// between connections.
+fn bulk_send<T: SocketTarget>(t: &T, plan: &Plan, clock: &Clock) -> Result<u64, String> {
+    let unit = if plan.send_unit == 0 {
+        plan.count
+    } else {
+        plan.send_unit
+    };
+    let mut sent = 0u64;
+    while sent < plan.count && !clock.over(t.net()) {
+        let n = unit.min(plan.count - sent);
+        bulk_send_one(t, n).map_err(|e| format!("after {sent} bytes: {e}"))?;
+        sent += n;
+    }
+    Ok(sent)
+}
+
+fn bulk_send_one<T: SocketTarget>(t: &T, n: u64) -> Result<(), String> {
     let s = connect(t, ports::SINK)?;
     s.sendall(&protocol::sink_request(n))
         .map_err(|e| format!("sink header: {e}"))?;
@@ -206,26 +378,36 @@ fn bulk_send(t: &SimTarget, n: u64) -> Result<(), String> {
     s.close().map_err(|e| format!("close: {e}"))
 }
 
-fn request_response(t: &SimTarget) -> Result<(), String> {
+fn request_response<T: SocketTarget>(t: &T, count: u64, clock: &Clock) -> Result<u64, String> {
     let s = connect(t, ports::ECHO)?;
     let mut req = [0u8; RR_BYTES];
     let mut resp = [0u8; RR_BYTES];
-    for i in 0..ROUND_TRIPS {
-        fill_pattern((i * RR_BYTES) as u64, &mut req);
+    let mut done = 0u64;
+    while done < count && !clock.over(t.net()) {
+        let i = done;
+        fill_pattern(i * RR_BYTES as u64, &mut req);
         s.sendall(&req)
             .map_err(|e| format!("round trip {i}: send: {e}"))?;
         recv_exact(&s, &mut resp).map_err(|e| format!("round trip {i}: {e}"))?;
         if resp != req {
             return Err(format!("round trip {i}: echo differs"));
         }
+        done += 1;
     }
-    s.close().map_err(|e| format!("close: {e}"))
+    s.close().map_err(|e| format!("close: {e}"))?;
+    Ok(done)
 }
 
-fn select_loop(t: &SimTarget, socks: &[Socket<SimPlatform>]) -> Result<(), String> {
-    let refs: Vec<&Socket<SimPlatform>> = socks.iter().collect();
+fn select_loop<T: SocketTarget>(
+    t: &T,
+    socks: &[Socket<T::P>],
+    rounds: u64,
+    clock: &Clock,
+) -> Result<u64, String> {
+    let refs: Vec<&Socket<T::P>> = socks.iter().collect();
     let mut buf = [0u8; RR_BYTES];
-    for round in 0..SELECT_ROUNDS {
+    let mut round = 0usize;
+    while (round as u64) < rounds && !clock.over(t.net()) {
         for (i, s) in socks.iter().enumerate() {
             fill_pattern((round * SELECT_CONNECTIONS + i) as u64, &mut buf);
             s.sendall(&buf)
@@ -266,12 +448,15 @@ fn select_loop(t: &SimTarget, socks: &[Socket<SimPlatform>]) -> Result<(), Strin
                 }
             }
         }
+        round += 1;
     }
-    Ok(())
+    Ok(round as u64)
 }
 
-fn connect_rate(t: &SimTarget) -> Result<(), String> {
-    for i in 0..CONNECTS {
+fn connect_rate<T: SocketTarget>(t: &T, count: u64, clock: &Clock) -> Result<u64, String> {
+    let mut done = 0u64;
+    while done < count && !clock.over(t.net()) {
+        let i = done;
         let s = connect(t, ports::ECHO).map_err(|e| format!("connection {i}: {e}"))?;
         s.sendall(&[i as u8])
             .map_err(|e| format!("connection {i}: send: {e}"))?;
@@ -282,11 +467,12 @@ fn connect_rate(t: &SimTarget) -> Result<(), String> {
         }
         s.close()
             .map_err(|e| format!("connection {i}: close: {e}"))?;
+        done += 1;
     }
-    Ok(())
+    Ok(done)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::*;
 

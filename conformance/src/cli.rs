@@ -24,9 +24,9 @@ OPTIONS:
                         from it by splitmix64 (default 1)
     --profile NAME      simulator firmware profile (e.g. an EDK2 release)
     --quirk NAME=on|off force one simulator quirk; repeatable
-    --strategy NAME     Poll strategy for every wait: adaptive-backoff (the
-                        core's default), busy-poll, timer-only,
-                        poll-while-pending, event-wait
+    --strategy NAME     Poll strategy for every wait: spin-backoff (the
+                        core's default), busy-poll, poll-while-pending,
+                        adaptive-backoff, event-wait, timer-only
     --filter SUBSTR     run only cases whose group/name contains SUBSTR (a full
                         case id selects exactly that case); repeatable (OR)
     --json              JSON Lines output (schema: runner::json module docs)

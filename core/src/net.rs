@@ -281,6 +281,9 @@ impl<P: Platform> WaitIo for Io<'_, '_, P> {
     fn pending_tokens(&self) -> usize {
         self.st.slots.pending()
     }
+    fn last_transmit_ns(&self) -> Option<u64> {
+        self.st.slots.last_transmit_ns()
+    }
     fn poll_firmware(&mut self) {
         let target = self
             .st

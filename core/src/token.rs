@@ -183,6 +183,8 @@ pub(crate) struct SlotTable {
     free: Vec<SlotId>,
     limit: usize,
     live: usize,
+    /// When the last Transmit was submitted (firmware clock, ns).
+    last_transmit_ns: Option<u64>,
 }
 
 impl SlotTable {
@@ -193,7 +195,13 @@ impl SlotTable {
             free: Vec::new(),
             limit,
             live: 0,
+            last_transmit_ns: None,
         }
+    }
+
+    /// When the last Transmit was submitted (firmware clock, ns).
+    pub fn last_transmit_ns(&self) -> Option<u64> {
+        self.last_transmit_ns
     }
 
     /// Slots the firmware owns.
@@ -583,6 +591,7 @@ impl SlotTable {
                 unsafe { tcp.transmit(token) }
             },
         );
+        self.last_transmit_ns = Some(ctx.now());
         (self.finish(id, st), n)
     }
 

@@ -23,6 +23,8 @@ pub mod json;
 #[cfg(feature = "suite-app")]
 pub mod ovmf_target;
 pub mod pool_alloc;
+#[cfg(feature = "bench-app")]
+pub mod rawbench;
 pub mod smoke;
 
 /// The prefix of every machine-readable line the application prints.

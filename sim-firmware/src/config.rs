@@ -191,11 +191,14 @@ pub struct CostModel {
 
 impl Default for CostModel {
     fn default() -> Self {
+        // Calibrated against OVMF (edk2-stable202211) under QEMU TCG by
+        // `cargo xtask bench-report` (docs/benchmarks.md): before, 200 /
+        // 2 000 / 5 000 / 250.
         CostModel {
-            per_call_ns: 200,
-            poll_ns: 2_000,
-            per_frame_ns: 5_000,
-            per_byte_copy_ps: 250,
+            per_call_ns: 3_000,
+            poll_ns: 0,
+            per_frame_ns: 60_000,
+            per_byte_copy_ps: 2_000,
         }
     }
 }

@@ -23,7 +23,10 @@ COMMANDS:
                     600-case fuzz run, the raw TCP4 smoke run and the
                     HTTP examples in OVMF, and the conformance suite inside
                     OVMF (`cargo run --release -- --target qemu`: builds the
-                    UEFI suite, boots OVMF, hosts the peers)
+                    UEFI suite, boots OVMF, hosts the peers), and the
+                    Poll-strategy workloads in OVMF once each
+                    (bench-report --reps 1 --strict; report in
+                    target/efisock-bench-report/)
     qemu-smoke      build the UEFI app, boot it in OVMF under QEMU and run the
                     raw TCP4 smoke test against a host echo server
                     ([--debug] [--timeout SECS]); installs QEMU/OVMF/the UEFI
@@ -32,6 +35,13 @@ COMMANDS:
                     drive them with python3 http.server and curl
                     ([--debug] [--timeout SECS] [--only client|server])
     qemu-std        boot the std probe in OVMF ([--debug] [--timeout SECS])
+    bench-report    issue #5's Poll-strategy report: every workload x strategy
+                    on the simulator and, when QEMU/OVMF are available, inside
+                    OVMF (with the raw Tcp4 loop and std's TcpStream); writes
+                    docs/benchmarks.md and docs/benchmarks.svg and prints the
+                    table ([--no-qemu] [--out DIR] [--qemu-timeout SECS];
+                    runs `cargo run --release -p efisock-benches --bin
+                    efisock-bench-report`)
     help            print this help
 
 OPTIONS (test):
@@ -93,6 +103,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("bench-report") => {
+            let mut cargo_args: Vec<&str> = vec![
+                "run",
+                "--release",
+                "-p",
+                "efisock-benches",
+                "--bin",
+                "efisock-bench-report",
+                "--",
+            ];
+            cargo_args.extend(args[1..].iter().map(String::as_str));
+            match run_cargo(&workspace_root(), &cargo_args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("xtask bench-report: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(other) => {
             eprintln!("xtask: unknown command '{other}' (see cargo xtask --help)");
             ExitCode::from(2)
@@ -290,6 +319,31 @@ fn test(keep_going: bool) -> ExitCode {
         (
             "conformance suite in OVMF (cargo run --release -- --target qemu)",
             Box::new(|r| run_cargo(r, &["run", "--release", "--", "--target", "qemu"])),
+        ),
+        // Issue #5's workloads in OVMF, once each (~1.5 min): every run must
+        // complete and verify its data; speeds are reported, never asserted.
+        // The full report is `cargo xtask bench-report` (3 runs per cell).
+        (
+            "Poll-strategy workloads in OVMF (bench-report --reps 1 --strict)",
+            Box::new(|r| {
+                run_cargo(
+                    r,
+                    &[
+                        "run",
+                        "--release",
+                        "-p",
+                        "efisock-benches",
+                        "--bin",
+                        "efisock-bench-report",
+                        "--",
+                        "--reps",
+                        "1",
+                        "--strict",
+                        "--out",
+                        "target/efisock-bench-report",
+                    ],
+                )
+            }),
         ),
     ];
     let started = Instant::now();
