@@ -69,8 +69,10 @@ fn replay_string_round_trips_and_replays_bit_for_bit() {
 #[test]
 fn malformed_replay_strings_get_precise_errors() {
     let cases = [
-        ("", "expected 8"),
-        ("efz2/c/1/fifo/-/-/-/s1", "expected \"efz1\""),
+        ("", "expected \"efz2\""),
+        ("efz3/c/1/fifo/-/-/-/s1", "expected \"efz2\""),
+        ("efz2/c/1/fifo/-/-/-/s1", "expected 9"),
+        ("efz2/c/1/fifo/warp-drive/-/-/-/s1", "strategy"),
         ("efz1/q/1/fifo/-/-/-/s1", "direction"),
         ("efz1/c/zz/fifo/-/-/-/s1", "seed"),
         ("efz1/c/1/nope/-/-/-/s1", "scheduler"),
@@ -91,9 +93,14 @@ fn malformed_replay_strings_get_precise_errors() {
 /// order, was never retransmitted: "drain: no progress for 10 s after 3883 of
 /// 3883 bytes". Fixed in the simulator's device, which sends pure ACKs at
 /// SND.MAX like EDK2's `TcpSendAck` (`efisock_sim` `device.rs`).
+///
+/// (Both replays in this file were found with the simulator's earlier cost
+/// model; the calibration of issue #5 shifted their timing, so the root
+/// causes are pinned by unit tests in `efisock-sim` (`device.rs`, `host.rs`)
+/// and these replays check that the scenarios still complete.)
 #[test]
 fn mutual_rto_recovery_does_not_deadlock() {
-    let text = "efz1/c/39e3f4d42f1ef2b2/fifo/loss=0.117,dup=0.018,reorder=0.109/\
+    let text = "efz2/c/39e3f4d42f1ef2b2/fifo/adaptive-backoff/loss=0.117,dup=0.018,reorder=0.109/\
                 0{56}030001001/-/w1858,r1,S5104,w2025,z1";
     let case: FuzzCase = text.parse().expect("parses");
     if let Err(f) = run_guarded(&case) {
@@ -110,7 +117,7 @@ fn mutual_rto_recovery_does_not_deadlock() {
 /// outlast the longest RTO (`efisock_sim::MAX_RTO_NS`).
 #[test]
 fn healed_wait_outlasts_a_handshake_backed_off_rto() {
-    let text = "efz1/a/d71deabdebf8f3ab/fifo/loss=0.18,dup=0.022,reorder=0.044,inject=0.02,\
+    let text = "efz2/a/d71deabdebf8f3ab/fifo/adaptive-backoff/loss=0.18,dup=0.022,reorder=0.044,inject=0.02,\
                 dhcp_delay=3577000000,late=0.478/\
                 _4.3{ow}_a.1_rp.1_1je.1_32p.1_65j.1_7.1_7.1/-/P0";
     let case: FuzzCase = text.parse().expect("parses");

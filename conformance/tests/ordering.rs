@@ -69,6 +69,7 @@ proptest! {
     #[test]
     fn ordering_model(
         seed in any::<u64>().no_shrink(),
+        strategy in prop::sample::select(efisock::STRATEGY_NAMES),
         accept in any::<bool>(),
         ops in prop::collection::vec(op(), 1..16),
         tape in prop::collection::vec(0u32..4, 0..64),
@@ -76,6 +77,7 @@ proptest! {
         check(FuzzCase {
             seed,
             scheduler: Scheduler::Uniform,
+            strategy: strategy.to_string(),
             faults: Faults::none(),
             tape: Some(Tape::from_values(tape)),
             direction: if accept { Direction::Accept } else { Direction::Connect },
@@ -88,6 +90,7 @@ proptest! {
     #[test]
     fn swarm_model(
         seed in any::<u64>().no_shrink(),
+        strategy in prop::sample::select(efisock::STRATEGY_NAMES),
         fault_seed in any::<u64>().no_shrink(),
         ops in prop::collection::vec(op(), 1..16),
         tape in prop::collection::vec(0u32..4, 0..64),
@@ -95,6 +98,7 @@ proptest! {
         check(FuzzCase {
             seed,
             scheduler: Scheduler::Uniform,
+            strategy: strategy.to_string(),
             faults: Faults::swarm(fault_seed),
             tape: Some(Tape::from_values(tape)),
             direction: Direction::Connect,

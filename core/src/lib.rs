@@ -44,4 +44,6 @@ pub use poller::{Interest, PollEvent, Poller};
 pub use select::Selected;
 pub use socket::listen::REUSE_WAIT;
 pub use socket::{Shutdown, Socket, SocketId};
-pub use strategy::{PollStrategy, STRATEGY_NAMES, WaitIo, by_name as strategy_by_name, strategies};
+pub use strategy::{
+    DEFAULT_STRATEGY, PollStrategy, STRATEGY_NAMES, WaitIo, by_name as strategy_by_name, strategies,
+};

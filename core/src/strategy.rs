@@ -339,6 +339,9 @@ pub(crate) fn default_strategy() -> Box<dyn PollStrategy> {
     Box::new(strategies::SpinBackoff::default())
 }
 
+/// The name of the strategy every `Net` starts with (see `default_strategy`).
+pub const DEFAULT_STRATEGY: &str = "spin-backoff";
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -505,6 +508,12 @@ mod tests {
         assert_eq!(cap_to_deadline(&io, 1), 1);
         let io = Rec::default();
         assert_eq!(cap_to_deadline(&io, 0), 1);
+    }
+
+    #[test]
+    fn default_strategy_name_matches() {
+        assert_eq!(default_strategy().name(), DEFAULT_STRATEGY);
+        assert!(STRATEGY_NAMES.contains(&DEFAULT_STRATEGY));
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!
 //! # Replay string grammar
 //! ```text
-//! efz1/<dir>/<seed hex>/<scheduler>/<faults or ->/<tape or ->/<bug or ->/<ops>
+//! efz2/<dir>/<seed hex>/<scheduler>/<strategy>/<faults or ->/<tape or ->/<bug or ->/<ops>
 //! dir   := "c" (the SUT connects) | "a" (the peer connects, the SUT accepts)
+//! strategy := one of efisock::STRATEGY_NAMES (the Poll strategy of every wait)
 //! ops   := op ("," op)*  |  ""
 //! op    := "s"N  send N bytes        | "S"N  sendall N bytes
 //!        | "r"N  recv(N)             | "R"   select(read) then nonblocking recv
@@ -26,7 +27,9 @@
 //!              core keeps polling
 //! ```
 //! The fields never contain `/`: schedulers, faults and tapes print without it
-//! (checked when a case is formatted).
+//! (checked when a case is formatted). `efz1` strings (no strategy field,
+//! from before per-case strategies) still parse, with the core's default
+//! strategy.
 
 use core::fmt;
 use core::str::FromStr;
@@ -34,7 +37,9 @@ use core::str::FromStr;
 use efisock_sim::{Faults, Scheduler, Tape};
 
 /// Format tag of the replay string.
-pub const REPLAY_TAG: &str = "efz1";
+pub const REPLAY_TAG: &str = "efz2";
+/// The previous format: no strategy field.
+pub const REPLAY_TAG_V1: &str = "efz1";
 
 /// One step of a fuzz case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +171,8 @@ pub struct FuzzCase {
     pub seed: u64,
     /// Notify scheduler.
     pub scheduler: Scheduler,
+    /// Poll strategy of every wait (one of `efisock::STRATEGY_NAMES`).
+    pub strategy: String,
     /// Fault knobs ([`Faults::none`] outside swarm mode).
     pub faults: Faults,
     /// Decisions forced from the start of the run (past its end: the
@@ -212,6 +219,7 @@ impl fmt::Display for FuzzCase {
         field(f, &dir)?;
         field(f, &format_args!("{:x}", self.seed))?;
         field(f, &self.scheduler)?;
+        field(f, &self.strategy)?;
         if self.faults.is_none() {
             field(f, &"-")?;
         } else {
@@ -237,18 +245,35 @@ impl FromStr for FuzzCase {
     type Err = String;
     fn from_str(s: &str) -> Result<FuzzCase, String> {
         let s = s.trim();
-        let parts: Vec<&str> = s.split('/').collect();
-        if parts.len() != 8 {
+        let mut parts: Vec<&str> = s.split('/').collect();
+        let strategy = match parts.first() {
+            Some(&REPLAY_TAG) if parts.len() == 9 => parts.remove(4).to_string(),
+            Some(&REPLAY_TAG) => {
+                return Err(format!(
+                    "replay string has {} '/'-separated fields, expected 9 \
+                     ({REPLAY_TAG}/dir/seed/scheduler/strategy/faults/tape/bug/ops)",
+                    parts.len()
+                ));
+            }
+            Some(&REPLAY_TAG_V1) if parts.len() == 8 => efisock::DEFAULT_STRATEGY.to_string(),
+            Some(&REPLAY_TAG_V1) => {
+                return Err(format!(
+                    "replay string has {} '/'-separated fields, expected 8 \
+                     ({REPLAY_TAG_V1}/dir/seed/scheduler/faults/tape/bug/ops)",
+                    parts.len()
+                ));
+            }
+            Some(other) => {
+                return Err(format!(
+                    "replay string starts with {other:?}, expected {REPLAY_TAG:?} (or {REPLAY_TAG_V1:?})"
+                ));
+            }
+            None => return Err("empty replay string".into()),
+        };
+        if !efisock::STRATEGY_NAMES.contains(&strategy.as_str()) {
             return Err(format!(
-                "replay string has {} '/'-separated fields, expected 8 \
-                 ({REPLAY_TAG}/dir/seed/scheduler/faults/tape/bug/ops)",
-                parts.len()
-            ));
-        }
-        if parts[0] != REPLAY_TAG {
-            return Err(format!(
-                "replay string starts with {:?}, expected {REPLAY_TAG:?}",
-                parts[0]
+                "strategy {strategy:?}: expected one of {}",
+                efisock::STRATEGY_NAMES.join(", ")
             ));
         }
         let direction = match parts[1] {
@@ -284,6 +309,7 @@ impl FromStr for FuzzCase {
         Ok(FuzzCase {
             seed,
             scheduler,
+            strategy,
             faults,
             tape,
             direction,

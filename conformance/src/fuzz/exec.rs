@@ -31,6 +31,11 @@ const LIVENESS_BYTES: usize = 8 * 1024;
 /// Every wait of the run ends after this much firmware time (a hang is a
 /// failure, never a stuck fuzzer).
 const WAIT_BOUND: Duration = Duration::from_secs(120);
+/// Bound of each operation step. A step that waits longer ends as its own
+/// timeout would, which the model accepts (a blocking recv with nothing to
+/// come waits exactly this long), so the bound only trades simulated idle
+/// time for cases per second; the completion phase has its own, longer one.
+const STEP_BOUND: Duration = Duration::from_secs(5);
 /// Loop bound of the drain phases (each iteration waits at most a timeout).
 const DRAIN_ITERATIONS: usize = 10_000;
 /// How long the completion phase waits, once faults healed, for the next
@@ -196,6 +201,9 @@ pub fn run_case(case: &FuzzCase) -> Result<RunReport, RunFailure> {
 fn run_on(case: &FuzzCase, sim: &Sim) -> Result<(), String> {
     let ctl: Ctl = Rc::new(RefCell::new(PeerCtl::default()));
     let net = Net::new(sim.platform());
+    let strategy = efisock::strategy_by_name(&case.strategy)
+        .ok_or_else(|| format!("unknown Poll strategy {:?}", case.strategy))?;
+    net.set_strategy(strategy);
     net.set_wait_deadline(Some(WAIT_BOUND));
     configure_address(case, sim, &net)?;
     let mut run = Run {
@@ -316,7 +324,7 @@ impl Run<'_> {
         for (i, op) in self.case.ops.iter().enumerate() {
             // Each step gets its own bound: a blocking call with nothing to
             // wait for ends (as a timeout) instead of hanging the fuzzer.
-            self.net.set_wait_deadline(Some(WAIT_BOUND));
+            self.net.set_wait_deadline(Some(STEP_BOUND));
             self.step(sock, *op)
                 .and_then(|()| self.model.check_peer(&self.ctl.borrow()))
                 .map_err(|e| format!("step {i} ({op}): {e}"))?;

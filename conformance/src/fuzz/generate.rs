@@ -51,6 +51,14 @@ pub fn case(
     let mut rng = Rng::new(seed, GEN_STREAM);
     let len = 1 + rng.below(max_ops.max(1) as u64) as usize;
     let ops = (0..len).map(|_| op(&mut rng)).collect();
+    // Half the cases wait with the core's default strategy, the rest with
+    // any strategy: the strategy decides when Poll runs, and so which
+    // orderings the firmware can produce.
+    let strategy = if rng.chance(0.5) {
+        efisock::DEFAULT_STRATEGY
+    } else {
+        efisock::STRATEGY_NAMES[rng.below(efisock::STRATEGY_NAMES.len() as u64) as usize]
+    };
     let direction = if rng.chance(0.25) {
         Direction::Accept
     } else {
@@ -59,6 +67,7 @@ pub fn case(
     FuzzCase {
         seed,
         scheduler,
+        strategy: strategy.to_string(),
         faults: if swarm {
             Faults::swarm(seed)
         } else {
