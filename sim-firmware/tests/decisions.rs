@@ -157,7 +157,7 @@ struct Run {
     echoed: Vec<u8>,
 }
 
-/// Connect, echo 6 KB in 1 KB rounds over a 10% lossy link, with two
+/// Connect, echo 6 KB in 1 KB rounds over a 25% lossy link, with two
 /// periodic notify timers racing the traffic, then abort.
 fn scenario(cfg: SimConfig) -> Run {
     LOG.with(|l| l.borrow_mut().clear());
@@ -217,7 +217,7 @@ fn scenario(cfg: SimConfig) -> Run {
 fn lossy_uniform(seed: u64) -> SimConfig {
     let mut cfg = SimConfig::new(seed);
     cfg.scheduler = Scheduler::Uniform;
-    cfg.faults.loss = 0.10;
+    cfg.faults.loss = 0.25;
     cfg.faults.jitter = true;
     cfg
 }
@@ -231,7 +231,7 @@ fn same_seed_same_decisions_different_seed_different_hash() {
     assert_eq!(a.decisions, b.decisions);
     assert_eq!(a.trace, b.trace);
     assert_eq!(a.stats, b.stats);
-    assert!(a.stats.frames_dropped > 0, "10% loss dropped nothing");
+    assert!(a.stats.frames_dropped > 0, "25% loss dropped nothing");
     let want: Vec<u8> = (0..6u8)
         .flat_map(|r| (0..1024u32).map(move |i| (i as u8) ^ r))
         .collect();
