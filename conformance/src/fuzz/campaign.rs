@@ -111,25 +111,11 @@ pub fn run_guarded(case: &FuzzCase) -> Result<RunReport, RunFailure> {
         catch_unwind(AssertUnwindSafe(|| run_case(case)))
     });
     match outcome {
-        Err(e) => Err(RunFailure {
-            message: e,
-            decisions: 0,
-            decision_hash: 0,
-            tape: efisock_sim::Tape::from_values(Vec::new()),
-            injected: Vec::new(),
-            trace: Vec::new(),
-        }),
+        Err(e) => Err(RunFailure::without_run(e)),
         Ok(Ok(r)) => r,
         Ok(Err(panic)) => {
             let msg = super::exec::panic_message(&*panic);
-            Err(RunFailure {
-                message: format!("panicked: {msg}"),
-                decisions: 0,
-                decision_hash: 0,
-                tape: efisock_sim::Tape::from_values(Vec::new()),
-                injected: Vec::new(),
-                trace: Vec::new(),
-            })
+            Err(RunFailure::without_run(format!("panicked: {msg}")))
         }
     }
 }
@@ -236,12 +222,9 @@ impl Campaign {
                     if let Err(message) = check_determinism(&case, r) {
                         report.divergences += 1;
                         outcome = Err(RunFailure {
-                            message,
                             decisions: r.decisions,
                             decision_hash: r.decision_hash,
-                            tape: efisock_sim::Tape::from_values(Vec::new()),
-                            injected: Vec::new(),
-                            trace: Vec::new(),
+                            ..RunFailure::without_run(message)
                         });
                     }
                 }

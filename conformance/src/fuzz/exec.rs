@@ -81,6 +81,21 @@ pub struct RunFailure {
     pub trace: Vec<String>,
 }
 
+impl RunFailure {
+    /// A failure before or outside a simulated run (bad bug name, a panic
+    /// that escaped the run, a determinism check): no decisions to replay.
+    pub fn without_run(message: String) -> RunFailure {
+        RunFailure {
+            message,
+            decisions: 0,
+            decision_hash: 0,
+            tape: efisock_sim::Tape::default(),
+            injected: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
+}
+
 /// The message of a panic payload.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
