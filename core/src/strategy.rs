@@ -53,6 +53,14 @@ pub trait PollStrategy {
     fn step(&mut self, io: &mut dyn WaitIo);
 }
 
+/// One back-off step: stall for `*current_us` (capped at the deadline), then
+/// double it up to `max_us` for the next idle step.
+fn stall_and_back_off(io: &mut dyn WaitIo, current_us: &mut u64, max_us: u64) {
+    let us = cap_to_deadline(io, *current_us);
+    io.stall(us);
+    *current_us = current_us.saturating_mul(2).min(max_us);
+}
+
 /// Microseconds until the deadline, capped at `cap` (at least 1).
 pub fn cap_to_deadline(io: &dyn WaitIo, cap_us: u64) -> u64 {
     match io.deadline_ns() {
@@ -165,9 +173,7 @@ pub mod strategies {
                 self.current_us = self.min_us;
                 return;
             }
-            let us = cap_to_deadline(io, self.current_us);
-            io.stall(us);
-            self.current_us = self.current_us.saturating_mul(2).min(self.max_us);
+            super::stall_and_back_off(io, &mut self.current_us, self.max_us);
         }
     }
 
@@ -260,9 +266,7 @@ pub mod strategies {
                 .last_transmit_ns()
                 .is_some_and(|t| now.saturating_sub(t) < self.send_spin_us.saturating_mul(1000));
             if !sending && since >= self.spin_us.saturating_mul(1000) && io.completions() == done {
-                let us = cap_to_deadline(io, self.current_us);
-                io.stall(us);
-                self.current_us = self.current_us.saturating_mul(2).min(self.max_us);
+                super::stall_and_back_off(io, &mut self.current_us, self.max_us);
             }
         }
     }
