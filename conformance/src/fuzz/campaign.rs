@@ -96,6 +96,10 @@ pub struct CampaignReport {
     pub divergences: u64,
     /// Failures, shrunk.
     pub found: Vec<Found>,
+    /// FNV-1a fold of every case's index, decision hash and virtual time,
+    /// in order: two runs of the same campaign agree on it exactly when
+    /// every case took the same decisions for the same firmware time.
+    pub decision_digest: u64,
 }
 
 impl CampaignReport {
@@ -103,6 +107,18 @@ impl CampaignReport {
     pub fn cases_per_second(&self) -> f64 {
         self.cases as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+}
+
+const DIGEST_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fold_digest(mut h: u64, words: &[u64]) -> u64 {
+    for w in words {
+        for b in w.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Runs one case, turning a panic into a failure.
@@ -174,6 +190,7 @@ impl Campaign {
                 .iter()
                 .map(|s| (*s, SchedulerStats::default()))
                 .collect(),
+            decision_digest: DIGEST_BASIS,
             ..CampaignReport::default()
         };
         let start = Instant::now();
@@ -214,6 +231,10 @@ impl Campaign {
             stats.cases += 1;
             stats.wall += dt;
             if let Ok(r) = &outcome {
+                report.decision_digest = fold_digest(
+                    report.decision_digest,
+                    &[index, r.decision_hash, r.virtual_ns],
+                );
                 stats.virtual_ns += r.virtual_ns;
                 stats.decisions += r.decisions;
                 stats.injections += r.injections as u64;

@@ -239,14 +239,15 @@ pub fn render(c: &Campaign, r: &CampaignReport) -> String {
     let _ = writeln!(
         out,
         "total: {} cases in {:.2} s = {:.1} cases/s; seeds: case i of base {} (i = 0..{}); \
-         determinism: {} cases run twice, {} divergences",
+         determinism: {} cases run twice, {} divergences; decision digest {:#018x}",
         r.cases,
         r.elapsed.as_secs_f64(),
         r.cases_per_second(),
         fmt_seed(c.base_seed),
         r.cases,
         r.determinism_checks,
-        r.divergences
+        r.divergences,
+        r.decision_digest
     );
     for f in &r.found {
         let s = &f.shrunk;
