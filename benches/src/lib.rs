@@ -14,6 +14,7 @@
 //! Run: `cargo bench -p efisock-benches` (see `benches/poll_strategies.rs`).
 #![warn(missing_docs)]
 
+pub mod error;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod speed;

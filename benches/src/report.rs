@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::error::PlotError;
 use crate::workloads::{Plan, SELECT_CONNECTIONS, Workload};
 
 /// Relative difference under which two rates count as tied in the ranking
@@ -373,18 +374,18 @@ impl Report {
 
     /// Grouped bars on a log scale: per workload a panel, per strategy a
     /// simulator bar and an OVMF bar (plus the raw loop and std on OVMF).
-    pub fn svg(&self) -> Result<String, String> {
+    pub fn svg(&self) -> Result<String, PlotError> {
         use plotters::prelude::*;
         let mut out = String::new();
         {
             let root = SVGBackend::with_string(&mut out, (1500, 460)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            root.fill(&WHITE).map_err(|e| PlotError(e.to_string()))?;
             let root = root
                 .titled(
                     "efisock Poll strategies: simulator prediction (blue) vs OVMF measurement (red), log scale",
                     ("sans-serif", 18),
                 )
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| PlotError(e.to_string()))?;
             let panels = root.split_evenly((1, 5));
             let mut labels: Vec<String> = self.strategies.clone();
             labels.push("raw loop".into());
@@ -419,7 +420,7 @@ impl Report {
                     .x_label_area_size(70)
                     .y_label_area_size(50)
                     .build_cartesian_2d(0f64..labels.len() as f64, (lo..hi).log_scale())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| PlotError(e.to_string()))?;
                 let names = labels.clone();
                 chart
                     .configure_mesh()
@@ -440,7 +441,7 @@ impl Report {
                     )
                     .y_label_style(("sans-serif", 10))
                     .draw()
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| PlotError(e.to_string()))?;
                 let bars = vals.iter().flat_map(|(k, s, o)| {
                     let x = *k as f64;
                     let mut v = Vec::new();
@@ -455,9 +456,11 @@ impl Report {
                     }
                     v
                 });
-                chart.draw_series(bars).map_err(|e| e.to_string())?;
+                chart
+                    .draw_series(bars)
+                    .map_err(|e| PlotError(e.to_string()))?;
             }
-            root.present().map_err(|e| e.to_string())?;
+            root.present().map_err(|e| PlotError(e.to_string()))?;
         }
         Ok(out)
     }

@@ -10,6 +10,7 @@
 
 pub mod cases;
 pub mod cli;
+pub mod error;
 pub mod expectations;
 pub mod fidelity;
 #[cfg(feature = "sim")]

@@ -34,7 +34,7 @@ thread_local! {
     static TABLE: RefCell<SpeedTable> = RefCell::new(SpeedTable::new());
 }
 
-fn fail(workload: Workload, strategy: &str, e: String) -> ! {
+fn fail(workload: Workload, strategy: &str, e: impl std::fmt::Display) -> ! {
     eprintln!("bench {} / {strategy} failed: {e}", workload.name());
     std::process::exit(1)
 }

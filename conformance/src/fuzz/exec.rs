@@ -13,6 +13,7 @@ use efisock::{Errno, Interest, Net, Socket};
 use efisock_sim::{LinkConfig, MAX_RTO_NS, Sim, SimConfig, SimPlatform};
 
 use super::case::{Direction, FuzzCase, Op};
+use super::error::CheckError;
 use super::model::{Env, Model};
 use super::peer::{Ctl, PEER_PATTERN_BASE, PeerCtl, ScriptedPeer};
 use crate::pattern::{fill_pattern, find_pattern_mismatch};
@@ -154,7 +155,7 @@ struct Run<'a> {
 /// `EFISOCK_FUZZ_TRACE=1 … fuzz --replay`), whatever its outcome.
 pub fn trace_of(case: &FuzzCase) -> Vec<String> {
     let sim = Sim::new(sim_config(case));
-    let outcome = run_on(case, &sim);
+    let outcome = run_on(case, &sim).map_err(|e| e.to_string());
     let mut lines = vec![
         format!("outcome {outcome:?}"),
         format!("tape {}", sim.tape()),
@@ -169,8 +170,12 @@ pub fn run_case(case: &FuzzCase) -> Result<RunReport, RunFailure> {
     let sim = Sim::new(sim_config(case));
     // A panic is a failure like any other, and keeps the decisions taken up
     // to it so that shrinking can replay it.
-    let result = catch_unwind(AssertUnwindSafe(|| run_on(case, &sim)))
-        .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
+    let result = catch_unwind(AssertUnwindSafe(|| run_on(case, &sim))).unwrap_or_else(|panic| {
+        Err(CheckError::new(format!(
+            "panicked: {}",
+            panic_message(&*panic)
+        )))
+    });
     let fail = |message: String| RunFailure {
         message,
         decisions: sim.decisions(),
@@ -198,7 +203,8 @@ pub fn run_case(case: &FuzzCase) -> Result<RunReport, RunFailure> {
                 injections: sim.injected().len(),
             })
         }
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
             // A breach recorded before the observable failure is the better
             // explanation: report both.
             let breaches = sim.breaches();
@@ -213,7 +219,7 @@ pub fn run_case(case: &FuzzCase) -> Result<RunReport, RunFailure> {
     }
 }
 
-fn run_on(case: &FuzzCase, sim: &Sim) -> Result<(), String> {
+fn run_on(case: &FuzzCase, sim: &Sim) -> Result<(), CheckError> {
     let ctl: Ctl = Rc::new(RefCell::new(PeerCtl::default()));
     let net = Net::new(sim.platform());
     let strategy = efisock::strategy_by_name(&case.strategy)
@@ -248,30 +254,32 @@ fn run_on(case: &FuzzCase, sim: &Sim) -> Result<(), String> {
     run.liveness()?;
     run.net
         .shutdown(Duration::from_secs(60))
-        .map_err(|e| format!("Net::shutdown: {e}"))
+        .map_err(|e| CheckError::new(format!("Net::shutdown: {e}")))
 }
 
 /// Static address normally; DHCP when the swarm made DHCP slow or failing,
 /// and then a failure must be a clean error that a healed retry fixes.
-fn configure_address(case: &FuzzCase, sim: &Sim, net: &Net<SimPlatform>) -> Result<(), String> {
+fn configure_address(case: &FuzzCase, sim: &Sim, net: &Net<SimPlatform>) -> Result<(), CheckError> {
     if case.faults.dhcp_delay_ns == 0 && !case.faults.dhcp_fail {
         return net
             .set_static(SUT_IP, MASK, Some(PEER_IP))
-            .map_err(|e| format!("set_static: {e}"));
+            .map_err(|e| CheckError::new(format!("set_static: {e}")));
     }
     match net.dhcp(Duration::from_secs(30)) {
         Ok(_) => Ok(()),
         Err(e) if e.is_timeout() || e.errno() == Some(Errno::ETIMEDOUT) => {
             let slow = case.faults.dhcp_delay_ns > 30_000_000_000;
             if !(case.faults.dhcp_fail || slow) {
-                return Err(format!("dhcp timed out although the server answers: {e}"));
+                return Err(CheckError::new(format!(
+                    "dhcp timed out although the server answers: {e}"
+                )));
             }
             sim.heal();
             net.dhcp(Duration::from_secs(120))
                 .map(|_| ())
-                .map_err(|e| format!("dhcp after healing: {e}"))
+                .map_err(|e| CheckError::new(format!("dhcp after healing: {e}")))
         }
-        Err(e) => Err(format!("dhcp: unexpected error {e}")),
+        Err(e) => Err(CheckError::new(format!("dhcp: unexpected error {e}"))),
     }
 }
 
@@ -283,7 +291,7 @@ impl Run<'_> {
     }
 
     /// Opens the case's connection.
-    fn open(&mut self) -> Result<Socket<SimPlatform>, String> {
+    fn open(&mut self) -> Result<Socket<SimPlatform>, CheckError> {
         let peer = self.sim.peer_host();
         let sock = match self.case.direction {
             Direction::Connect => {
@@ -302,22 +310,29 @@ impl Run<'_> {
                         Box::new(ScriptedPeer(c))
                     }),
                 );
-                let s = self.net.socket().map_err(|e| format!("socket: {e}"))?;
+                let s = self
+                    .net
+                    .socket()
+                    .map_err(|e| CheckError::new(format!("socket: {e}")))?;
                 s.settimeout(Some(Duration::from_secs(30)))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| CheckError::new(e.to_string()))?;
                 if let Err(e) = s.connect(SocketAddrV4::new(PEER_IP, PEER_PORT)) {
                     let _ = s.close();
-                    return Err(format!("connect failed: {e}"));
+                    return Err(CheckError::new(format!("connect failed: {e}")));
                 }
                 s
             }
             Direction::Accept => {
-                let l = self.net.socket().map_err(|e| format!("socket: {e}"))?;
+                let l = self
+                    .net
+                    .socket()
+                    .map_err(|e| CheckError::new(format!("socket: {e}")))?;
                 l.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SUT_PORT))
-                    .map_err(|e| format!("bind: {e}"))?;
-                l.listen(1).map_err(|e| format!("listen: {e}"))?;
+                    .map_err(|e| CheckError::new(format!("bind: {e}")))?;
+                l.listen(1)
+                    .map_err(|e| CheckError::new(format!("listen: {e}")))?;
                 l.settimeout(Some(Duration::from_secs(30)))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| CheckError::new(e.to_string()))?;
                 peer.connect(
                     SocketAddrV4::new(SUT_IP, SUT_PORT),
                     Box::new(ScriptedPeer(Rc::clone(&self.ctl))),
@@ -326,23 +341,23 @@ impl Run<'_> {
                 let _ = l.close();
                 match r {
                     Ok((s, _)) => s,
-                    Err(e) => return Err(format!("accept failed: {e}")),
+                    Err(e) => return Err(CheckError::new(format!("accept failed: {e}"))),
                 }
             }
         };
         sock.settimeout(Some(Duration::from_millis(200)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CheckError::new(e.to_string()))?;
         Ok(sock)
     }
 
-    fn steps(&mut self, sock: &Socket<SimPlatform>) -> Result<(), String> {
+    fn steps(&mut self, sock: &Socket<SimPlatform>) -> Result<(), CheckError> {
         for (i, op) in self.case.ops.iter().enumerate() {
             // Each step gets its own bound: a blocking call with nothing to
             // wait for ends (as a timeout) instead of hanging the fuzzer.
             self.net.set_wait_deadline(Some(STEP_BOUND));
             self.step(sock, *op)
                 .and_then(|()| self.model.check_peer(&self.ctl.borrow()))
-                .map_err(|e| format!("step {i} ({op}): {e}"))?;
+                .map_err(|e| e.at_step(i, *op))?;
         }
         Ok(())
     }
@@ -353,7 +368,7 @@ impl Run<'_> {
         data
     }
 
-    fn step(&mut self, sock: &Socket<SimPlatform>, op: Op) -> Result<(), String> {
+    fn step(&mut self, sock: &Socket<SimPlatform>, op: Op) -> Result<(), CheckError> {
         match op {
             Op::Send(n) | Op::SendAll(n) => {
                 if self.model.uncertain > 0 || n == 0 {
@@ -399,7 +414,7 @@ impl Run<'_> {
                 let sel = self
                     .net
                     .select(r, w, &[], Some(Duration::ZERO))
-                    .map_err(|e| format!("select: {e}"))?;
+                    .map_err(|e| CheckError::new(format!("select: {e}")))?;
                 let ready = if read { &sel.read } else { &sel.write };
                 if ready.contains(&sock.fileno()) {
                     self.check_ready(sock, read)?;
@@ -413,14 +428,17 @@ impl Run<'_> {
                 let mut poller = self.net.poller();
                 poller
                     .register(sock, Interest::BOTH, 7)
-                    .map_err(|e| format!("poller register: {e}"))?;
+                    .map_err(|e| CheckError::new(format!("poller register: {e}")))?;
                 let events = poller
                     .poll(Some(Duration::from_millis(u64::from(ms))))
-                    .map_err(|e| format!("poller poll: {e}"));
+                    .map_err(|e| CheckError::new(format!("poller poll: {e}")));
                 let _ = poller.unregister(sock);
                 for ev in events? {
                     if ev.token != 7 {
-                        return Err(format!("poller reported unknown token {}", ev.token));
+                        return Err(CheckError::new(format!(
+                            "poller reported unknown token {}",
+                            ev.token
+                        )));
                     }
                     if ev.readable {
                         self.check_ready(sock, true)?;
@@ -437,7 +455,7 @@ impl Run<'_> {
                     (Ok(()), false) => Ok(()),
                     (Err(e), true) if e.errno() == Some(Errno::EBADF) => Ok(()),
                     (Ok(()), true) => Err("settimeout on a closed socket succeeded".into()),
-                    (Err(e), _) => Err(format!("settimeout: {e}")),
+                    (Err(e), _) => Err(CheckError::new(format!("settimeout: {e}"))),
                 }
             }
             Op::SetBlocking(b) => {
@@ -485,7 +503,7 @@ impl Run<'_> {
                 let r = sock.close();
                 if self.model.closed {
                     // Python: closing twice is a no-op.
-                    return r.map_err(|e| format!("second close: {e}"));
+                    return r.map_err(|e| CheckError::new(format!("second close: {e}")));
                 }
                 self.model.closed = true;
                 match r {
@@ -503,7 +521,7 @@ impl Run<'_> {
     }
 
     /// Readiness was reported: the nonblocking call must not fail with EAGAIN.
-    fn check_ready(&mut self, sock: &Socket<SimPlatform>, read: bool) -> Result<(), String> {
+    fn check_ready(&mut self, sock: &Socket<SimPlatform>, read: bool) -> Result<(), CheckError> {
         let was = sock.getblocking();
         let timeout = sock.gettimeout();
         sock.setblocking(false);
@@ -528,13 +546,14 @@ impl Run<'_> {
             }
         };
         if was {
-            sock.settimeout(timeout).map_err(|e| e.to_string())?;
+            sock.settimeout(timeout)
+                .map_err(|e| CheckError::new(e.to_string()))?;
         }
         res
     }
 
     /// Completion: a healthy connection delivers everything both ways.
-    fn complete(&mut self, sock: &Socket<SimPlatform>) -> Result<(), String> {
+    fn complete(&mut self, sock: &Socket<SimPlatform>) -> Result<(), CheckError> {
         // The liveness phase: faults heal, and a healthy connection must
         // then deliver everything (no hang may hide behind the faults).
         if !self.case.faults.is_none() {
@@ -550,7 +569,7 @@ impl Run<'_> {
         }
         self.net.set_wait_deadline(Some(WAIT_BOUND));
         sock.settimeout(Some(HEALED_PROGRESS_BOUND))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| CheckError::new(e.to_string()))?;
         for _ in 0..DRAIN_ITERATIONS {
             if self.model.eof_seen || !self.model.healthy(&self.ctl.borrow()) {
                 break;
@@ -558,17 +577,17 @@ impl Run<'_> {
             let r = sock.recv(65536);
             if matches!(&r, Err(e) if e.is_timeout()) {
                 let c = self.ctl.borrow();
-                return Err(format!(
+                return Err(CheckError::new(format!(
                     "drain: no progress for {} s after {} of {} bytes (liveness)",
                     HEALED_PROGRESS_BOUND.as_secs(),
                     self.model.received,
                     c.written
-                ));
+                )));
             }
             let env = self.env();
             self.model
                 .on_recv(&r, &self.ctl.borrow(), env)
-                .map_err(|e| format!("drain: {e}"))?;
+                .map_err(|e| e.context("drain"))?;
         }
         if !self.model.healthy(&self.ctl.borrow()) {
             return Ok(());
@@ -587,16 +606,16 @@ impl Run<'_> {
         }
         let got = self.ctl.borrow().got.len() as u64;
         if got != self.model.sent {
-            return Err(format!(
+            return Err(CheckError::new(format!(
                 "the peer received {got} of the {} bytes the SUT sent (liveness)",
                 self.model.sent
-            ));
+            )));
         }
         self.model.check_peer(&self.ctl.borrow())
     }
 
     /// A fresh connection after everything: the stack still works.
-    fn liveness(&mut self) -> Result<(), String> {
+    fn liveness(&mut self) -> Result<(), CheckError> {
         self.net.set_wait_deadline(Some(WAIT_BOUND));
         let ctl: Ctl = Rc::new(RefCell::new(PeerCtl {
             asked: LIVENESS_BYTES as u64,
@@ -613,19 +632,21 @@ impl Run<'_> {
         let s = self
             .net
             .socket()
-            .map_err(|e| format!("liveness socket: {e}"))?;
-        let r = (|| -> Result<(), String> {
+            .map_err(|e| CheckError::new(format!("liveness socket: {e}")))?;
+        let r = (|| -> Result<(), CheckError> {
             s.settimeout(Some(Duration::from_secs(30)))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CheckError::new(e.to_string()))?;
             s.connect(SocketAddrV4::new(PEER_IP, LIVENESS_PORT))
-                .map_err(|e| format!("liveness connect: {e}"))?;
+                .map_err(|e| CheckError::new(format!("liveness connect: {e}")))?;
             let mut out = vec![0u8; LIVENESS_BYTES];
             fill_pattern(0, &mut out);
             s.sendall(&out)
-                .map_err(|e| format!("liveness sendall: {e}"))?;
+                .map_err(|e| CheckError::new(format!("liveness sendall: {e}")))?;
             let mut got = Vec::new();
             for _ in 0..DRAIN_ITERATIONS {
-                let chunk = s.recv(65536).map_err(|e| format!("liveness recv: {e}"))?;
+                let chunk = s
+                    .recv(65536)
+                    .map_err(|e| CheckError::new(format!("liveness recv: {e}")))?;
                 if chunk.is_empty() {
                     break;
                 }
@@ -634,10 +655,10 @@ impl Run<'_> {
             if got.len() != LIVENESS_BYTES
                 || find_pattern_mismatch(PEER_PATTERN_BASE, &got).is_some()
             {
-                return Err(format!(
+                return Err(CheckError::new(format!(
                     "liveness: received {} bytes, expected {LIVENESS_BYTES} intact",
                     got.len()
-                ));
+                )));
             }
             for _ in 0..200 {
                 if ctl.borrow().got.len() >= LIVENESS_BYTES {
@@ -647,15 +668,15 @@ impl Run<'_> {
             }
             let c = ctl.borrow();
             if c.got.len() != LIVENESS_BYTES || find_pattern_mismatch(0, &c.got).is_some() {
-                return Err(format!(
+                return Err(CheckError::new(format!(
                     "liveness: the peer received {} bytes, expected {LIVENESS_BYTES} intact",
                     c.got.len()
-                ));
+                )));
             }
             Ok(())
         })();
         let closed = s.close();
         r?;
-        closed.map_err(|e| format!("liveness close: {e}"))
+        closed.map_err(|e| CheckError::new(format!("liveness close: {e}")))
     }
 }
