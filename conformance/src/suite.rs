@@ -198,7 +198,13 @@ mod tests {
             panic!()
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run(&opts, cases, &mut |_| Ok(Clock(0)), &mut out, &mut err);
+        let code = run(
+            &opts,
+            cases,
+            &mut |_| Ok::<_, std::convert::Infallible>(Clock(0)),
+            &mut out,
+            &mut err,
+        );
         (
             code,
             String::from_utf8(out).unwrap(),

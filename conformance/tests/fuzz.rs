@@ -82,7 +82,15 @@ fn malformed_replay_strings_get_precise_errors() {
     ];
     for (input, want) in cases {
         let err = input.parse::<FuzzCase>().expect_err(input);
-        assert!(err.contains(want), "{input:?}: {err:?} lacks {want:?}");
+        assert!(
+            err.to_string().contains(want),
+            "{input:?}: {err:?} lacks {want:?}"
+        );
+        assert!(
+            input.contains(err.input()),
+            "{input:?}: the error's input {:?} is not part of it",
+            err.input()
+        );
     }
 }
 
