@@ -1,7 +1,7 @@
 //! The error types of the benches' library API.
 //!
-//! `Display` is the text the bench binaries and the report print, so it
-//! reads exactly as the message did before the error was typed.
+//! `Display` is the text the bench binaries and the report print; the
+//! variants give callers the structure behind it.
 
 use std::error::Error;
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The issue #5 report: simulator predictions and OVMF measurements side by
+//! The Poll-strategy report: simulator predictions and OVMF measurements side by
 //! side, rendered as a Markdown table and an SVG plot (feature `report`).
 //!
 //! The data comes from [`crate::workloads::Workload::run_planned`] on both

@@ -1,4 +1,4 @@
-//! The five workloads of issue #5, written against the socket API on a
+//! The five Poll-strategy workloads, written against the socket API on a
 //! simulated world with the conformance suite's peer services.
 //!
 //! Why here and not in the bench: the same code is exercised by the unit
@@ -19,9 +19,8 @@ use crate::error::WorkloadError;
 #[cfg(feature = "sim")]
 use efisock_conformance::error::SetupError;
 
-/// Bytes moved by the bulk workloads: the 16 MiB issue #5 asks for (one
-/// iteration of the slowest strategy, timer-only, stays under 5 s of wall
-/// time on the 2-core build machine, so the size was not reduced).
+/// Bytes moved by the bulk workloads: 16 MiB (one iteration of the slowest
+/// strategy, timer-only, stays under 5 s of wall time on a 2-core machine).
 pub const BULK_BYTES: u64 = 16 << 20;
 /// Round trips in [`Workload::RequestResponse`].
 pub const ROUND_TRIPS: usize = 1000;
@@ -107,7 +106,7 @@ impl Outcome {
 }
 
 impl Workload {
-    /// The five workloads at the issue's sizes.
+    /// The five workloads at their full sizes.
     pub fn all() -> [Workload; 5] {
         [
             Workload::BulkReceive(BULK_BYTES),
@@ -178,7 +177,7 @@ impl Workload {
         }
     }
 
-    /// Runs one iteration on `target` at the issue's size, verifying the data.
+    /// Runs one iteration on `target` at the full size, verifying the data.
     pub fn run_once<T: SocketTarget>(
         &self,
         target: &T,
@@ -270,7 +269,7 @@ pub fn bench_target(
 }
 
 /// [`bench_target`] with the simulator's cost model replaced by `cost`
-/// (calibration experiments: `efisock-bench-report --cost ...`).
+/// (cost-model experiments: `efisock-bench-report --cost ...`).
 #[cfg(feature = "sim")]
 pub fn bench_target_with_cost(
     strategy: &str,

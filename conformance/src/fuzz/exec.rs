@@ -43,9 +43,9 @@ const DRAIN_ITERATIONS: usize = 10_000;
 /// byte to arrive (either way). A segment lost just before the heal comes
 /// back only when its sender's retransmission timer fires, which can be a
 /// whole backed-off RTO later, up to [`MAX_RTO_NS`] (60 s); the healed link
-/// then delivers it within milliseconds. 10 s was too short: a SYN-ACK
-/// retransmitted four times left the SUT's first data segment with a 16 s
-/// RTO, and its loss 0.6 µs before the heal was repaired at +16 s.
+/// then delivers it within milliseconds. A fixed 10 s is not enough: a
+/// SYN-ACK retransmitted four times leaves the SUT's first data segment with
+/// a 16 s RTO, so its loss just before the heal is repaired at +16 s.
 const HEALED_PROGRESS_BOUND: Duration = Duration::from_nanos(MAX_RTO_NS + 5_000_000_000);
 /// Poll interval while waiting for the peer to receive the SUT's bytes.
 const PEER_POLL: Duration = Duration::from_millis(50);

@@ -1,4 +1,4 @@
-//! # The ordering fuzzer and the swarm (issue #4)
+//! # The ordering fuzzer and the swarm
 //!
 //! Why: notify ordering, completion timing and the firmware's unusual but
 //! legal statuses are where once-a-month firmware bugs hide. This module
