@@ -164,6 +164,26 @@ mod tests {
     }
 
     #[test]
+    fn host_io_error_names_the_step_and_keeps_the_cause() {
+        let e = HostError::Io {
+            what: "bind 127.0.0.1:7 for echo".into(),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert!(
+            e.to_string().starts_with("bind 127.0.0.1:7 for echo: "),
+            "{e}"
+        );
+        let cause = e.source().expect("the io error is the source");
+        assert_eq!(
+            cause
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind),
+            Some(std::io::ErrorKind::AddrInUse)
+        );
+        assert!(HostError::Config("x".into()).source().is_none());
+    }
+
+    #[test]
     fn setup_error_displays_the_wrapped_message() {
         let e = SetupError::Quirk("unknown quirk \"bogus\"".into());
         assert_eq!(e.to_string(), "unknown quirk \"bogus\"");

@@ -294,6 +294,14 @@ mod tests {
         assert!(parse_args_file("--case-timeout").is_err());
         assert!(parse_args_file("--case-timeout 0").is_err());
         assert!(parse_args_file("--bogus").unwrap_err().contains("--bogus"));
+        let e = "--case-timeout 0".parse::<GuestArgs>().unwrap_err();
+        assert_eq!(e.input(), "0");
+        assert_eq!(
+            e.to_string(),
+            "--case-timeout: '0' is not 1..=86400 seconds"
+        );
+        let e = args_file(&opts(&["--filter", "a b"]), t).unwrap_err();
+        assert_eq!(e.input(), "a b");
     }
 
     #[test]
@@ -321,7 +329,9 @@ mod tests {
         let back = parse_case(case_line(&ok, false).strip_prefix("EFISOCK-CASE ").unwrap());
         assert_eq!(back.unwrap().report, ok);
         assert!(parse_case("{}").is_err());
-        assert!(parse_case("not json").is_err());
+        let e = parse_case("not json").unwrap_err();
+        assert_eq!(e.input(), "not json");
+        assert!(e.to_string().starts_with("CASE line is not JSON ("), "{e}");
         let start = start_line("a/b", 5);
         assert_eq!(
             parse_start(start.strip_prefix("EFISOCK-START ").unwrap()),
