@@ -2,7 +2,7 @@
 //! summary tables printed at the end of the bench.
 //!
 //! Why: criterion reports one measurement per bench id (here virtual time);
-//! issue #5 also wants the simulator's own speed (host wall time per
+//! the summary also wants the simulator's own speed (host wall time per
 //! simulated second) and the ratio of each strategy to timer-only. Both
 //! come from the same iterations, so they are accumulated here instead of
 //! running every workload a second time under `WallTime`.

@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::cli::{self, Command, RunOptions};
+use crate::error::ParseError;
 use crate::runner::{CaseReport, RunSummary, fmt_seed};
 
 /// The options file's name at the ESP root (host side).
@@ -43,26 +44,33 @@ pub struct GuestArgs {
 /// The options file for `opts`. Only options that mean something inside
 /// OVMF are accepted: simulator profiles and quirks, `--trace`, `--json` and
 /// `--list` are host-side or simulator-only, and filters must be single
-/// words (the file is split on whitespace).
-pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, String> {
+/// words (the file is split on whitespace). The error names the option
+/// that cannot be passed on.
+pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, ParseError> {
     if opts.profile.is_some() || !opts.quirks.is_empty() {
-        return Err(
+        let option = if opts.profile.is_some() {
+            "--profile"
+        } else {
+            "--quirk"
+        };
+        return Err(ParseError::new(
+            option,
             "--profile/--quirk select simulator firmware; OVMF is what it is \
-                    (edk2-stable202211)"
-                .into(),
-        );
+                    (edk2-stable202211)",
+        ));
     }
     if opts.trace {
-        return Err(
+        return Err(ParseError::new(
+            "--trace",
             "--trace is not supported with --target qemu (the firmware trace would \
-                    have to cross the serial console); run the case on the simulator"
-                .into(),
-        );
+                    have to cross the serial console); run the case on the simulator",
+        ));
     }
     let secs = case_timeout.as_secs();
     if secs == 0 || case_timeout.subsec_nanos() != 0 {
-        return Err(format!(
-            "case timeout {case_timeout:?} must be a whole number of seconds >= 1"
+        return Err(ParseError::new(
+            format!("{case_timeout:?}"),
+            format!("case timeout {case_timeout:?} must be a whole number of seconds >= 1"),
         ));
     }
     let mut words = vec![
@@ -77,8 +85,9 @@ pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, St
     }
     for f in &opts.filters {
         if f.is_empty() || f.chars().any(char::is_whitespace) {
-            return Err(format!(
-                "--filter {f:?}: filters for the QEMU run must be single words"
+            return Err(ParseError::new(
+                f.as_str(),
+                format!("--filter {f:?}: filters for the QEMU run must be single words"),
             ));
         }
         words.push("--filter".into());
@@ -91,25 +100,48 @@ pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, St
 
 /// Parses the options file (whitespace-separated words, the CLI grammar plus
 /// [`CASE_TIMEOUT_FLAG`]).
+///
+/// The error is the message alone because the UEFI suite application
+/// chains this with its own file-reading message; [`GuestArgs::from_str`]
+/// gives the typed [`ParseError`].
+///
+/// [`GuestArgs::from_str`]: std::str::FromStr::from_str
 pub fn parse_args_file(text: &str) -> Result<GuestArgs, String> {
-    let mut words: Vec<&str> = text.split_whitespace().collect();
-    let mut case_timeout = DEFAULT_CASE_TIMEOUT;
-    if let Some(at) = words.iter().position(|w| *w == CASE_TIMEOUT_FLAG) {
-        let v = words
-            .get(at + 1)
-            .ok_or_else(|| format!("{CASE_TIMEOUT_FLAG} needs a value"))?;
-        let secs: u64 = v
-            .parse()
-            .ok()
-            .filter(|s| (1..=86_400).contains(s))
-            .ok_or_else(|| format!("{CASE_TIMEOUT_FLAG}: '{v}' is not 1..=86400 seconds"))?;
-        case_timeout = Duration::from_secs(secs);
-        words.drain(at..at + 2);
-    }
-    match cli::parse(words) {
-        Ok(Command::Run(opts)) => Ok(GuestArgs { opts, case_timeout }),
-        Ok(Command::Help) => Err("--help in the options file".into()),
-        Err(e) => Err(e.to_string()),
+    text.parse().map_err(|e: ParseError| e.to_string())
+}
+
+impl std::str::FromStr for GuestArgs {
+    type Err = ParseError;
+
+    /// Parses the options file's text.
+    fn from_str(text: &str) -> Result<GuestArgs, ParseError> {
+        let mut words: Vec<&str> = text.split_whitespace().collect();
+        let mut case_timeout = DEFAULT_CASE_TIMEOUT;
+        if let Some(at) = words.iter().position(|w| *w == CASE_TIMEOUT_FLAG) {
+            let v = words.get(at + 1).ok_or_else(|| {
+                ParseError::new(
+                    CASE_TIMEOUT_FLAG,
+                    format!("{CASE_TIMEOUT_FLAG} needs a value"),
+                )
+            })?;
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| (1..=86_400).contains(s))
+                .ok_or_else(|| {
+                    ParseError::new(
+                        *v,
+                        format!("{CASE_TIMEOUT_FLAG}: '{v}' is not 1..=86400 seconds"),
+                    )
+                })?;
+            case_timeout = Duration::from_secs(secs);
+            words.drain(at..at + 2);
+        }
+        match cli::parse(words) {
+            Ok(Command::Run(opts)) => Ok(GuestArgs { opts, case_timeout }),
+            Ok(Command::Help) => Err(ParseError::new("--help", "--help in the options file")),
+            Err(e) => Err(ParseError::new(text, e.to_string())),
+        }
     }
 }
 
@@ -158,30 +190,32 @@ pub struct GuestCase {
     pub timeout: bool,
 }
 
-/// Parses the JSON body of an `EFISOCK-CASE` line.
-pub fn parse_case(body: &str) -> Result<GuestCase, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("CASE line is not JSON ({e}): {body}"))?;
+/// Parses the JSON body of an `EFISOCK-CASE` line; the error carries the
+/// whole body as its input.
+pub fn parse_case(body: &str) -> Result<GuestCase, ParseError> {
+    let bad = |message: String| ParseError::new(body, message);
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| bad(format!("CASE line is not JSON ({e}): {body}")))?;
     let text = |k: &str| {
         v.get(k)
             .and_then(serde_json::Value::as_str)
             .map(str::to_string)
-            .ok_or_else(|| format!("CASE line lacks string field {k:?}: {body}"))
+            .ok_or_else(|| bad(format!("CASE line lacks string field {k:?}: {body}")))
     };
     let num = |k: &str| {
         v.get(k)
             .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| format!("CASE line lacks number field {k:?}: {body}"))
+            .ok_or_else(|| bad(format!("CASE line lacks number field {k:?}: {body}")))
     };
     let flag = |k: &str| {
         v.get(k)
             .and_then(serde_json::Value::as_bool)
-            .ok_or_else(|| format!("CASE line lacks bool field {k:?}: {body}"))
+            .ok_or_else(|| bad(format!("CASE line lacks bool field {k:?}: {body}")))
     };
     let message = match v.get("message") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(other) => return Err(format!("CASE line message is not a string: {other}")),
+        Some(other) => return Err(bad(format!("CASE line message is not a string: {other}"))),
     };
     Ok(GuestCase {
         report: CaseReport {
@@ -197,13 +231,17 @@ pub fn parse_case(body: &str) -> Result<GuestCase, String> {
     })
 }
 
-/// The `(id, seed)` of an `EFISOCK-START` line body.
-pub fn parse_start(body: &str) -> Result<(String, u64), String> {
-    let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("START line is not JSON ({e}): {body}"))?;
+/// The `(id, seed)` of an `EFISOCK-START` line body; the error carries the
+/// whole body as its input.
+pub fn parse_start(body: &str) -> Result<(String, u64), ParseError> {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| ParseError::new(body, format!("START line is not JSON ({e}): {body}")))?;
     match (v["id"].as_str(), v["seed"].as_u64()) {
         (Some(id), Some(seed)) => Ok((id.to_string(), seed)),
-        _ => Err(format!("START line lacks id/seed: {body}")),
+        _ => Err(ParseError::new(
+            body,
+            format!("START line lacks id/seed: {body}"),
+        )),
     }
 }
 
@@ -256,6 +294,14 @@ mod tests {
         assert!(parse_args_file("--case-timeout").is_err());
         assert!(parse_args_file("--case-timeout 0").is_err());
         assert!(parse_args_file("--bogus").unwrap_err().contains("--bogus"));
+        let e = "--case-timeout 0".parse::<GuestArgs>().unwrap_err();
+        assert_eq!(e.input(), "0");
+        assert_eq!(
+            e.to_string(),
+            "--case-timeout: '0' is not 1..=86400 seconds"
+        );
+        let e = args_file(&opts(&["--filter", "a b"]), t).unwrap_err();
+        assert_eq!(e.input(), "a b");
     }
 
     #[test]
@@ -283,7 +329,9 @@ mod tests {
         let back = parse_case(case_line(&ok, false).strip_prefix("EFISOCK-CASE ").unwrap());
         assert_eq!(back.unwrap().report, ok);
         assert!(parse_case("{}").is_err());
-        assert!(parse_case("not json").is_err());
+        let e = parse_case("not json").unwrap_err();
+        assert_eq!(e.input(), "not json");
+        assert!(e.to_string().starts_with("CASE line is not JSON ("), "{e}");
         let start = start_line("a/b", 5);
         assert_eq!(
             parse_start(start.strip_prefix("EFISOCK-START ").unwrap()),

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use efisock_conformance::cli::{self, Command, RunOptions, TargetKind};
+use efisock_conformance::error::SetupError;
 use efisock_conformance::sim_target::{SimSetup, SimTarget};
 use efisock_conformance::{cases, suite};
 
@@ -56,10 +57,12 @@ fn main() -> ExitCode {
 
 /// The simulator setup the options ask for, with profile and quirk names
 /// checked before any case runs.
-fn sim_setup(opts: &RunOptions) -> Result<SimSetup, String> {
+fn sim_setup(opts: &RunOptions) -> Result<SimSetup, SetupError> {
     let mut setup = SimSetup::default();
     if let Some(name) = &opts.profile {
-        setup.profile = name.parse()?;
+        setup.profile = name
+            .parse::<efisock_sim::Profile>()
+            .map_err(|e| SetupError::Profile(e.into()))?;
     }
     setup.quirk_overrides = opts.quirks.clone();
     setup.strategy = opts.strategy.clone();

@@ -13,6 +13,7 @@ use efisock_sim::{
     SimPlatform,
 };
 
+use crate::error::SetupError;
 use crate::peers::{self, Peer, PeerConnState, PeerIo};
 use crate::runner::Target;
 use crate::target::{Expectations, SocketTarget};
@@ -45,21 +46,25 @@ impl Default for SimSetup {
 }
 
 impl SimSetup {
-    /// The simulator configuration for `seed`, or a message naming a bad quirk.
-    pub fn config(&self, seed: u64) -> Result<SimConfig, String> {
+    /// The simulator configuration for `seed`, or [`SetupError::Quirk`]
+    /// naming a bad quirk.
+    pub fn config(&self, seed: u64) -> Result<SimConfig, SetupError> {
         let mut config = SimConfig::new(seed).with_profile(self.profile);
         for (name, on) in &self.quirk_overrides {
-            config.quirks.set(name, *on)?;
+            config
+                .quirks
+                .set(name, *on)
+                .map_err(|e| SetupError::Quirk(e.into()))?;
         }
         Ok(config)
     }
 
     /// A target for one case run.
-    pub fn build(&self, seed: u64) -> Result<SimTarget, String> {
+    pub fn build(&self, seed: u64) -> Result<SimTarget, SetupError> {
         let target = SimTarget::new(self.config(seed)?)?;
         if let Some(name) = &self.strategy {
             let strategy = efisock::strategy_by_name(name)
-                .ok_or_else(|| format!("unknown poll strategy {name:?}"))?;
+                .ok_or_else(|| SetupError::UnknownStrategy(name.clone()))?;
             target.net.set_strategy(strategy);
         }
         Ok(target)
@@ -76,10 +81,10 @@ pub struct SimTarget {
 impl SimTarget {
     /// A world from `config` with the peer services running and the SUT
     /// configured statically.
-    pub fn new(config: SimConfig) -> Result<Self, String> {
+    pub fn new(config: SimConfig) -> Result<Self, SetupError> {
         let (sim, net) = world(&config);
         net.set_static(SUT_IP, MASK, Some(PEER_IP))
-            .map_err(|e| format!("static address for the simulated SUT: {e}"))?;
+            .map_err(SetupError::Address)?;
         Ok(SimTarget { config, sim, net })
     }
 

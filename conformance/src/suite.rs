@@ -96,10 +96,10 @@ fn list<T>(opts: &RunOptions, cases: &[&Case<T>], out: &mut dyn Write) {
 /// Lists or runs `cases` as `opts` asks; each execution gets a fresh target
 /// from `make(seed)` (which applies `opts.profile` and `opts.quirks`).
 /// Returns the exit status.
-pub fn run<T: Target>(
+pub fn run<T: Target, E: std::fmt::Display>(
     opts: &RunOptions,
     cases: &[Case<T>],
-    make: &mut dyn FnMut(u64) -> Result<T, String>,
+    make: &mut dyn FnMut(u64) -> Result<T, E>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
@@ -198,7 +198,13 @@ mod tests {
             panic!()
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run(&opts, cases, &mut |_| Ok(Clock(0)), &mut out, &mut err);
+        let code = run(
+            &opts,
+            cases,
+            &mut |_| Ok::<_, std::convert::Infallible>(Clock(0)),
+            &mut out,
+            &mut err,
+        );
         (
             code,
             String::from_utf8(out).unwrap(),

@@ -1,4 +1,4 @@
-//! The short fuzz run of every `cargo test` (issue #4): a small campaign over
+//! The short fuzz run of every `cargo test`: a small campaign over
 //! the three schedulers, half of it with swarm faults, every fourth case run
 //! twice for the determinism check; plus the replay-string round trip.
 //!
@@ -82,7 +82,15 @@ fn malformed_replay_strings_get_precise_errors() {
     ];
     for (input, want) in cases {
         let err = input.parse::<FuzzCase>().expect_err(input);
-        assert!(err.contains(want), "{input:?}: {err:?} lacks {want:?}");
+        assert!(
+            err.to_string().contains(want),
+            "{input:?}: {err:?} lacks {want:?}"
+        );
+        assert!(
+            input.contains(err.input()),
+            "{input:?}: the error's input {:?} is not part of it",
+            err.input()
+        );
     }
 }
 
@@ -94,10 +102,10 @@ fn malformed_replay_strings_get_precise_errors() {
 /// 3883 bytes". Fixed in the simulator's device, which sends pure ACKs at
 /// SND.MAX like EDK2's `TcpSendAck` (`efisock_sim` `device.rs`).
 ///
-/// (Both replays in this file were found with the simulator's earlier cost
-/// model; the calibration of issue #5 shifted their timing, so the root
-/// causes are pinned by unit tests in `efisock-sim` (`device.rs`, `host.rs`)
-/// and these replays check that the scenarios still complete.)
+/// (The exact timing of both replays in this file depends on the
+/// simulator's cost model, so the root causes are pinned by unit tests in
+/// `efisock-sim` (`device.rs`, `host.rs`) and these replays check that the
+/// scenarios still complete.)
 #[test]
 fn mutual_rto_recovery_does_not_deadlock() {
     let text = "efz2/c/39e3f4d42f1ef2b2/fifo/adaptive-backoff/loss=0.117,dup=0.018,reorder=0.109/\

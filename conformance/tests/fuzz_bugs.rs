@@ -1,5 +1,5 @@
-//! Proof that the fuzzer finds, shrinks and replays the deliberate bugs
-//! (issue #4). For each bug the simulator can reach, a campaign runs with
+//! Proof that the fuzzer finds, shrinks and replays the deliberate bugs.
+//! For each bug the simulator can reach, a campaign runs with
 //! the bug on until the first failure; the test checks that the shrunk case
 //! is no larger than the original, that its replay string parses back to the
 //! same case, and that replaying it fails again. It prints cases and time to

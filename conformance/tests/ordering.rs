@@ -1,6 +1,6 @@
 //! proptest over core + simulator: operations AND the decision tape are
 //! generated, so a failure shrinks to a minimal operation list and a minimal
-//! schedule (issue #4).
+//! schedule.
 //!
 //! The runner and the reference model are `efisock_conformance::fuzz` (the
 //! same ones the `fuzz` command uses): after every step the bytes each side

@@ -4,6 +4,8 @@
 //! on needs a build with the `deliberate-bugs` feature; without it, asking for
 //! one is a precise error, never a silently bug-free run.
 
+use crate::error::ParseError;
+
 /// Every deliberate bug, by its command-line name.
 pub const BUG_NAMES: [&str; 4] = [
     "free-rx-buffer-on-timeout",
@@ -23,18 +25,25 @@ pub const SIM_UNREACHABLE: [(&str, &str); 1] = [(
      --features deliberate-bugs --test loom_queue",
 )];
 
-/// Checks a bug name.
-pub fn check(name: &str) -> Result<(), String> {
+/// Checks a bug name: it must be known, and this build must be able to
+/// switch it on.
+pub fn check(name: &str) -> Result<(), ParseError> {
     if !BUG_NAMES.contains(&name) {
-        return Err(format!(
-            "unknown deliberate bug {name:?}; known: {}",
-            BUG_NAMES.join(", ")
+        return Err(ParseError::new(
+            name,
+            format!(
+                "unknown deliberate bug {name:?}; known: {}",
+                BUG_NAMES.join(", ")
+            ),
         ));
     }
     if !cfg!(feature = "deliberate-bugs") {
-        return Err(format!(
-            "deliberate bug {name:?} needs a build with the deliberate-bugs feature \
-             (cargo run --release -p efisock-conformance --features deliberate-bugs -- fuzz ...)"
+        return Err(ParseError::new(
+            name,
+            format!(
+                "deliberate bug {name:?} needs a build with the deliberate-bugs feature \
+                 (cargo run --release -p efisock-conformance --features deliberate-bugs -- fuzz ...)"
+            ),
         ));
     }
     Ok(())
@@ -42,7 +51,7 @@ pub fn check(name: &str) -> Result<(), String> {
 
 /// Runs `f` with bug `name` (if any) switched on for this thread, and off
 /// again afterwards (also if `f` panics).
-pub fn with_bug<R>(name: Option<&str>, f: impl FnOnce() -> R) -> Result<R, String> {
+pub fn with_bug<R>(name: Option<&str>, f: impl FnOnce() -> R) -> Result<R, ParseError> {
     if let Some(n) = name {
         check(n)?;
     }

@@ -8,6 +8,7 @@ use efisock_sim::Scheduler;
 
 use super::bugs;
 use super::case::FuzzCase;
+use super::error::Nondeterminism;
 use super::exec::{RunFailure, RunReport, run_case};
 use super::generate;
 use super::shrink::{ShrinkBudget, Shrunk, shrink};
@@ -127,7 +128,7 @@ pub fn run_guarded(case: &FuzzCase) -> Result<RunReport, RunFailure> {
         catch_unwind(AssertUnwindSafe(|| run_case(case)))
     });
     match outcome {
-        Err(e) => Err(RunFailure::without_run(e)),
+        Err(e) => Err(RunFailure::without_run(e.to_string())),
         Ok(Ok(r)) => r,
         Ok(Err(panic)) => {
             let msg = super::exec::panic_message(&*panic);
@@ -137,23 +138,14 @@ pub fn run_guarded(case: &FuzzCase) -> Result<RunReport, RunFailure> {
 }
 
 /// Runs a case twice; a difference in decisions or trace is a failure.
-pub fn check_determinism(case: &FuzzCase, first: &RunReport) -> Result<(), String> {
+pub fn check_determinism(case: &FuzzCase, first: &RunReport) -> Result<(), Nondeterminism> {
     match run_guarded(case) {
         Ok(second) if second == *first => Ok(()),
-        Ok(second) => Err(format!(
-            "nondeterminism: the same case ran twice with different results \
-             (decisions {} vs {}, decision hash {:#x} vs {:#x}, trace hash {:#x} vs {:#x})",
-            first.decisions,
-            second.decisions,
-            first.decision_hash,
-            second.decision_hash,
-            first.trace_hash,
-            second.trace_hash
-        )),
-        Err(f) => Err(format!(
-            "nondeterminism: the case passed once and failed when re-run: {}",
-            f.message
-        )),
+        Ok(second) => Err(Nondeterminism::Diverged {
+            first: *first,
+            second,
+        }),
+        Err(f) => Err(Nondeterminism::FailedOnRerun(f.message)),
     }
 }
 
@@ -240,12 +232,12 @@ impl Campaign {
                 stats.injections += r.injections as u64;
                 if self.determinism_every > 0 && index % self.determinism_every == 0 {
                     report.determinism_checks += 1;
-                    if let Err(message) = check_determinism(&case, r) {
+                    if let Err(divergence) = check_determinism(&case, r) {
                         report.divergences += 1;
                         outcome = Err(RunFailure {
                             decisions: r.decisions,
                             decision_hash: r.decision_hash,
-                            ..RunFailure::without_run(message)
+                            ..RunFailure::without_run(divergence.to_string())
                         });
                     }
                 }

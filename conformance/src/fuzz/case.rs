@@ -36,6 +36,8 @@ use core::str::FromStr;
 
 use efisock_sim::{Faults, Scheduler, Tape};
 
+use crate::error::ParseError;
+
 /// Format tag of the replay string.
 pub const REPLAY_TAG: &str = "efz2";
 /// The previous format: no strategy field.
@@ -108,27 +110,35 @@ impl fmt::Display for Op {
 }
 
 impl FromStr for Op {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Op, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Op, ParseError> {
+        let bad = |message: String| ParseError::new(s, message);
         let mut chars = s.chars();
-        let tag = chars.next().ok_or_else(|| "empty operation".to_string())?;
+        let tag = chars
+            .next()
+            .ok_or_else(|| bad("empty operation".to_string()))?;
         let arg = chars.as_str();
-        let num = || -> Result<u16, String> {
-            arg.parse::<u16>()
-                .map_err(|_| format!("operation {s:?}: {arg:?} is not a number in 0..=65535"))
+        let num = || -> Result<u16, ParseError> {
+            arg.parse::<u16>().map_err(|_| {
+                bad(format!(
+                    "operation {s:?}: {arg:?} is not a number in 0..=65535"
+                ))
+            })
         };
-        let flag = || -> Result<bool, String> {
+        let flag = || -> Result<bool, ParseError> {
             match arg {
                 "0" => Ok(false),
                 "1" => Ok(true),
-                _ => Err(format!("operation {s:?}: expected 0 or 1 after {tag:?}")),
+                _ => Err(bad(format!(
+                    "operation {s:?}: expected 0 or 1 after {tag:?}"
+                ))),
             }
         };
-        let bare = |op: Op| -> Result<Op, String> {
+        let bare = |op: Op| -> Result<Op, ParseError> {
             if arg.is_empty() {
                 Ok(op)
             } else {
-                Err(format!("operation {s:?}: {tag:?} takes no argument"))
+                Err(bad(format!("operation {s:?}: {tag:?} takes no argument")))
             }
         };
         match tag {
@@ -148,9 +158,9 @@ impl FromStr for Op {
             'h' => Ok(Op::PeerStall(flag()?)),
             'C' => bare(Op::Close),
             'p' => Ok(Op::PeerCrash(num()?)),
-            other => Err(format!(
+            other => Err(bad(format!(
                 "operation {s:?}: unknown tag {other:?} (expected one of s S r R W P t b z c w f x h C p)"
-            )),
+            ))),
         }
     }
 }
@@ -242,57 +252,60 @@ impl fmt::Display for FuzzCase {
 }
 
 impl FromStr for FuzzCase {
-    type Err = String;
-    fn from_str(s: &str) -> Result<FuzzCase, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<FuzzCase, ParseError> {
         let s = s.trim();
+        let bad = |message: String| ParseError::new(s, message);
         let mut parts: Vec<&str> = s.split('/').collect();
         let strategy = match parts.first() {
             Some(&REPLAY_TAG) if parts.len() == 9 => parts.remove(4).to_string(),
             Some(&REPLAY_TAG) => {
-                return Err(format!(
+                return Err(bad(format!(
                     "replay string has {} '/'-separated fields, expected 9 \
                      ({REPLAY_TAG}/dir/seed/scheduler/strategy/faults/tape/bug/ops)",
                     parts.len()
-                ));
+                )));
             }
             Some(&REPLAY_TAG_V1) if parts.len() == 8 => efisock::DEFAULT_STRATEGY.to_string(),
             Some(&REPLAY_TAG_V1) => {
-                return Err(format!(
+                return Err(bad(format!(
                     "replay string has {} '/'-separated fields, expected 8 \
                      ({REPLAY_TAG_V1}/dir/seed/scheduler/faults/tape/bug/ops)",
                     parts.len()
-                ));
+                )));
             }
             Some(other) => {
-                return Err(format!(
+                return Err(bad(format!(
                     "replay string starts with {other:?}, expected {REPLAY_TAG:?} (or {REPLAY_TAG_V1:?})"
-                ));
+                )));
             }
-            None => return Err("empty replay string".into()),
+            None => return Err(bad("empty replay string".into())),
         };
         if !efisock::STRATEGY_NAMES.contains(&strategy.as_str()) {
-            return Err(format!(
+            return Err(bad(format!(
                 "strategy {strategy:?}: expected one of {}",
                 efisock::STRATEGY_NAMES.join(", ")
-            ));
+            )));
         }
         let direction = match parts[1] {
             "c" => Direction::Connect,
             "a" => Direction::Accept,
-            other => return Err(format!("direction {other:?}: expected \"c\" or \"a\"")),
+            other => return Err(bad(format!("direction {other:?}: expected \"c\" or \"a\""))),
         };
         let seed = u64::from_str_radix(parts[2], 16)
-            .map_err(|_| format!("seed {:?} is not a 64-bit hex number", parts[2]))?;
+            .map_err(|_| bad(format!("seed {:?} is not a 64-bit hex number", parts[2])))?;
         let scheduler = parts[3]
             .parse::<Scheduler>()
-            .map_err(|e| format!("scheduler: {e}"))?;
+            .map_err(|e| bad(format!("scheduler: {e}")))?;
         let faults = match parts[4] {
             "-" => Faults::none(),
-            f => f.parse::<Faults>().map_err(|e| format!("faults: {e}"))?,
+            f => f
+                .parse::<Faults>()
+                .map_err(|e| bad(format!("faults: {e}")))?,
         };
         let tape = match parts[5] {
             "-" => None,
-            t => Some(t.parse::<Tape>().map_err(|e| format!("tape: {e}"))?),
+            t => Some(t.parse::<Tape>().map_err(|e| bad(format!("tape: {e}")))?),
         };
         let bug = match parts[6] {
             "-" => None,
@@ -304,7 +317,7 @@ impl FromStr for FuzzCase {
             parts[7]
                 .split(',')
                 .map(str::parse)
-                .collect::<Result<Vec<Op>, String>>()?
+                .collect::<Result<Vec<Op>, ParseError>>()?
         };
         Ok(FuzzCase {
             seed,

@@ -11,6 +11,7 @@ use super::bugs::{self, BUG_NAMES};
 use super::campaign::{Campaign, CampaignReport, SwarmMode, run_guarded};
 use super::case::FuzzCase;
 use super::shrink::ShrinkBudget;
+use crate::error::ParseError;
 use crate::runner::fmt_seed;
 
 /// Usage of the `fuzz` subcommand.
@@ -62,32 +63,36 @@ pub enum FuzzCommand {
     },
 }
 
-fn parse_u64(flag: &str, v: &str) -> Result<u64, String> {
+fn parse_u64(flag: &str, v: &str) -> Result<u64, ParseError> {
     let r = if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         u64::from_str_radix(h, 16)
     } else {
         v.parse()
     };
-    r.map_err(|_| format!("{flag}: {v:?} is not a non-negative integer"))
+    r.map_err(|_| ParseError::new(v, format!("{flag}: {v:?} is not a non-negative integer")))
 }
 
 /// Parses `90s`, `10m`, `1h`, `500ms` or plain seconds.
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
+pub fn parse_duration(v: &str) -> Result<Duration, ParseError> {
     let (num, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => v.split_at(i),
         None => (v, "s"),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("--time: {v:?} is not a duration like 90s, 10m or 1h"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        ParseError::new(
+            v,
+            format!("--time: {v:?} is not a duration like 90s, 10m or 1h"),
+        )
+    })?;
     let secs = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         _ => {
-            return Err(format!(
-                "--time: unknown unit {unit:?} in {v:?} (ms, s, m, h)"
+            return Err(ParseError::new(
+                v,
+                format!("--time: unknown unit {unit:?} in {v:?} (ms, s, m, h)"),
             ));
         }
     };
@@ -95,7 +100,7 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
 }
 
 /// Parses the arguments after `fuzz`.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, String> {
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, ParseError> {
     let mut campaign = Campaign {
         base_seed: DEFAULT_FUZZ_SEED,
         schedulers: Vec::new(),
@@ -110,8 +115,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, St
     };
     let mut bug_list = Vec::new();
     let mut args = args.into_iter().map(|a| {
-        a.into_string()
-            .map_err(|a| format!("argument {a:?} is not valid UTF-8"))
+        a.into_string().map_err(|a| {
+            ParseError::new(
+                a.to_string_lossy(),
+                format!("argument {a:?} is not valid UTF-8"),
+            )
+        })
     });
     while let Some(arg) = args.next() {
         let arg = arg?;
@@ -119,13 +128,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, St
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = |name: &str| -> Result<String, String> {
+        let mut value = |name: &str| -> Result<String, ParseError> {
             match inline.clone() {
                 Some(v) => Ok(v),
                 None => args
                     .next()
                     .transpose()?
-                    .ok_or_else(|| format!("{name} needs a value")),
+                    .ok_or_else(|| ParseError::new(name, format!("{name} needs a value"))),
             }
         };
         match flag.as_str() {
@@ -143,9 +152,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, St
                             Scheduler::Pct { depth: 3 },
                         ]);
                     } else {
-                        campaign
-                            .schedulers
-                            .push(s.parse().map_err(|e| format!("--scheduler: {e}"))?);
+                        campaign.schedulers.push(
+                            s.parse()
+                                .map_err(|e| ParseError::new(s, format!("--scheduler: {e}")))?,
+                        );
                     }
                 }
             }
@@ -154,13 +164,21 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, St
                     "off" => SwarmMode::Off,
                     "on" => SwarmMode::On,
                     "mixed" => SwarmMode::Mixed,
-                    o => return Err(format!("--swarm: {o:?}: expected off, on or mixed")),
+                    o => {
+                        return Err(ParseError::new(
+                            o,
+                            format!("--swarm: {o:?}: expected off, on or mixed"),
+                        ));
+                    }
                 }
             }
             "--max-ops" => {
                 let n = parse_u64("--max-ops", &value("--max-ops")?)?;
                 if n == 0 || n > 10_000 {
-                    return Err("--max-ops: expected 1..=10000".into());
+                    return Err(ParseError::new(
+                        n.to_string(),
+                        "--max-ops: expected 1..=10000",
+                    ));
                 }
                 campaign.max_ops = n as usize;
             }
@@ -187,7 +205,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, St
                 }
                 return Ok(FuzzCommand::Replay(Box::new(case)));
             }
-            other => return Err(format!("unknown fuzz option {other:?} (see fuzz --help)")),
+            other => {
+                return Err(ParseError::new(
+                    other,
+                    format!("unknown fuzz option {other:?} (see fuzz --help)"),
+                ));
+            }
         }
     }
     if campaign.schedulers.is_empty() {

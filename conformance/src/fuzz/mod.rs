@@ -1,4 +1,4 @@
-//! # The ordering fuzzer and the swarm (issue #4)
+//! # The ordering fuzzer and the swarm
 //!
 //! Why: notify ordering, completion timing and the firmware's unusual but
 //! legal statuses are where once-a-month firmware bugs hide. This module
@@ -31,6 +31,7 @@ pub mod bugs;
 pub mod campaign;
 pub mod case;
 pub mod cli;
+pub mod error;
 pub mod exec;
 pub mod generate;
 pub mod model;
@@ -39,4 +40,5 @@ pub mod shrink;
 
 pub use campaign::{Campaign, CampaignReport, SwarmMode, run_guarded};
 pub use case::{Direction, FuzzCase, Op};
+pub use error::{CheckError, Nondeterminism, Step};
 pub use exec::{RunFailure, RunReport, run_case};

@@ -17,6 +17,7 @@
 
 use efisock::{Errno, Error};
 
+use super::error::CheckError;
 use super::peer::{PEER_PATTERN_BASE, PeerCtl};
 use crate::pattern::find_pattern_mismatch;
 
@@ -70,7 +71,7 @@ impl Model {
         r: &Result<Vec<u8>, Error>,
         peer: &PeerCtl,
         env: Env,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckError> {
         match r {
             Ok(data) if data.is_empty() => {
                 if self.closed {
@@ -93,7 +94,8 @@ impl Model {
                     return Err(format!(
                         "end of stream after {} of the {} bytes the peer wrote",
                         self.received, peer.written
-                    ));
+                    )
+                    .into());
                 }
                 self.eof_seen = true;
             }
@@ -110,20 +112,21 @@ impl Model {
                         } else {
                             "ECONNRESET"
                         }
-                    ));
+                    )
+                    .into());
                 }
                 let end = self.received + data.len() as u64;
                 if end > peer.written {
                     return Err(format!(
                         "received bytes up to offset {end} but the peer wrote only {} (duplicated?)",
                         peer.written
-                    ));
+                    ).into());
                 }
                 if let Some(i) = find_pattern_mismatch(PEER_PATTERN_BASE + self.received, data) {
                     return Err(format!(
                         "byte at stream offset {} differs from what the peer wrote (lost, duplicated or reordered data)",
                         self.received + i as u64
-                    ));
+                    ).into());
                 }
                 self.received = end;
             }
@@ -139,14 +142,14 @@ impl Model {
         asked: usize,
         peer: &PeerCtl,
         env: Env,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckError> {
         match r {
             Ok(n) => {
                 if self.closed {
                     return Err("send on a closed socket succeeded".into());
                 }
                 if *n > asked {
-                    return Err(format!("send reported {n} bytes of {asked}"));
+                    return Err(format!("send reported {n} bytes of {asked}").into());
                 }
                 if *n == 0 && asked > 0 {
                     return Err("send returned 0 instead of blocking or EAGAIN".into());
@@ -165,7 +168,7 @@ impl Model {
         e: &Error,
         peer: &PeerCtl,
         env: Env,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckError> {
         if e.is_timeout() {
             return Ok(());
         }
@@ -193,9 +196,9 @@ impl Model {
             _ => false,
         };
         if !legal {
-            return Err(format!(
-                "{call}: error {e} is not explained by anything that happened"
-            ));
+            return Err(
+                format!("{call}: error {e} is not explained by anything that happened").into(),
+            );
         }
         if self.broken.is_none()
             && !matches!(errno, Some(Errno::EAGAIN) | Some(Errno::EBADF))
@@ -207,18 +210,20 @@ impl Model {
     }
 
     /// Checks what the peer received so far: a prefix of what the SUT sent.
-    pub fn check_peer(&self, peer: &PeerCtl) -> Result<(), String> {
+    pub fn check_peer(&self, peer: &PeerCtl) -> Result<(), CheckError> {
         let got = peer.got.len() as u64;
         if got > self.sent + self.uncertain {
             return Err(format!(
                 "the peer received {got} bytes but the SUT sent only {}",
                 self.sent + self.uncertain
-            ));
+            )
+            .into());
         }
         if let Some(i) = find_pattern_mismatch(0, &peer.got) {
             return Err(format!(
                 "the peer's byte at stream offset {i} differs from what the SUT sent"
-            ));
+            )
+            .into());
         }
         Ok(())
     }

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use crate::error::HostError;
+
 /// Which host ports the services listen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
@@ -84,32 +86,33 @@ impl HostConfig {
     }
 
     /// Checks the network rules and bounds; the error says what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), HostError> {
+        let fail = |message: String| Err(HostError::Config(message));
         if !self.bind.is_loopback() {
-            return Err(format!("bind address {} is not loopback", self.bind));
+            return fail(format!("bind address {} is not loopback", self.bind));
         }
         if !self.connect_back_ip.is_loopback() {
-            return Err(format!(
+            return fail(format!(
                 "connect-back address {} is not loopback",
                 self.connect_back_ip
             ));
         }
         if self.lifetime.is_zero() || self.lifetime > Duration::from_secs(24 * 3600) {
-            return Err(format!(
+            return fail(format!(
                 "lifetime {:?} must be non-zero and at most a day",
                 self.lifetime
             ));
         }
         if self.max_connections_per_service == 0 {
-            return Err("max_connections_per_service must be at least 1".into());
+            return fail("max_connections_per_service must be at least 1".into());
         }
         if self.connect_timeout.is_zero() {
-            return Err("connect_timeout must be non-zero".into());
+            return fail("connect_timeout must be non-zero".into());
         }
         if let Listen::Offset(off) = self.listen {
             for &(port, service) in crate::peers::listening_services() {
                 if port.checked_add(off).is_none() {
-                    return Err(format!(
+                    return fail(format!(
                         "port offset {off} pushes {} (port {port}) past 65535",
                         service.name()
                     ));
@@ -136,10 +139,15 @@ mod tests {
     #[test]
     fn only_loopback_and_sane_bounds_pass() {
         let ok = HostConfig::qemu(&[]);
-        assert_eq!(ok.validate(), Ok(()));
+        assert!(ok.validate().is_ok(), "{:?}", ok.validate());
         let mut c = ok.clone();
         c.bind = Ipv4Addr::new(10, 0, 2, 2);
-        assert!(c.validate().unwrap_err().contains("not loopback"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not loopback")
+        );
         let mut c = ok.clone();
         c.connect_back_ip = Ipv4Addr::UNSPECIFIED;
         assert!(c.validate().is_err());
@@ -151,6 +159,6 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = ok;
         c.listen = Listen::Offset(65_000);
-        assert!(c.validate().unwrap_err().contains("past 65535"));
+        assert!(c.validate().unwrap_err().to_string().contains("past 65535"));
     }
 }

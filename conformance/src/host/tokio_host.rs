@@ -26,6 +26,7 @@ use tokio::task::LocalSet;
 use super::config::{HostConfig, Listen};
 use super::report::{HostReport, ServiceStats};
 use super::tokio_conn::{Ending, TcpPeerIo, drive};
+use crate::error::HostError;
 use crate::peers::{self, Peer, PeerConnState, Service, ServicePeer};
 
 /// How long [`RunningHost::stop`] lets connection tasks record their end.
@@ -108,7 +109,7 @@ impl Shared {
 }
 
 /// Binds every service on `config.bind` and starts serving.
-pub fn start(config: HostConfig) -> Result<RunningHost, String> {
+pub fn start(config: HostConfig) -> Result<RunningHost, HostError> {
     config.validate()?;
     let mut listeners = Vec::new();
     let mut addrs = BTreeMap::new();
@@ -118,17 +119,21 @@ pub fn start(config: HostConfig) -> Result<RunningHost, String> {
             Listen::Offset(off) => port.saturating_add(off),
             Listen::Ephemeral => 0,
         };
-        let l = StdListener::bind((config.bind, port))
-            .map_err(|e| format!("bind {}:{port} for {}: {e}", config.bind, service.name()))?;
-        l.set_nonblocking(true)
-            .map_err(|e| format!("nonblocking {}: {e}", service.name()))?;
+        let l = StdListener::bind((config.bind, port)).map_err(|source| HostError::Io {
+            what: format!("bind {}:{port} for {}", config.bind, service.name()),
+            source,
+        })?;
+        l.set_nonblocking(true).map_err(|source| HostError::Io {
+            what: format!("nonblocking {}", service.name()),
+            source,
+        })?;
         let addr = match l.local_addr() {
             Ok(std::net::SocketAddr::V4(a)) => a,
             other => {
-                return Err(format!(
-                    "{}: unexpected local address {other:?}",
-                    service.name()
-                ));
+                return Err(HostError::UnexpectedAddress {
+                    service: service.name(),
+                    got: format!("{other:?}"),
+                });
             }
         };
         addrs.insert(service, addr);
@@ -137,14 +142,20 @@ pub fn start(config: HostConfig) -> Result<RunningHost, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+        .map_err(|source| HostError::Io {
+            what: "tokio runtime".into(),
+            source,
+        })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let stop_main = Arc::clone(&stop_tx);
     let thread = std::thread::Builder::new()
         .name("efisock-peer-host".into())
         .spawn(move || serve(rt, config, listeners, stop_main, stop_rx))
-        .map_err(|e| format!("spawn host thread: {e}"))?;
+        .map_err(|source| HostError::Io {
+            what: "spawn host thread".into(),
+            source,
+        })?;
     Ok(RunningHost {
         addrs,
         stop: stop_tx,

@@ -268,7 +268,7 @@ fn the_host_stops_by_itself_at_its_lifetime() {
 fn non_loopback_configs_are_rejected() {
     let mut c = cfg(Listen::Ephemeral, ConnectBackMap::Identity);
     c.bind = Ipv4Addr::UNSPECIFIED;
-    assert!(start(c).unwrap_err().contains("not loopback"));
+    assert!(start(c).unwrap_err().to_string().contains("not loopback"));
 }
 
 #[test]

@@ -48,7 +48,7 @@ pub fn collect(lines: &[EfisockLine], killed: bool) -> GuestRun {
         match l.kind.as_str() {
             "START" => match guest::parse_start(&l.body) {
                 Ok(s) => in_flight = Some(s),
-                Err(e) => run.problems.push(e),
+                Err(e) => run.problems.push(e.to_string()),
             },
             "CASE" => match guest::parse_case(&l.body) {
                 Ok(c) => {
@@ -58,7 +58,7 @@ pub fn collect(lines: &[EfisockLine], killed: bool) -> GuestRun {
                     run.reports.push(c.report);
                     in_flight = None;
                 }
-                Err(e) => run.problems.push(e),
+                Err(e) => run.problems.push(e.to_string()),
             },
             "PANIC" => panic = Some(l.body.clone()),
             "ERROR" => run.problems.push(format!("guest: {}", l.body)),

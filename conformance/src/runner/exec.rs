@@ -1,6 +1,7 @@
 //! Executing cases: selection, one fresh target per case and seed, timing,
 //! panic capture, and streaming results to a [`Reporter`].
 
+use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
@@ -105,15 +106,19 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs one case once on a fresh target built by `make(seed)`.
-pub fn run_one<T: Target>(
+/// Runs one case once on a fresh target built by `make(seed)`; a setup
+/// error (any displayable error) fails the case with its message.
+pub fn run_one<T: Target, E: fmt::Display>(
     case: &Case<T>,
     seed: u64,
-    make: &mut dyn FnMut(u64) -> Result<T, String>,
+    make: &mut dyn FnMut(u64) -> Result<T, E>,
 ) -> CaseReport {
     let started = Instant::now();
-    let built = catch_unwind(AssertUnwindSafe(|| make(seed)))
-        .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(&*p))));
+    let built = match catch_unwind(AssertUnwindSafe(|| make(seed))) {
+        Ok(Ok(target)) => Ok(target),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(p) => Err(format!("panicked: {}", panic_message(&*p))),
+    };
     let (passed, message, virtual_ns) = match built {
         Err(e) => (false, Some(format!("target setup failed: {e}")), 0),
         Ok(mut target) => {
@@ -157,10 +162,10 @@ pub fn run_one<T: Target>(
 /// Runs every selected case at every seed of `plan`, streaming to `reporter`.
 /// Each execution gets a fresh target from `make(seed)`; when `trace` is
 /// given, each case's trace is captured and handed to the reporter.
-pub fn run_cases<T: Target>(
+pub fn run_cases<T: Target, E: fmt::Display>(
     cases: &[Case<T>],
     plan: &Plan,
-    make: &mut dyn FnMut(u64) -> Result<T, String>,
+    make: &mut dyn FnMut(u64) -> Result<T, E>,
     reporter: &mut dyn Reporter,
     mut trace: Option<&mut dyn CaseTrace>,
 ) -> RunSummary {

@@ -1,4 +1,4 @@
-//! The five workloads of issue #5, written against the socket API on a
+//! The five Poll-strategy workloads, written against the socket API on a
 //! simulated world with the conformance suite's peer services.
 //!
 //! Why here and not in the bench: the same code is exercised by the unit
@@ -6,18 +6,26 @@
 //! and verify every byte. Each workload checks what came back (counts,
 //! checksums, echoed bytes) and returns an error instead of a figure when
 //! anything is wrong.
+//!
+//! This module holds the workloads' API (what to run, how much, what it
+//! measured); `bodies` holds the socket code of each workload.
+
+mod bodies;
 
 use std::time::Duration;
 
 use efisock::firmware::Platform;
 use efisock::{Net, Socket};
-use efisock_conformance::pattern::{Fnv64, fill_pattern, pattern_checksum};
-use efisock_conformance::peers::{ports, protocol};
+use efisock_conformance::peers::ports;
 use efisock_conformance::target::SocketTarget;
 
-/// Bytes moved by the bulk workloads: the 16 MiB issue #5 asks for (one
-/// iteration of the slowest strategy, timer-only, stays under 5 s of wall
-/// time on the 2-core build machine, so the size was not reduced).
+use crate::error::WorkloadError;
+use bodies::{bulk_receive, bulk_send, connect, connect_rate, request_response, select_loop};
+#[cfg(feature = "sim")]
+use efisock_conformance::error::SetupError;
+
+/// Bytes moved by the bulk workloads: 16 MiB (one iteration of the slowest
+/// strategy, timer-only, stays under 5 s of wall time on a 2-core machine).
 pub const BULK_BYTES: u64 = 16 << 20;
 /// Round trips in [`Workload::RequestResponse`].
 pub const ROUND_TRIPS: usize = 1000;
@@ -103,7 +111,7 @@ impl Outcome {
 }
 
 impl Workload {
-    /// The five workloads at the issue's sizes.
+    /// The five workloads at their full sizes.
     pub fn all() -> [Workload; 5] {
         [
             Workload::BulkReceive(BULK_BYTES),
@@ -158,12 +166,15 @@ impl Workload {
 
     /// Prepares `target` for this workload: the connections that are not
     /// part of the measured work (only [`Workload::SelectLoop`] has any).
-    pub fn prepare<T: SocketTarget>(&self, target: &T) -> Result<Prepared<T::P>, String> {
+    pub fn prepare<T: SocketTarget>(&self, target: &T) -> Result<Prepared<T::P>, WorkloadError> {
         match self {
             Workload::SelectLoop => {
                 let mut socks = Vec::with_capacity(SELECT_CONNECTIONS);
                 for i in 0..SELECT_CONNECTIONS {
-                    socks.push(connect(target, ports::ECHO).map_err(|e| format!("conn {i}: {e}"))?);
+                    socks.push(
+                        connect(target, ports::ECHO)
+                            .map_err(|e| WorkloadError::Failed(format!("conn {i}: {e}")))?,
+                    );
                 }
                 Ok(Prepared { socks })
             }
@@ -171,21 +182,20 @@ impl Workload {
         }
     }
 
-    /// Runs one iteration on `target` at the issue's size, verifying the data.
+    /// Runs one iteration on `target` at the full size, verifying the data.
     pub fn run_once<T: SocketTarget>(
         &self,
         target: &T,
         prepared: &Prepared<T::P>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WorkloadError> {
         let plan = self.full_plan();
         let done = self.run_planned(target, prepared, &plan)?;
         if done.done != plan.count {
-            return Err(format!(
-                "did {} of {} {}",
-                done.done,
-                plan.count,
-                self.unit()
-            ));
+            return Err(WorkloadError::Incomplete {
+                done: done.done,
+                planned: plan.count,
+                unit: self.unit(),
+            });
         }
         Ok(())
     }
@@ -197,7 +207,7 @@ impl Workload {
         target: &T,
         prepared: &Prepared<T::P>,
         plan: &Plan,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, WorkloadError> {
         let net = target.net();
         let before = net.stats();
         let start = net.now();
@@ -245,9 +255,10 @@ pub struct Prepared<P: Platform + 'static> {
 
 impl<P: Platform + 'static> Prepared<P> {
     /// Closes the prepared connections.
-    pub fn close(self) -> Result<(), String> {
+    pub fn close(self) -> Result<(), WorkloadError> {
         for s in self.socks {
-            s.close().map_err(|e| format!("close: {e}"))?;
+            s.close()
+                .map_err(|e| WorkloadError::Failed(format!("close: {e}")))?;
         }
         Ok(())
     }
@@ -258,18 +269,18 @@ impl<P: Platform + 'static> Prepared<P> {
 pub fn bench_target(
     strategy: &str,
     seed: u64,
-) -> Result<efisock_conformance::sim_target::SimTarget, String> {
+) -> Result<efisock_conformance::sim_target::SimTarget, SetupError> {
     bench_target_with_cost(strategy, seed, None)
 }
 
 /// [`bench_target`] with the simulator's cost model replaced by `cost`
-/// (calibration experiments: `efisock-bench-report --cost ...`).
+/// (cost-model experiments: `efisock-bench-report --cost ...`).
 #[cfg(feature = "sim")]
 pub fn bench_target_with_cost(
     strategy: &str,
     seed: u64,
     cost: Option<efisock_sim::CostModel>,
-) -> Result<efisock_conformance::sim_target::SimTarget, String> {
+) -> Result<efisock_conformance::sim_target::SimTarget, SetupError> {
     let setup = efisock_conformance::sim_target::SimSetup::default();
     let mut config = setup.config(seed)?;
     if let Some(c) = cost {
@@ -277,199 +288,9 @@ pub fn bench_target_with_cost(
     }
     let target = efisock_conformance::sim_target::SimTarget::new(config)?;
     let s = efisock::strategy_by_name(strategy)
-        .ok_or_else(|| format!("unknown poll strategy {strategy:?}"))?;
+        .ok_or_else(|| SetupError::UnknownStrategy(strategy.to_string()))?;
     target.net().set_strategy(s);
     Ok(target)
-}
-
-fn connect<T: SocketTarget>(t: &T, port: u16) -> Result<Socket<T::P>, String> {
-    let s = t.net().socket().map_err(|e| format!("socket(): {e}"))?;
-    s.settimeout(Some(CALL_TIMEOUT))
-        .map_err(|e| format!("settimeout: {e}"))?;
-    s.connect(t.peer(port))
-        .map_err(|e| format!("connect to {}: {e}", t.peer(port)))?;
-    Ok(s)
-}
-
-fn recv_exact<P: Platform + 'static>(s: &Socket<P>, buf: &mut [u8]) -> Result<(), String> {
-    let mut have = 0;
-    while have < buf.len() {
-        let n = s
-            .recv_into(&mut buf[have..])
-            .map_err(|e| format!("recv after {have} of {} bytes: {e}", buf.len()))?;
-        if n == 0 {
-            return Err(format!("EOF after {have} of {} bytes", buf.len()));
-        }
-        have += n;
-    }
-    Ok(())
-}
-
-/// Receives up to `n` bytes; on the budget it stops early and closes (an
-/// abortive close: unread data). Verifies the prefix it got.
-fn bulk_receive<T: SocketTarget>(t: &T, n: u64, clock: &Clock) -> Result<u64, String> {
-    let s = connect(t, ports::SOURCE_FIN)?;
-    s.sendall(&protocol::source_request(n))
-        .map_err(|e| format!("source request: {e}"))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut sum = Fnv64::new();
-    let mut eof = false;
-    while !clock.over(t.net()) {
-        let got = s
-            .recv_into(&mut buf)
-            .map_err(|e| format!("recv after {} bytes: {e}", sum.len()))?;
-        if got == 0 {
-            eof = true;
-            break;
-        }
-        sum.update(&buf[..got]);
-        if sum.len() > n {
-            return Err(format!("more than {n} bytes before EOF"));
-        }
-    }
-    if (eof && sum.len() != n) || sum.value() != pattern_checksum(0, sum.len()) {
-        return Err(format!(
-            "received {} of {n} bytes (EOF {eof}), checksum {:#x}",
-            sum.len(),
-            sum.value()
-        ));
-    }
-    s.close().map_err(|e| format!("close: {e}"))?;
-    Ok(sum.len())
-}
-
-/// Sends `plan.count` bytes in sink connections of `plan.send_unit` bytes
-/// each, every one verified by the sink's report; the budget is checked
-/// between connections.
-fn bulk_send<T: SocketTarget>(t: &T, plan: &Plan, clock: &Clock) -> Result<u64, String> {
-    let unit = if plan.send_unit == 0 {
-        plan.count
-    } else {
-        plan.send_unit
-    };
-    let mut sent = 0u64;
-    while sent < plan.count && !clock.over(t.net()) {
-        let n = unit.min(plan.count - sent);
-        bulk_send_one(t, n).map_err(|e| format!("after {sent} bytes: {e}"))?;
-        sent += n;
-    }
-    Ok(sent)
-}
-
-fn bulk_send_one<T: SocketTarget>(t: &T, n: u64) -> Result<(), String> {
-    let s = connect(t, ports::SINK)?;
-    s.sendall(&protocol::sink_request(n))
-        .map_err(|e| format!("sink header: {e}"))?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut sent = 0u64;
-    while sent < n {
-        let len = (n - sent).min(CHUNK as u64) as usize;
-        fill_pattern(sent, &mut buf[..len]);
-        s.sendall(&buf[..len])
-            .map_err(|e| format!("sendall after {sent} bytes: {e}"))?;
-        sent += len as u64;
-    }
-    let mut report = [0u8; protocol::SINK_REPORT_LEN];
-    recv_exact(&s, &mut report)?;
-    let report = protocol::SinkReport::decode(&report);
-    if report.count != n || report.checksum != pattern_checksum(0, n) {
-        return Err(format!("sink report {report:?} for {n} bytes"));
-    }
-    s.close().map_err(|e| format!("close: {e}"))
-}
-
-fn request_response<T: SocketTarget>(t: &T, count: u64, clock: &Clock) -> Result<u64, String> {
-    let s = connect(t, ports::ECHO)?;
-    let mut req = [0u8; RR_BYTES];
-    let mut resp = [0u8; RR_BYTES];
-    let mut done = 0u64;
-    while done < count && !clock.over(t.net()) {
-        let i = done;
-        fill_pattern(i * RR_BYTES as u64, &mut req);
-        s.sendall(&req)
-            .map_err(|e| format!("round trip {i}: send: {e}"))?;
-        recv_exact(&s, &mut resp).map_err(|e| format!("round trip {i}: {e}"))?;
-        if resp != req {
-            return Err(format!("round trip {i}: echo differs"));
-        }
-        done += 1;
-    }
-    s.close().map_err(|e| format!("close: {e}"))?;
-    Ok(done)
-}
-
-fn select_loop<T: SocketTarget>(
-    t: &T,
-    socks: &[Socket<T::P>],
-    rounds: u64,
-    clock: &Clock,
-) -> Result<u64, String> {
-    let refs: Vec<&Socket<T::P>> = socks.iter().collect();
-    let mut buf = [0u8; RR_BYTES];
-    let mut round = 0usize;
-    while (round as u64) < rounds && !clock.over(t.net()) {
-        for (i, s) in socks.iter().enumerate() {
-            fill_pattern((round * SELECT_CONNECTIONS + i) as u64, &mut buf);
-            s.sendall(&buf)
-                .map_err(|e| format!("round {round}: send on {i}: {e}"))?;
-        }
-        let mut got = vec![0usize; socks.len()];
-        let mut done = 0;
-        while done < socks.len() {
-            let ready = t
-                .net()
-                .select(&refs, &[], &[], Some(CALL_TIMEOUT))
-                .map_err(|e| format!("round {round}: select: {e}"))?;
-            if ready.is_empty() {
-                return Err(format!("round {round}: select timed out"));
-            }
-            for id in ready.read {
-                let i = socks
-                    .iter()
-                    .position(|s| s.fileno() == id)
-                    .ok_or_else(|| format!("select returned an unknown socket {id:?}"))?;
-                if got[i] == RR_BYTES {
-                    return Err(format!("round {round}: conn {i} readable after its echo"));
-                }
-                let n = socks[i]
-                    .recv_into(&mut buf[..RR_BYTES - got[i]])
-                    .map_err(|e| format!("round {round}: recv on {i}: {e}"))?;
-                if n == 0 {
-                    return Err(format!("round {round}: EOF on {i}"));
-                }
-                let mut want = [0u8; RR_BYTES];
-                fill_pattern((round * SELECT_CONNECTIONS + i) as u64, &mut want);
-                if buf[..n] != want[got[i]..got[i] + n] {
-                    return Err(format!("round {round}: echo on {i} differs"));
-                }
-                got[i] += n;
-                if got[i] == RR_BYTES {
-                    done += 1;
-                }
-            }
-        }
-        round += 1;
-    }
-    Ok(round as u64)
-}
-
-fn connect_rate<T: SocketTarget>(t: &T, count: u64, clock: &Clock) -> Result<u64, String> {
-    let mut done = 0u64;
-    while done < count && !clock.over(t.net()) {
-        let i = done;
-        let s = connect(t, ports::ECHO).map_err(|e| format!("connection {i}: {e}"))?;
-        s.sendall(&[i as u8])
-            .map_err(|e| format!("connection {i}: send: {e}"))?;
-        let mut b = [0u8; 1];
-        recv_exact(&s, &mut b).map_err(|e| format!("connection {i}: {e}"))?;
-        if b[0] != i as u8 {
-            return Err(format!("connection {i}: echoed {:#x}", b[0]));
-        }
-        s.close()
-            .map_err(|e| format!("connection {i}: close: {e}"))?;
-        done += 1;
-    }
-    Ok(done)
 }
 
 #[cfg(all(test, feature = "sim"))]
