@@ -1,6 +1,6 @@
 //! The host side of the smoke test: a bounded TCP echo server on 127.0.0.1.
 //!
-//! Protocol (matches `efi-target/src/smoke`): the client sends a 4-byte
+//! Protocol (matches `efi-target/apps/src/smoke`): the client sends a 4-byte
 //! big-endian length `L` and `L` bytes; the server echoes all `4 + L` bytes
 //! as they arrive, then shuts down its sending side (FIN) and waits for the
 //! client to close. The server binds loopback only, serves at most

@@ -28,7 +28,7 @@ pub use log::EfisockLine;
 
 /// The UEFI target triple.
 pub const UEFI_TARGET: &str = "x86_64-unknown-uefi";
-/// The smoke test's default echo port (must match `efi-target/src/main.rs`).
+/// The smoke test's default echo port (must match `efi-target/apps/src/bin/smoke.rs`).
 pub const DEFAULT_SMOKE_PORT: u16 = 47_361;
 const OVMF_DIR: &str = "/usr/share/OVMF";
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
@@ -94,7 +94,7 @@ fn rust_lld() -> Result<PathBuf, String> {
 /// Which UEFI binary to build and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EfiBuild {
-    /// The cargo package (`efisock-efi`, `efisock-conformance`).
+    /// The cargo package (`efisock-efi-apps`, `efisock-conformance`).
     pub package: &'static str,
     /// The `[[bin]]` name (also the `.efi` file name).
     pub bin: &'static str,
@@ -110,11 +110,11 @@ pub struct EfiBuild {
 }
 
 impl EfiBuild {
-    /// The no_std smoke application `efisock-efi`.
+    /// The no_std smoke application `efisock-smoke`.
     pub fn smoke() -> Self {
         Self {
-            package: "efisock-efi",
-            bin: "efisock-efi",
+            package: "efisock-efi-apps",
+            bin: "efisock-smoke",
             features: Vec::new(),
             no_default_features: false,
             std: false,
@@ -124,7 +124,7 @@ impl EfiBuild {
     /// The std probe application `efisock-efi-std` (feature `std-app`).
     pub fn std_probe() -> Self {
         Self {
-            package: "efisock-efi",
+            package: "efisock-efi-apps",
             bin: "efisock-efi-std",
             features: vec!["std-app"],
             no_default_features: false,
@@ -133,11 +133,11 @@ impl EfiBuild {
     }
 
     /// The conformance suite's in-OVMF binary `efisock-conformance-efi`
-    /// (`efisock-efi` with feature `suite-app`: the OVMF target and the
+    /// (`efisock-efi-apps` with feature `suite-app`: the OVMF target and the
     /// serial reporter; the suite crate without its simulator).
     pub fn suite() -> Self {
         Self {
-            package: "efisock-efi",
+            package: "efisock-efi-apps",
             bin: "efisock-conformance-efi",
             features: vec!["suite-app"],
             no_default_features: false,
@@ -175,7 +175,7 @@ pub fn build_efi(release: bool) -> Result<PathBuf, String> {
     build_efi_bin(&EfiBuild::smoke(), release)
 }
 
-/// Builds one `efisock-efi` binary for `x86_64-unknown-uefi` into the shared
+/// Builds one UEFI application binary (an `efisock-efi-apps` bin) for `x86_64-unknown-uefi` into the shared
 /// target directory and returns the `.efi` path.
 ///
 /// Uses stable cargo if `rustup target list --installed` has the UEFI

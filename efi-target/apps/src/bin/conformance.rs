@@ -47,8 +47,8 @@ mod app {
     use efisock_conformance::runner::{RunSummary, run_one, select};
     use efisock_conformance::{cases, suite};
     use efisock_efi::backend::EfiPlatform;
-    use efisock_efi::exit::exit_qemu;
-    use efisock_efi::ovmf_target::{OvmfSetup, OvmfTarget};
+    use efisock_efi_apps::exit::exit_qemu;
+    use efisock_efi_apps::ovmf_target::{OvmfSetup, OvmfTarget};
     use uefi_raw::Handle;
     use uefi_raw::table::boot::BootServices;
     use uefi_raw::table::runtime::RuntimeServices;

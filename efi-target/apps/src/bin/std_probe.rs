@@ -44,8 +44,8 @@ mod app {
     use std::time::{Duration, Instant};
 
     use efisock_efi::backend::{EfiBoot, EfiPlatform};
-    use efisock_efi::exit::exit_qemu;
-    use efisock_efi::smoke::{self, EXIT_NO_PLATFORM, EXIT_PANIC, SmokeConfig};
+    use efisock_efi_apps::exit::exit_qemu;
+    use efisock_efi_apps::smoke::{self, EXIT_NO_PLATFORM, EXIT_PANIC, SmokeConfig};
     use uefi_raw::protocol::misc::{TimestampProperties, TimestampProtocol};
     use uefi_raw::table::boot::BootServices;
     use uefi_raw::table::runtime::RuntimeServices;

@@ -26,7 +26,7 @@ use efisock_conformance::expectations::EDK2_STABLE202211;
 use efisock_conformance::runner::Target;
 use efisock_conformance::target::{Expectations, SocketTarget};
 
-use crate::backend::EfiPlatform;
+use efisock_efi::backend::EfiPlatform;
 
 /// slirp's host alias: every peer service lives there.
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
