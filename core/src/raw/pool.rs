@@ -90,6 +90,15 @@ impl<'b, B: BootServices> PoolBuf<'b, B> {
     pub fn leak(self) {
         core::mem::forget(self);
     }
+
+    /// Hands the block to the caller, who frees it with `FreePool` once the
+    /// firmware no longer references it (tests that free memory at chosen
+    /// moments, including deliberately wrong ones).
+    pub fn into_raw(self) -> *mut u8 {
+        let ptr = self.ptr.as_ptr();
+        core::mem::forget(self);
+        ptr
+    }
 }
 
 impl<B: BootServices> Drop for PoolBuf<'_, B> {
