@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::QemuError;
+
 /// Connections served before the server stops by itself.
 pub const MAX_CONNECTIONS: usize = 4;
 /// Largest accepted `L` (guards against a corrupted header).
@@ -45,26 +47,21 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Binds `127.0.0.1:port` and serves until `lifetime` elapses or `stop`.
-    pub fn start(port: u16, lifetime: Duration) -> Result<Self, String> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
-            format!(
-                "echo server: cannot bind 127.0.0.1:{port}: {e} (choose another port with \
-                 EFISOCK_SMOKE_PORT=<port>; it is compiled into the guest)"
-            )
-        })?;
+    pub fn start(port: u16, lifetime: Duration) -> Result<Self, QemuError> {
+        let failed = |what: String| move |source| QemuError::Echo { what, source };
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .map_err(failed(format!("bind 127.0.0.1:{port}")))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("echo server: set_nonblocking: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("echo server: local_addr: {e}"))?;
+            .map_err(failed("set_nonblocking".into()))?;
+        let addr = listener.local_addr().map_err(failed("local_addr".into()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let deadline = Instant::now() + lifetime;
         let thread = thread::Builder::new()
             .name("efisock-echo".into())
             .spawn(move || serve(listener, &flag, deadline))
-            .map_err(|e| format!("echo server: spawn: {e}"))?;
+            .map_err(failed("spawn".into()))?;
         Ok(Self { addr, stop, thread })
     }
 

@@ -31,8 +31,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::qemu::{
-    EfiBuild, EfisockLine, QemuOptions, QemuOutcome, build_efi_bin, ensure_tools, log, run_qemu,
-    target_dir, workspace_root,
+    EfiBuild, EfisockLine, QemuError, QemuOptions, QemuOutcome, build_efi_bin, ensure_tools, log,
+    run_qemu, target_dir, workspace_root,
 };
 
 const USAGE: &str = "usage: cargo xtask http-examples [--debug] [--timeout SECS] \
@@ -168,7 +168,7 @@ impl SerialWatch {
 /// A QEMU boot running on its own thread.
 struct Boot {
     started: Instant,
-    handle: thread::JoinHandle<Result<QemuOutcome, String>>,
+    handle: thread::JoinHandle<Result<QemuOutcome, QemuError>>,
     watch: SerialWatch,
 }
 
