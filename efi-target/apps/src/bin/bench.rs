@@ -166,7 +166,7 @@ mod app {
         };
         let setup = match OvmfSetup::start(platform, CALL_LIMIT, None) {
             Ok(s) => s,
-            Err(e) => fatal(&e, EXIT_SETUP),
+            Err(e) => fatal(&e.to_string(), EXIT_SETUP),
         };
         line(&format!(
             "EFISOCK-BENCHSTART {}",
@@ -217,7 +217,7 @@ mod app {
         {
             return Err(format!("unknown strategy {s}"));
         }
-        let mut t = setup.build(0)?;
+        let mut t = setup.build(0).map_err(|e| e.to_string())?;
         let prepared = run.workload.prepare(&t)?;
         let out = run.workload.run_planned(&t, &prepared, &run.plan);
         let closed = prepared.close();

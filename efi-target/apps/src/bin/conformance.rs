@@ -115,7 +115,7 @@ mod app {
         };
         let setup = match OvmfSetup::start(platform, case_timeout, opts.strategy.clone()) {
             Ok(s) => s,
-            Err(e) => fatal(&e, EXIT_SETUP),
+            Err(e) => fatal(&e.to_string(), EXIT_SETUP),
         };
         let clock = move || platform.boot().monotonic_ns();
         let all = cases::all::<OvmfTarget>();
@@ -141,7 +141,9 @@ mod app {
             for &seed in &plan.seeds {
                 line(&guest::start_line(&case.id(), seed));
                 let t0 = clock();
-                let mut report = run_one(case, seed, &mut |s| setup.build(s));
+                let mut report = run_one(case, seed, &mut |s| {
+                    setup.build(s).map_err(|e| e.to_string())
+                });
                 let wall_ns = clock().saturating_sub(t0);
                 // Firmware time, not std's Instant (9 % slow under TCG).
                 report.wall = Duration::from_nanos(wall_ns);
