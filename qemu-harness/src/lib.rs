@@ -1,8 +1,8 @@
 //! # efisock-qemu: building the UEFI applications and booting them in QEMU/OVMF
 //!
-//! A crate of its own (moved out of xtask) because two programs need it:
-//! `cargo xtask` (smoke test, std probe) and the conformance runner
-//! (`cargo run --release -- --target qemu`). Entry points:
+//! A crate of its own because three programs need it: `cargo xtask` (smoke
+//! test, std probe, HTTP examples), the conformance runner (`cargo run
+//! --release -- --target qemu`) and the bench report. Entry points:
 //! [`build_efi_bin`], [`ensure_tools`], [`run_qemu`] and [`qemu_smoke`]. The
 //! toolchain recipe and QEMU command line follow
 //! `/work/shared/reference/uefi-toolchain.md`: stable cargo when rustup has

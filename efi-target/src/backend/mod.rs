@@ -17,6 +17,8 @@
 
 pub mod boot;
 pub mod clock;
+#[cfg(feature = "uefi")]
+mod from_uefi;
 pub mod ip4_config2;
 pub mod tcp4;
 
@@ -31,6 +33,8 @@ use uefi_raw::protocol::network::tcp4::Tcp4Protocol;
 use uefi_raw::table::boot::BootServices as RawBootServices;
 
 pub use boot::EfiBoot;
+#[cfg(feature = "uefi")]
+pub use from_uefi::FromUefiError;
 pub use ip4_config2::EfiIp4Config2;
 pub use tcp4::{EfiTcp4, EfiTcp4Service};
 
@@ -185,61 +189,6 @@ unsafe fn open(
     }
 }
 
-/// Why [`EfiPlatform::from_uefi`] found no platform.
-#[cfg(feature = "uefi")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FromUefiError {
-    /// The `uefi` crate has no system table (the application was not
-    /// started through `#[uefi::entry]` or `uefi::table::set_system_table`).
-    NoSystemTable,
-    /// Boot services were exited.
-    NoBootServices,
-    /// The protocols or the clock were not found.
-    Locate(LocateError),
-}
-
-#[cfg(feature = "uefi")]
-impl fmt::Display for FromUefiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoSystemTable => f.write_str("the uefi crate has no system table"),
-            Self::NoBootServices => f.write_str("boot services are no longer available"),
-            Self::Locate(e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-#[cfg(feature = "uefi")]
-impl core::error::Error for FromUefiError {}
-
-#[cfg(feature = "uefi")]
-impl EfiPlatform {
-    /// [`EfiPlatform::locate`] with the system table and image handle the
-    /// `uefi` crate keeps (set by `#[uefi::entry]`), for applications written
-    /// with that crate.
-    ///
-    /// The platform must not be used after boot services are exited (which
-    /// the `uefi` crate only does in the `unsafe` `exit_boot_services`).
-    ///
-    /// # Panics
-    /// If the `uefi` crate's image handle was never set.
-    pub fn from_uefi() -> Result<Self, FromUefiError> {
-        let st = uefi::table::system_table_raw().ok_or(FromUefiError::NoSystemTable)?;
-        // SAFETY: the uefi crate only stores the firmware's live system table
-        // (the contract of `uefi::table::set_system_table`).
-        let bs = unsafe { st.as_ref() }.boot_services;
-        if bs.is_null() {
-            return Err(FromUefiError::NoBootServices);
-        }
-        let image = uefi::boot::image_handle();
-        // SAFETY: `bs` is the live boot-services table (checked non-null
-        // above, so boot services are active) and `image` this application's
-        // image handle; the caller stops using the platform when boot
-        // services end (documented above).
-        unsafe { Self::locate(bs, image.as_ptr()) }.map_err(FromUefiError::Locate)
-    }
-}
-
 impl Platform for EfiPlatform {
     type Boot = EfiBoot;
     type Tcp4Service = EfiTcp4Service;
@@ -255,18 +204,5 @@ impl Platform for EfiPlatform {
 
     fn ip4_config2(&self) -> &EfiIp4Config2 {
         &self.ip4
-    }
-}
-
-#[cfg(all(test, feature = "uefi"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn from_uefi_without_a_system_table_says_so() {
-        assert_eq!(
-            EfiPlatform::from_uefi().unwrap_err(),
-            FromUefiError::NoSystemTable
-        );
     }
 }

@@ -1,4 +1,4 @@
-//! `efisock-bench-efi`: issue #5's Poll-strategy workloads inside OVMF.
+//! `efisock-bench-efi`: the Poll-strategy workloads inside OVMF.
 //!
 //! Booted by `efisock-bench-report` (`cargo xtask bench-report`), which
 //! hosts the peer services (source, sink, echo) on 127.0.0.1 with tokio; the
