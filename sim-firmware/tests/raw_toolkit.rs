@@ -10,22 +10,27 @@ use std::net::SocketAddrV4;
 
 const ECHO_PORT: u16 = 7;
 
+/// A raw child connected to the echo peer.
+fn connected(env: &Env) -> RawChild<efisock_sim::SimPlatform> {
+    let child = RawChild::create(env.p.clone()).unwrap();
+    assert_eq!(
+        child.configure_active(SocketAddrV4::new(PEER, ECHO_PORT)),
+        Status::SUCCESS
+    );
+    let mut connect = RawToken::new(env.p.boot(), TokenKind::Connect).unwrap();
+    assert_eq!(connect.submit(child.tcp()), Status::SUCCESS);
+    assert!(child.poll_until(|_| connect.done()));
+    assert_eq!(connect.status(), Status::SUCCESS);
+    child
+}
+
 #[test]
 fn echo_round_trip_through_rearmed_tokens_leaves_nothing_behind() {
     let env = Env::new(SimConfig::new(41));
     let seen = listen_echo(&env.sim, ECHO_PORT);
     let boot = env.p.boot();
     {
-        let child = RawChild::create(env.p.clone()).unwrap();
-        assert_eq!(
-            child.configure_active(SocketAddrV4::new(PEER, ECHO_PORT)),
-            Status::SUCCESS
-        );
-        let mut connect = RawToken::new(boot, TokenKind::Connect).unwrap();
-        assert_eq!(connect.submit(child.tcp()), Status::SUCCESS);
-        assert!(child.poll_until(|_| connect.done()));
-        assert_eq!(connect.status(), Status::SUCCESS);
-
+        let child = connected(&env);
         let mut tx = RawToken::new(boot, TokenKind::Transmit(vec![0; 64])).unwrap();
         let mut rx = RawToken::new(boot, TokenKind::Receive(64)).unwrap();
         for round in 0..3u8 {
@@ -62,14 +67,7 @@ fn a_token_dropped_in_flight_is_leaked_not_freed() {
     listen_echo(&env.sim, ECHO_PORT);
     let boot = env.p.boot();
     {
-        let child = RawChild::create(env.p.clone()).unwrap();
-        assert_eq!(
-            child.configure_active(SocketAddrV4::new(PEER, ECHO_PORT)),
-            Status::SUCCESS
-        );
-        let mut connect = RawToken::new(boot, TokenKind::Connect).unwrap();
-        assert_eq!(connect.submit(child.tcp()), Status::SUCCESS);
-        assert!(child.poll_until(|_| connect.done()));
+        let child = connected(&env);
         let mut rx = RawToken::new(boot, TokenKind::Receive(100)).unwrap();
         assert_eq!(rx.submit(child.tcp()), Status::SUCCESS);
         assert!(rx.in_flight());

@@ -105,10 +105,7 @@ impl<'a, B: BootServices> RawToken<'a, B> {
     /// firmware does not own the block.
     fn init(&mut self) {
         let base = self.block.as_ptr::<u8>();
-        let completion = Tcp4CompletionToken {
-            event: self.event.handle(),
-            status: Status::NOT_READY,
-        };
+        let completion = self.fresh_completion();
         match &self.kind {
             TokenKind::Connect => {
                 // SAFETY: the block starts with TOKEN_AREA bytes, enough and
@@ -136,68 +133,70 @@ impl<'a, B: BootServices> RawToken<'a, B> {
             }
             TokenKind::Receive(n) => {
                 let n = *n;
-                self.write_receive(completion, n);
+                self.write_io(completion, n, false);
             }
             TokenKind::Transmit(bytes) => {
                 let len = bytes.len();
                 // SAFETY: the buffer holds `capacity == bytes.len()` bytes and
                 // is a different allocation from `bytes`.
                 unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.buffer(), len) };
-                self.write_transmit(completion, len);
+                self.write_io(completion, len, true);
             }
         }
     }
 
-    fn write_receive(&self, completion: Tcp4CompletionToken, len: usize) {
-        let rx = self.data().cast::<ReceiveData1>();
-        // SAFETY: data area and token area hold these structs (const
-        // assertions), 8-aligned; the fragment stays inside the buffer
-        // because `len <= capacity`; the firmware does not own the block.
+    /// Writes the one-fragment transmit or receive data for `len` buffer
+    /// bytes and the I/O token pointing at it.
+    fn write_io(&self, completion: Tcp4CompletionToken, len: usize, transmit: bool) {
+        let frag = [Tcp4FragmentData {
+            fragment_length: len as u32,
+            fragment_buf: self.buffer(),
+        }];
+        let packet = if transmit {
+            let tx = self.data().cast::<TransmitData1>();
+            let head = Tcp4TransmitData {
+                push: Boolean::TRUE,
+                urgent: Boolean::FALSE,
+                data_length: len as u32,
+                fragment_count: 1,
+                fragment_table: [],
+            };
+            // SAFETY: the data area holds a TransmitData1 (const assertions),
+            // 8-aligned; the firmware does not own the block.
+            unsafe { tx.write(TransmitData1 { head, frag }) };
+            Tcp4Packet {
+                tx_data: tx.cast::<Tcp4TransmitData>(),
+            }
+        } else {
+            let rx = self.data().cast::<ReceiveData1>();
+            let head = Tcp4ReceiveData {
+                urgent: Boolean::FALSE,
+                data_length: len as u32,
+                fragment_count: 1,
+                fragment_table: [],
+            };
+            // SAFETY: as for the transmit data.
+            unsafe { rx.write(ReceiveData1 { head, frag }) };
+            Tcp4Packet {
+                rx_data: rx.cast::<Tcp4ReceiveData>(),
+            }
+        };
+        // SAFETY: the token area holds a Tcp4IoToken (const assertions); the
+        // fragment stays inside the buffer because callers pass
+        // `len <= capacity`; the firmware does not own the block.
         unsafe {
-            rx.write(ReceiveData1 {
-                head: Tcp4ReceiveData {
-                    urgent: Boolean::FALSE,
-                    data_length: len as u32,
-                    fragment_count: 1,
-                    fragment_table: [],
-                },
-                frag: [Tcp4FragmentData {
-                    fragment_length: len as u32,
-                    fragment_buf: self.buffer(),
-                }],
-            });
             self.block.as_ptr::<Tcp4IoToken>().write(Tcp4IoToken {
                 completion_token: completion,
-                packet: Tcp4Packet {
-                    rx_data: rx.cast::<Tcp4ReceiveData>(),
-                },
-            });
-        }
+                packet,
+            })
+        };
     }
 
-    fn write_transmit(&self, completion: Tcp4CompletionToken, len: usize) {
-        let tx = self.data().cast::<TransmitData1>();
-        // SAFETY: as in `write_receive`.
-        unsafe {
-            tx.write(TransmitData1 {
-                head: Tcp4TransmitData {
-                    push: Boolean::TRUE,
-                    urgent: Boolean::FALSE,
-                    data_length: len as u32,
-                    fragment_count: 1,
-                    fragment_table: [],
-                },
-                frag: [Tcp4FragmentData {
-                    fragment_length: len as u32,
-                    fragment_buf: self.buffer(),
-                }],
-            });
-            self.block.as_ptr::<Tcp4IoToken>().write(Tcp4IoToken {
-                completion_token: completion,
-                packet: Tcp4Packet {
-                    tx_data: tx.cast::<Tcp4TransmitData>(),
-                },
-            });
+    /// A completion token on this token's event, not yet completed.
+    fn fresh_completion(&self) -> Tcp4CompletionToken {
+        Tcp4CompletionToken {
+            event: self.event.handle(),
+            status: Status::NOT_READY,
         }
     }
 
@@ -291,11 +290,7 @@ impl<'a, B: BootServices> RawToken<'a, B> {
         if self.in_flight || !matches!(self.kind, TokenKind::Receive(_)) {
             return Err(RawError::new("Receive", Status::ALREADY_STARTED));
         }
-        let completion = Tcp4CompletionToken {
-            event: self.event.handle(),
-            status: Status::NOT_READY,
-        };
-        self.write_receive(completion, len.min(self.capacity));
+        self.write_io(self.fresh_completion(), len.min(self.capacity), false);
         self.seen = false;
         Ok(())
     }
@@ -310,11 +305,7 @@ impl<'a, B: BootServices> RawToken<'a, B> {
         // SAFETY: not in flight, so the firmware does not own the buffer; it
         // holds `capacity >= len` bytes, separate from `bytes`.
         unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.buffer(), len) };
-        let completion = Tcp4CompletionToken {
-            event: self.event.handle(),
-            status: Status::NOT_READY,
-        };
-        self.write_transmit(completion, len);
+        self.write_io(self.fresh_completion(), len, true);
         self.seen = false;
         Ok(len)
     }
