@@ -5,9 +5,9 @@
 //!
 //! - [`smoke`]: DHCP and one echo exchange through the raw TCP4 toolkit
 //!   (`efisock::raw`), the `efisock-smoke` application;
-//! - [`ovmf_target`] (feature `suite-app`): the conformance suite's target
+//! - `ovmf_target` (feature `suite-app`): the conformance suite's target
 //!   inside OVMF, used by `efisock-conformance-efi` and `efisock-bench-efi`;
-//! - [`rawbench`] (feature `bench-app`): the raw Tcp4 loop the Poll-strategy
+//! - `rawbench` (feature `bench-app`): the raw Tcp4 loop the Poll-strategy
 //!   workloads are compared with;
 //! - [`console`], [`json`], [`exit`]: `ConOut` output, the machine-readable
 //!   result lines and leaving QEMU with an exit code.

@@ -3,7 +3,7 @@
 //! Booted by the host runner (`cargo run --release -- --target qemu`, module
 //! `efisock_conformance::qemu`). It reads its options from `\efisock-args.txt`
 //! on the ESP (no argv in UEFI), runs DHCP once, runs the selected cases
-//! sequentially against [`OvmfTarget`] (one fresh `Net` per case, the firmware
+//! sequentially against [`OvmfTarget`](efisock_efi_apps::ovmf_target::OvmfTarget) (one fresh `Net` per case, the firmware
 //! persists), and prints the protocol lines of `efisock_conformance::guest`:
 //! `EFISOCK-START`, `EFISOCK-CASE`, `EFISOCK-SUMMARY`, `EFISOCK-DONE <code>`,
 //! then leaves QEMU through isa-debug-exit.

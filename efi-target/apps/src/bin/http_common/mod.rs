@@ -4,7 +4,7 @@
 //! Why a shared directory instead of the `efisock-efi-apps` library: the
 //! library is `no_std` (it also backs the no_std smoke app), while these
 //! examples are std applications; keeping their code next to them keeps the
-//! library's contract unchanged. Everything except [`guest`] is plain std code, generic
+//! library's contract unchanged. Everything except `guest` is plain std code, generic
 //! over `Read + Write`, so its unit tests run on the host against real
 //! loopback sockets (`cargo test -p efisock-efi-apps --features http-apps`).
 
