@@ -18,6 +18,11 @@ use efisock::raw::{RawChild, RawError, RawToken, TokenKind, WaitLimit, poll_unti
 /// Bytes per Receive token and per Transmit token of the bulk loops.
 pub const RAW_CHUNK: usize = 64 * 1024;
 
+/// The Poll bound of one token's wait, next to its firmware-time deadline:
+/// far above what any token needs (an idle Poll takes about 1 us under TCG),
+/// so that only a firmware that never signals hits it.
+const MAX_POLLS_PER_TOKEN: u64 = 100_000_000;
+
 /// Counters of one raw connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RawStats {
@@ -174,7 +179,7 @@ fn submit_and_wait<B: BootServices, P: Platform<Boot = B>>(
         return Ok(s);
     }
     let limit = WaitLimit {
-        max_polls: u64::MAX,
+        max_polls: MAX_POLLS_PER_TOKEN,
         max_ns: deadline_ns.saturating_sub(boot.monotonic_ns()),
     };
     let w = poll_until(boot, child.tcp(), limit, || token.done());

@@ -50,6 +50,9 @@ pub(super) fn dhcp<P: Platform>(p: &P, cfg: &SmokeConfig, emit: Emit<'_>) -> Res
     step.str("set_policy", st(set));
 
     let limit = cfg.dhcp_timeout_ms * 1_000_000;
+    // A count bound as well, in case the clock misbehaves: twice the checks
+    // the time limit allows, because a Stall may end early under TCG.
+    let max_checks = 2 * (limit / (CHECK_INTERVAL_US as u64 * 1000)) + 1;
     let mut checks = 0u64;
     let mut last;
     let result = loop {
@@ -63,7 +66,7 @@ pub(super) fn dhcp<P: Platform>(p: &P, cfg: &SmokeConfig, emit: Emit<'_>) -> Res
             Ok(_) => last = Status::NOT_READY,
             Err(s) => last = s,
         }
-        if boot.monotonic_ns() - t0 > limit {
+        if boot.monotonic_ns() - t0 > limit || checks >= max_checks {
             step.str("error", "timeout").str("last_status", st(last));
             break Err(());
         }
