@@ -36,26 +36,28 @@ fn main() {
 }
 
 #[cfg(target_os = "uefi")]
+#[path = "std_guest/mod.rs"]
+mod std_guest;
+
+#[cfg(target_os = "uefi")]
 mod app {
     use std::io::{Read as _, Write as _};
     use std::net::{SocketAddrV4, TcpStream};
     use std::os::uefi::env;
     use std::time::Duration;
 
+    use super::std_guest::{done, fatal, line};
     use efisock::firmware::{BootServices as _, Platform as _};
     use efisock_benches::{Plan, Workload};
     use efisock_conformance::pattern::{Fnv64, fill_pattern, pattern_checksum};
     use efisock_conformance::peers::{ports, protocol};
     use efisock_conformance::runner::Target as _;
     use efisock_efi::backend::EfiPlatform;
-    use efisock_efi_apps::exit::exit_qemu;
     use efisock_efi_apps::ovmf_target::{OvmfSetup, PEER_IP};
     use efisock_efi_apps::rawbench::{RAW_CHUNK, RawBenchError, RawConn};
     use serde_json::json;
     use uefi_raw::Handle;
     use uefi_raw::table::boot::BootServices;
-    use uefi_raw::table::runtime::RuntimeServices;
-    use uefi_raw::table::system::SystemTable;
 
     /// Where the host puts the plan.
     const PLAN_PATH: &str = "\\efisock-bench.txt";
@@ -66,29 +68,6 @@ mod app {
     const EXIT_USAGE: u8 = 2;
     const EXIT_SETUP: u8 = 3;
     const EXIT_PANIC: u8 = 5;
-
-    fn line(text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
-    }
-
-    fn runtime_services() -> *mut RuntimeServices {
-        let st = env::system_table().as_ptr().cast::<SystemTable>();
-        // SAFETY: std hands out the live system table it received at entry.
-        unsafe { (*st).runtime_services }
-    }
-
-    fn done(code: u8) -> ! {
-        line(&format!("EFISOCK-DONE {code}"));
-        // SAFETY: the runtime-services table of the live system table.
-        unsafe { exit_qemu(code, runtime_services()) }
-    }
-
-    fn fatal(what: &str, code: u8) -> ! {
-        line(&format!("EFISOCK-ERROR {}", json!({ "error": what })));
-        done(code)
-    }
 
     /// One line of the plan.
     struct Run {

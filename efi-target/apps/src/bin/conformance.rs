@@ -37,54 +37,28 @@ fn main() {
 }
 
 #[cfg(target_os = "uefi")]
+#[path = "std_guest/mod.rs"]
+mod std_guest;
+
+#[cfg(target_os = "uefi")]
 mod app {
-    use std::io::Write as _;
     use std::os::uefi::env;
     use std::time::Duration;
 
+    use super::std_guest::{done, fatal, line};
     use efisock::firmware::{BootServices as _, Platform as _};
     use efisock_conformance::guest::{self, GuestArgs};
     use efisock_conformance::runner::{RunSummary, run_one, select};
     use efisock_conformance::{cases, suite};
     use efisock_efi::backend::EfiPlatform;
-    use efisock_efi_apps::exit::exit_qemu;
     use efisock_efi_apps::ovmf_target::{OvmfSetup, OvmfTarget};
     use uefi_raw::Handle;
     use uefi_raw::table::boot::BootServices;
-    use uefi_raw::table::runtime::RuntimeServices;
-    use uefi_raw::table::system::SystemTable;
 
     /// Exit code: the platform could not be located or DHCP failed.
     const EXIT_SETUP: u8 = 3;
     /// Exit code: a panic ended the run.
     const EXIT_PANIC: u8 = 5;
-
-    fn line(text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
-    }
-
-    fn runtime_services() -> *mut RuntimeServices {
-        let st = env::system_table().as_ptr().cast::<SystemTable>();
-        // SAFETY: std hands out the live system table it received at entry.
-        unsafe { (*st).runtime_services }
-    }
-
-    fn done(code: u8) -> ! {
-        line(&format!("{}DONE {code}", guest::PREFIX));
-        // SAFETY: the runtime-services table of the live system table.
-        unsafe { exit_qemu(code, runtime_services()) }
-    }
-
-    fn fatal(what: &str, code: u8) -> ! {
-        line(&format!(
-            "{}ERROR {}",
-            guest::PREFIX,
-            serde_json::json!({ "error": what })
-        ));
-        done(code)
-    }
 
     pub fn main() {
         std::panic::set_hook(Box::new(|info| {

@@ -115,15 +115,7 @@ mod app {
             )
             .u64("port", u64::from(PORT));
         line(&mut con, "HELLO", &hello.finish());
-        let cfg = SmokeConfig {
-            remote: [10, 0, 2, 2],
-            port: PORT,
-            payload_len: 6000,
-            rx_buffer: 2048,
-            dhcp_timeout_ms: 20_000,
-            op_timeout_ms: 10_000,
-            max_polls: 5_000_000,
-        };
+        let cfg = SmokeConfig::qemu(PORT);
         let mut con2 = con;
         let outcome = smoke::run(&platform, &cfg, &mut |kind, body| {
             line(&mut con2, kind, body)

@@ -56,6 +56,21 @@ pub struct SmokeConfig {
 }
 
 impl SmokeConfig {
+    /// The run both smoke applications make inside QEMU: the echo server on
+    /// slirp's host alias 10.0.2.2 at `port`, 6000 payload bytes, 2 KiB
+    /// Receives, 20 s for DHCP, 10 s and 5 000 000 Polls per token.
+    pub fn qemu(port: u16) -> Self {
+        Self {
+            remote: [10, 0, 2, 2],
+            port,
+            payload_len: 6000,
+            rx_buffer: 2048,
+            dhcp_timeout_ms: 20_000,
+            op_timeout_ms: 10_000,
+            max_polls: 5_000_000,
+        }
+    }
+
     /// The bound of every token wait.
     fn wait_limit(&self) -> WaitLimit {
         WaitLimit {
