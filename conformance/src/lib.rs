@@ -45,7 +45,6 @@ pub mod pattern;
 pub mod peers;
 #[cfg(feature = "qemu")]
 pub mod qemu;
-pub mod raw;
 pub mod runner;
 #[cfg(feature = "sim")]
 pub mod sim_target;

@@ -30,6 +30,7 @@ mod io;
 mod ipconfig;
 mod net;
 mod poller;
+pub mod raw;
 mod select;
 mod socket;
 pub mod strategy;

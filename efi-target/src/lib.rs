@@ -1,31 +1,19 @@
 //! # efisock-efi: the real UEFI backend of efisock
 //!
 //! [`backend`] implements `efisock`'s firmware boundary traits as a thin
-//! passthrough to the running firmware (uefi-raw function pointers). The rest
-//! supports the in-OVMF smoke-test application (`src/main.rs`): console
-//! output, JSON result lines, the smoke test itself, and leaving QEMU with an
-//! exit code.
+//! passthrough to the running firmware (uefi-raw function pointers):
+//! [`backend::EfiPlatform::locate`] from the raw system-table pointers, or
+//! `EfiPlatform::from_uefi` (feature `uefi`) in an application written with
+//! the `uefi` crate. [`pool_alloc`] is a global allocator over
+//! `AllocatePool` for applications without one.
 //!
 //! Everything here also compiles on the host (x86-64 `efiapi` is an ordinary
 //! calling convention), so unit tests of the pure parts run with
-//! `cargo test -p efisock-efi`; only `main.rs` is target-specific.
+//! `cargo test -p efisock-efi`. The applications that use it live in
+//! `efisock-efi-apps` (`efi-target/apps/`).
 #![cfg_attr(not(test), no_std)]
-#![warn(missing_docs)]
 
 extern crate alloc;
-#[cfg(all(feature = "suite-app", not(test)))]
-extern crate std;
 
 pub mod backend;
-pub mod console;
-pub mod exit;
-pub mod json;
-#[cfg(feature = "suite-app")]
-pub mod ovmf_target;
 pub mod pool_alloc;
-#[cfg(feature = "bench-app")]
-pub mod rawbench;
-pub mod smoke;
-
-/// The prefix of every machine-readable line the application prints.
-pub const LINE_PREFIX: &str = "EFISOCK-";

@@ -1,6 +1,6 @@
 //! The host side of the smoke test: a bounded TCP echo server on 127.0.0.1.
 //!
-//! Protocol (matches `efi-target/src/smoke`): the client sends a 4-byte
+//! Protocol (matches `efi-target/apps/src/smoke`): the client sends a 4-byte
 //! big-endian length `L` and `L` bytes; the server echoes all `4 + L` bytes
 //! as they arrive, then shuts down its sending side (FIN) and waits for the
 //! client to close. The server binds loopback only, serves at most
@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use crate::QemuError;
 
 /// Connections served before the server stops by itself.
 pub const MAX_CONNECTIONS: usize = 4;
@@ -45,26 +47,21 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Binds `127.0.0.1:port` and serves until `lifetime` elapses or `stop`.
-    pub fn start(port: u16, lifetime: Duration) -> Result<Self, String> {
-        let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
-            format!(
-                "echo server: cannot bind 127.0.0.1:{port}: {e} (choose another port with \
-                 EFISOCK_SMOKE_PORT=<port>; it is compiled into the guest)"
-            )
-        })?;
+    pub fn start(port: u16, lifetime: Duration) -> Result<Self, QemuError> {
+        let failed = |what: String| move |source| QemuError::Echo { what, source };
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .map_err(failed(format!("bind 127.0.0.1:{port}")))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("echo server: set_nonblocking: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("echo server: local_addr: {e}"))?;
+            .map_err(failed("set_nonblocking".into()))?;
+        let addr = listener.local_addr().map_err(failed("local_addr".into()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let deadline = Instant::now() + lifetime;
         let thread = thread::Builder::new()
             .name("efisock-echo".into())
             .spawn(move || serve(listener, &flag, deadline))
-            .map_err(|e| format!("echo server: spawn: {e}"))?;
+            .map_err(failed("spawn".into()))?;
         Ok(Self { addr, stop, thread })
     }
 

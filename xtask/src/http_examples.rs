@@ -16,7 +16,7 @@
 //! Why generated bodies with FNV-1a-64: no large files in the repo, and
 //! every byte is checked without trusting the guest's own arithmetic (the
 //! generator and hash are re-implemented here, independently of
-//! `efi-target/src/bin/http_common`). Everything is loopback, QEMU always
+//! `efi-target/apps/src/bin/http_common`). Everything is loopback, QEMU always
 //! runs under a wall-clock limit, and serial logs stay under
 //! `target/efisock-http/{client,server}/`.
 
@@ -31,8 +31,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::qemu::{
-    EfiBuild, EfisockLine, QemuOptions, QemuOutcome, build_efi_bin, ensure_tools, log, run_qemu,
-    target_dir, workspace_root,
+    EfiBuild, EfisockLine, QemuError, QemuOptions, QemuOutcome, build_efi_bin, ensure_tools, log,
+    run_qemu, target_dir, workspace_root,
 };
 
 const USAGE: &str = "usage: cargo xtask http-examples [--debug] [--timeout SECS] \
@@ -168,7 +168,7 @@ impl SerialWatch {
 /// A QEMU boot running on its own thread.
 struct Boot {
     started: Instant,
-    handle: thread::JoinHandle<Result<QemuOutcome, String>>,
+    handle: thread::JoinHandle<Result<QemuOutcome, QemuError>>,
     watch: SerialWatch,
 }
 
@@ -743,7 +743,7 @@ pub fn http_examples(args: &[String]) -> Result<(), String> {
     ensure_tools()?;
     ensure_peers()?;
     let spec = |bin| EfiBuild {
-        package: "efisock-efi",
+        package: "efisock-efi-apps",
         bin,
         features: vec!["http-apps"],
         no_default_features: false,

@@ -307,7 +307,7 @@ fn test(keep_going: bool) -> ExitCode {
         ),
         (
             "OVMF smoke run (raw TCP4 in QEMU)",
-            Box::new(|_| qemu::qemu_smoke(&[])),
+            Box::new(|_| Ok(qemu::qemu_smoke(&[])?)),
         ),
         (
             "HTTP examples in OVMF (Python http.server, curl)",

@@ -1,4 +1,4 @@
-//! `qemu-std`: boots the std probe (`efi-target/src/bin/std_probe.rs`) in
+//! `qemu-std`: boots the std probe (`efi-target/apps/src/bin/std_probe.rs`) in
 //! OVMF to find out how much of Rust's `std` works on `x86_64-unknown-uefi`.
 //!
 //! Same flow as `qemu-smoke` (echo server on 127.0.0.1, guest reaches it as

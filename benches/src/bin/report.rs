@@ -142,7 +142,7 @@ fn run_ovmf(report: &mut Report, timeout: Duration, reps: u32) -> Result<(), Str
     ensure_tools()?;
     eprintln!("ovmf: building efisock-bench-efi for UEFI");
     let spec = EfiBuild {
-        package: "efisock-efi",
+        package: "efisock-efi-apps",
         bin: "efisock-bench-efi",
         features: vec!["bench-app"],
         no_default_features: false,

@@ -4,11 +4,11 @@
 //! profile replays it.
 
 use crate::peers::{ports, protocol};
-use crate::raw::{RawChild, RawToken, TokenKind};
 use crate::runner::{Case, CaseError, CaseResult};
 use crate::target::SocketTarget;
 use crate::{ensure, ensure_eq};
 use efisock::firmware::{Platform, Status, Tcp4ConnectionState, status};
+use efisock::raw::{RawChild, RawToken, TokenKind};
 
 /// The cases of this group.
 pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
@@ -76,8 +76,8 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
     ]
 }
 
-fn fail(what: impl Into<String>) -> CaseError {
-    CaseError::new(what)
+fn fail(what: impl ToString) -> CaseError {
+    CaseError::new(what.to_string())
 }
 
 /// A new raw child that passes this host's address explicitly where old

@@ -17,6 +17,8 @@
 
 pub mod boot;
 pub mod clock;
+#[cfg(feature = "uefi")]
+mod from_uefi;
 pub mod ip4_config2;
 pub mod tcp4;
 
@@ -31,6 +33,8 @@ use uefi_raw::protocol::network::tcp4::Tcp4Protocol;
 use uefi_raw::table::boot::BootServices as RawBootServices;
 
 pub use boot::EfiBoot;
+#[cfg(feature = "uefi")]
+pub use from_uefi::FromUefiError;
 pub use ip4_config2::EfiIp4Config2;
 pub use tcp4::{EfiTcp4, EfiTcp4Service};
 

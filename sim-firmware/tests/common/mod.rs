@@ -8,10 +8,12 @@ use std::rc::Rc;
 
 use efisock::firmware::{
     BootServices, Event, EventType, Ip4Config2, Ip4Config2DataType, Ip4Config2ManualAddress,
-    Ipv4Address, Platform, Status, Tcp4, Tcp4AccessPoint, Tcp4CloseToken, Tcp4CompletionToken,
-    Tcp4ConfigData, Tcp4ConnectionState, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken,
-    Tcp4ListenToken, Tcp4Option, Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay,
-    Tpl,
+    Ipv4Address, Platform, Status, Tcp4, Tcp4CloseToken, Tcp4CompletionToken, Tcp4ConfigData,
+    Tcp4ConnectionState, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken,
+    Tcp4Option, Tcp4ReceiveData, Tcp4ServiceBinding, Tcp4TransmitData, TimerDelay, Tpl,
+};
+use efisock::raw::{
+    CompletionHeader as Token, PoolBuf, WaitLimit, active_config, passive_config, poll_until,
 };
 use efisock_sim::{
     ConnHandler, ConnIo, PeerConnState, Sim, SimBoot, SimConfig, SimPlatform, SimTcp4,
@@ -19,6 +21,11 @@ use efisock_sim::{
 
 pub const SUT: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 pub const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+
+/// The stall of one `Env::wait` step.
+const STALL_NS: u64 = 1_000_000;
+/// The Poll bound of `Env::wait_polling`, far above any test's needs.
+const MAX_POLLS: u64 = 50_000_000;
 
 pub struct Env {
     pub sim: Sim,
@@ -82,37 +89,42 @@ impl Env {
     pub fn close_event(&self, e: Event) {
         assert_eq!(self.boot().close_event(e), Status::SUCCESS);
     }
-    /// Poll the event with CheckEvent + Stall(1 ms) until signalled or `ns` pass.
+    /// Poll the event with CheckEvent + Stall(1 ms) until signalled or `ns`
+    /// pass (at most one check per stalled millisecond).
     pub fn wait(&self, e: Event, ns: u64) -> bool {
         let end = self.sim.now_ns() + ns;
-        while self.sim.now_ns() < end {
+        for _ in 0..=ns / STALL_NS {
+            if self.sim.now_ns() >= end {
+                break;
+            }
             if self.boot().check_event(e) == Status::SUCCESS {
                 return true;
             }
-            let _ = self.boot().stall(1000);
+            let _ = self.boot().stall((STALL_NS / 1000) as usize);
         }
         false
     }
     /// Like `wait`, but calls Tcp4.Poll in the loop instead of stalling.
     pub fn wait_polling(&self, t: &SimTcp4, e: Event, ns: u64) -> bool {
-        let end = self.sim.now_ns() + ns;
-        while self.sim.now_ns() < end {
-            if self.boot().check_event(e) == Status::SUCCESS {
-                return true;
-            }
-            let _ = t.poll();
-        }
-        false
+        let limit = WaitLimit {
+            max_polls: MAX_POLLS,
+            max_ns: ns,
+        };
+        poll_until(self.boot(), t, limit, || {
+            self.boot().check_event(e) == Status::SUCCESS
+        })
+        .done
     }
     pub fn boot_check(&self, e: Event) -> Status {
         self.boot().check_event(e)
     }
-    /// A zeroed pool block of `size_of::<T>()` bytes.
+    /// A zeroed pool block of `size_of::<T>()` bytes, freed with `free`.
     pub fn alloc<T>(&self) -> *mut T {
-        let p = self.boot().allocate_pool(size_of::<T>()).unwrap();
-        // SAFETY: `p` is a fresh pool block of exactly `size_of::<T>()` bytes.
-        unsafe { core::ptr::write_bytes(p, 0, size_of::<T>()) };
-        p as *mut T
+        self.alloc_bytes(size_of::<T>()).cast()
+    }
+    /// A zeroed pool block of `len` (at least 1) bytes, freed with `free`.
+    pub fn alloc_bytes(&self, len: usize) -> *mut u8 {
+        PoolBuf::zeroed(self.boot(), len).unwrap().into_raw()
     }
     /// FreePool, asserting SUCCESS.
     pub fn free<T>(&self, p: *mut T) {
@@ -131,26 +143,11 @@ pub fn addr(a: Ipv4Addr) -> Ipv4Address {
 }
 
 pub fn active_cfg(remote: Ipv4Addr, port: u16, station_port: u16) -> Tcp4ConfigData {
-    Tcp4ConfigData {
-        type_of_service: 0,
-        time_to_live: 64,
-        access_point: Tcp4AccessPoint {
-            use_default_address: true.into(),
-            station_address: addr(Ipv4Addr::UNSPECIFIED),
-            subnet_mask: addr(Ipv4Addr::UNSPECIFIED),
-            station_port,
-            remote_address: addr(remote),
-            remote_port: port,
-            active_flag: true.into(),
-        },
-        control_option: core::ptr::null_mut(),
-    }
+    active_config(SocketAddrV4::new(remote, port), station_port)
 }
 
 pub fn passive_cfg(port: u16) -> Tcp4ConfigData {
-    let mut c = active_cfg(Ipv4Addr::UNSPECIFIED, 0, port);
-    c.access_point.active_flag = false.into();
-    c
+    passive_config(port)
 }
 
 /// A ControlOption with defaults (as EDK2 reads them) and a given backlog.
@@ -173,19 +170,6 @@ pub fn options(backlog: u32, send_buf: u32) -> Tcp4Option {
         enable_path_mtu_discovery: false.into(),
     }
 }
-
-/// Token types whose layout begins with a `Tcp4CompletionToken`.
-///
-/// # Safety
-/// Implementors are `#[repr(C)]` structs whose first field is a
-/// `Tcp4CompletionToken`, so a pointer to one is a valid pointer to it.
-pub unsafe trait Token {}
-// SAFETY (all four impls): uefi-raw declares each token `#[repr(C)]` with
-// `completion_token: Tcp4CompletionToken` as its first field.
-unsafe impl Token for Tcp4ConnectionToken {}
-unsafe impl Token for Tcp4ListenToken {}
-unsafe impl Token for Tcp4IoToken {}
-unsafe impl Token for Tcp4CloseToken {}
 
 /// A completion token of type `T` in pool memory with its own plain event.
 ///
@@ -278,13 +262,9 @@ pub struct Io {
 impl Io {
     fn block(env: &Env, header: usize, len: usize, frags: usize) -> (*mut u8, *mut u8) {
         let bsize = header + frags * size_of::<Tcp4FragmentData>();
-        let data = env.boot().allocate_pool(bsize).unwrap();
-        // SAFETY: `data` is a fresh pool block of `bsize` bytes.
-        unsafe { core::ptr::write_bytes(data, 0, bsize) };
-        let buf = env.boot().allocate_pool(len.max(1)).unwrap();
-        // SAFETY: `buf` is a fresh pool block of `len.max(1)` bytes; zeroing it
-        // keeps every byte `received` may read initialised.
-        unsafe { core::ptr::write_bytes(buf, 0, len.max(1)) };
+        let data = env.alloc_bytes(bsize);
+        // Zeroed, so every byte `received` may read is initialised.
+        let buf = env.alloc_bytes(len);
         // SAFETY: `header` < `bsize`, so the offset stays inside `data`.
         let table = unsafe { data.add(header) } as *mut Tcp4FragmentData;
         let per = len / frags;

@@ -1,12 +1,12 @@
 //! Code shared by the two HTTP/1.1 example applications
 //! (`http_client.rs`, `http_server.rs`), included by each with `#[path]`.
 //!
-//! Why a shared directory instead of the `efisock-efi` library: the library
-//! is `no_std` (it also backs the no_std smoke app), while these examples are
-//! std applications; keeping their code next to them keeps the library's
-//! contract unchanged. Everything except [`guest`] is plain std code, generic
+//! Why a shared directory instead of the `efisock-efi-apps` library: the
+//! library is `no_std` (it also backs the no_std smoke app), while these
+//! examples are std applications; keeping their code next to them keeps the
+//! library's contract unchanged. Everything except `guest` is plain std code, generic
 //! over `Read + Write`, so its unit tests run on the host against real
-//! loopback sockets (`cargo test -p efisock-efi --features http-apps`).
+//! loopback sockets (`cargo test -p efisock-efi-apps --features http-apps`).
 
 pub mod body;
 pub mod fnv;

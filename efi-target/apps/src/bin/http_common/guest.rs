@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use efisock::Socket;
 use efisock_efi::backend::EfiPlatform;
-use efisock_efi::exit::exit_qemu;
+use efisock_efi_apps::exit::exit_qemu;
 use uefi_raw::Handle;
 use uefi_raw::table::boot::BootServices;
 use uefi_raw::table::system::SystemTable;

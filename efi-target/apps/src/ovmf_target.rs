@@ -12,6 +12,7 @@
 //! removed the address (`unconfigure`) leaves the next target to run DHCP
 //! again.
 
+use std::fmt;
 use std::format;
 use std::string::String;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use efisock_conformance::expectations::EDK2_STABLE202211;
 use efisock_conformance::runner::Target;
 use efisock_conformance::target::{Expectations, SocketTarget};
 
-use crate::backend::EfiPlatform;
+use efisock_efi::backend::EfiPlatform;
 
 /// slirp's host alias: every peer service lives there.
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
@@ -36,6 +37,49 @@ pub const DHCP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `unconfigure` waits for the address to disappear.
 const UNCONFIGURE_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the OVMF setup or a case's target could not be made.
+#[derive(Debug)]
+pub enum SetupError {
+    /// DHCP at start failed.
+    Dhcp(efisock::Error),
+    /// Shutting down the socket layer that ran DHCP failed.
+    ShutdownAfterDhcp(efisock::Error),
+    /// DHCP before a case (the address had changed) failed.
+    DhcpBeforeCase {
+        /// The address and mask before (None: none).
+        was: Option<(Ipv4Addr, Ipv4Addr)>,
+        /// Why DHCP failed.
+        source: efisock::Error,
+    },
+    /// DHCP before a case gave another address than the run started with.
+    AddressChanged {
+        /// The new address.
+        got: Ipv4Addr,
+        /// The address at start.
+        started: Ipv4Addr,
+    },
+    /// Reading the station address failed.
+    Address(efisock::Error),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dhcp(e) => write!(f, "DHCP: {e}"),
+            Self::ShutdownAfterDhcp(e) => write!(f, "shutdown after DHCP: {e}"),
+            Self::DhcpBeforeCase { was, source } => {
+                write!(f, "DHCP before the case (address was {was:?}): {source}")
+            }
+            Self::AddressChanged { got, started } => {
+                write!(f, "DHCP gave {got}, the run started with {started}")
+            }
+            Self::Address(e) => write!(f, "reading the address: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
 
 /// How OVMF targets are built for each case.
 #[derive(Debug, Clone)]
@@ -57,7 +101,7 @@ impl OvmfSetup {
         platform: EfiPlatform,
         connect_timeout: Duration,
         strategy: Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let local_ip = dhcp(&platform)?;
         Ok(OvmfSetup {
             platform,
@@ -70,22 +114,22 @@ impl OvmfSetup {
     /// A target for one case (the seed only labels the run: real firmware
     /// is not seedable). Re-runs DHCP if an earlier case removed the
     /// address.
-    pub fn build(&self, _seed: u64) -> Result<OvmfTarget, String> {
+    pub fn build(&self, _seed: u64) -> Result<OvmfTarget, SetupError> {
         let net = self.net();
         match net.address() {
             Ok(Some((ip, _))) if ip == self.local_ip => {}
             Ok(other) => {
                 let got = net
                     .dhcp(DHCP_TIMEOUT)
-                    .map_err(|e| format!("DHCP before the case (address was {other:?}): {e}"))?;
+                    .map_err(|source| SetupError::DhcpBeforeCase { was: other, source })?;
                 if got != self.local_ip {
-                    return Err(format!(
-                        "DHCP gave {got}, the run started with {}",
-                        self.local_ip
-                    ));
+                    return Err(SetupError::AddressChanged {
+                        got,
+                        started: self.local_ip,
+                    });
                 }
             }
-            Err(e) => return Err(format!("reading the address: {e}")),
+            Err(e) => return Err(SetupError::Address(e)),
         }
         // No wait of the case may outlive the per-case limit: the guest has
         // no threads, so this is what turns a hang into a reported failure.
@@ -111,11 +155,11 @@ impl OvmfSetup {
 }
 
 /// DHCP through a throw-away `Net` (the address stays in the firmware).
-fn dhcp(platform: &EfiPlatform) -> Result<Ipv4Addr, String> {
+fn dhcp(platform: &EfiPlatform) -> Result<Ipv4Addr, SetupError> {
     let net = Net::new(*platform);
-    let ip = net.dhcp(DHCP_TIMEOUT).map_err(|e| format!("DHCP: {e}"))?;
+    let ip = net.dhcp(DHCP_TIMEOUT).map_err(SetupError::Dhcp)?;
     net.shutdown(SHUTDOWN_TIMEOUT)
-        .map_err(|e| format!("shutdown after DHCP: {e}"))?;
+        .map_err(SetupError::ShutdownAfterDhcp)?;
     Ok(ip)
 }
 

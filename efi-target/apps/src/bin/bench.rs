@@ -1,4 +1,4 @@
-//! `efisock-bench-efi`: issue #5's Poll-strategy workloads inside OVMF.
+//! `efisock-bench-efi`: the Poll-strategy workloads inside OVMF.
 //!
 //! Booted by `efisock-bench-report` (`cargo xtask bench-report`), which
 //! hosts the peer services (source, sink, echo) on 127.0.0.1 with tokio; the
@@ -14,7 +14,7 @@
 //! - `efisock`: the workload of `efisock_benches::workloads` on efisock's
 //!   sockets with that Poll strategy (a fresh `Net` per run, DHCP once);
 //! - `raw`: the same transfer as a tight loop directly on Tcp4
-//!   (`efisock_efi::rawbench`);
+//!   (`efisock_efi_apps::rawbench`);
 //! - `std`: the same transfer with Rust std's own UEFI `TcpStream`.
 //!
 //! Each run prints `EFISOCK-BENCH {json}` with the work done and verified,
@@ -36,26 +36,28 @@ fn main() {
 }
 
 #[cfg(target_os = "uefi")]
+#[path = "std_guest/mod.rs"]
+mod std_guest;
+
+#[cfg(target_os = "uefi")]
 mod app {
     use std::io::{Read as _, Write as _};
     use std::net::{SocketAddrV4, TcpStream};
     use std::os::uefi::env;
     use std::time::Duration;
 
+    use super::std_guest::{done, fatal, line};
     use efisock::firmware::{BootServices as _, Platform as _};
     use efisock_benches::{Plan, Workload};
     use efisock_conformance::pattern::{Fnv64, fill_pattern, pattern_checksum};
     use efisock_conformance::peers::{ports, protocol};
     use efisock_conformance::runner::Target as _;
     use efisock_efi::backend::EfiPlatform;
-    use efisock_efi::exit::exit_qemu;
-    use efisock_efi::ovmf_target::{OvmfSetup, PEER_IP};
-    use efisock_efi::rawbench::{RAW_CHUNK, RawConn};
+    use efisock_efi_apps::ovmf_target::{OvmfSetup, PEER_IP};
+    use efisock_efi_apps::rawbench::{RAW_CHUNK, RawBenchError, RawConn};
     use serde_json::json;
     use uefi_raw::Handle;
     use uefi_raw::table::boot::BootServices;
-    use uefi_raw::table::runtime::RuntimeServices;
-    use uefi_raw::table::system::SystemTable;
 
     /// Where the host puts the plan.
     const PLAN_PATH: &str = "\\efisock-bench.txt";
@@ -66,29 +68,6 @@ mod app {
     const EXIT_USAGE: u8 = 2;
     const EXIT_SETUP: u8 = 3;
     const EXIT_PANIC: u8 = 5;
-
-    fn line(text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
-    }
-
-    fn runtime_services() -> *mut RuntimeServices {
-        let st = env::system_table().as_ptr().cast::<SystemTable>();
-        // SAFETY: std hands out the live system table it received at entry.
-        unsafe { (*st).runtime_services }
-    }
-
-    fn done(code: u8) -> ! {
-        line(&format!("EFISOCK-DONE {code}"));
-        // SAFETY: the runtime-services table of the live system table.
-        unsafe { exit_qemu(code, runtime_services()) }
-    }
-
-    fn fatal(what: &str, code: u8) -> ! {
-        line(&format!("EFISOCK-ERROR {}", json!({ "error": what })));
-        done(code)
-    }
 
     /// One line of the plan.
     struct Run {
@@ -166,7 +145,7 @@ mod app {
         };
         let setup = match OvmfSetup::start(platform, CALL_LIMIT, None) {
             Ok(s) => s,
-            Err(e) => fatal(&e, EXIT_SETUP),
+            Err(e) => fatal(&e.to_string(), EXIT_SETUP),
         };
         line(&format!(
             "EFISOCK-BENCHSTART {}",
@@ -217,7 +196,7 @@ mod app {
         {
             return Err(format!("unknown strategy {s}"));
         }
-        let mut t = setup.build(0)?;
+        let mut t = setup.build(0).map_err(|e| e.to_string())?;
         let prepared = run.workload.prepare(&t)?;
         let out = run.workload.run_planned(&t, &prepared, &run.plan);
         let closed = prepared.close();
@@ -242,6 +221,11 @@ mod app {
         p.boot().monotonic_ns() + CALL_LIMIT.as_nanos() as u64
     }
 
+    /// The raw loop's error as this file's error text.
+    fn text(e: RawBenchError) -> String {
+        e.to_string()
+    }
+
     /// The raw Tcp4 tight loop (bulk receive, bulk send, round trips).
     fn raw_run(p: &EfiPlatform, run: &Run) -> Result<Measured, String> {
         let remote = PEER_IP.octets();
@@ -252,12 +236,14 @@ mod app {
         let mut done = 0u64;
         match run.workload {
             Workload::BulkReceive(_) => {
-                let mut c = RawConn::connect(p, remote, ports::SOURCE_FIN, deadline(p))?;
-                c.send(&protocol::source_request(plan.count), deadline(p))?;
+                let mut c =
+                    RawConn::connect(p, remote, ports::SOURCE_FIN, deadline(p)).map_err(text)?;
+                c.send(&protocol::source_request(plan.count), deadline(p))
+                    .map_err(text)?;
                 let mut buf = vec![0u8; RAW_CHUNK];
                 let mut sum = Fnv64::new();
                 while !over(p, start, plan) {
-                    let n = c.recv(&mut buf, deadline(p))?;
+                    let n = c.recv(&mut buf, deadline(p)).map_err(text)?;
                     if n == 0 {
                         if sum.len() != plan.count {
                             return Err(format!("EOF after {} bytes", sum.len()));
@@ -282,19 +268,21 @@ mod app {
                 let mut buf = vec![0u8; RAW_CHUNK];
                 while done < plan.count && !over(p, start, plan) {
                     let n = unit.min(plan.count - done);
-                    let mut c = RawConn::connect(p, remote, ports::SINK, deadline(p))?;
-                    c.send(&protocol::sink_request(n), deadline(p))?;
+                    let mut c =
+                        RawConn::connect(p, remote, ports::SINK, deadline(p)).map_err(text)?;
+                    c.send(&protocol::sink_request(n), deadline(p))
+                        .map_err(text)?;
                     let mut sent = 0u64;
                     while sent < n {
                         let len = (n - sent).min(RAW_CHUNK as u64) as usize;
                         fill_pattern(sent, &mut buf[..len]);
-                        c.send(&buf[..len], deadline(p))?;
+                        c.send(&buf[..len], deadline(p)).map_err(text)?;
                         sent += len as u64;
                     }
                     let mut report = [0u8; protocol::SINK_REPORT_LEN];
                     let mut have = 0;
                     while have < report.len() {
-                        let k = c.recv(&mut report[have..], deadline(p))?;
+                        let k = c.recv(&mut report[have..], deadline(p)).map_err(text)?;
                         if k == 0 {
                             return Err("EOF before the sink report".into());
                         }
@@ -310,15 +298,15 @@ mod app {
                 }
             }
             Workload::RequestResponse => {
-                let mut c = RawConn::connect(p, remote, ports::ECHO, deadline(p))?;
+                let mut c = RawConn::connect(p, remote, ports::ECHO, deadline(p)).map_err(text)?;
                 let mut req = [0u8; efisock_benches::workloads::RR_BYTES];
                 let mut resp = [0u8; efisock_benches::workloads::RR_BYTES];
                 while done < plan.count && !over(p, start, plan) {
                     fill_pattern(done * req.len() as u64, &mut req);
-                    c.send(&req, deadline(p))?;
+                    c.send(&req, deadline(p)).map_err(text)?;
                     let mut have = 0;
                     while have < resp.len() {
-                        let k = c.recv(&mut resp[have..], deadline(p))?;
+                        let k = c.recv(&mut resp[have..], deadline(p)).map_err(text)?;
                         if k == 0 {
                             return Err(format!("EOF in round trip {done}"));
                         }

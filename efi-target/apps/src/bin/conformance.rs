@@ -3,7 +3,7 @@
 //! Booted by the host runner (`cargo run --release -- --target qemu`, module
 //! `efisock_conformance::qemu`). It reads its options from `\efisock-args.txt`
 //! on the ESP (no argv in UEFI), runs DHCP once, runs the selected cases
-//! sequentially against [`OvmfTarget`] (one fresh `Net` per case, the firmware
+//! sequentially against [`OvmfTarget`](efisock_efi_apps::ovmf_target::OvmfTarget) (one fresh `Net` per case, the firmware
 //! persists), and prints the protocol lines of `efisock_conformance::guest`:
 //! `EFISOCK-START`, `EFISOCK-CASE`, `EFISOCK-SUMMARY`, `EFISOCK-DONE <code>`,
 //! then leaves QEMU through isa-debug-exit.
@@ -37,54 +37,28 @@ fn main() {
 }
 
 #[cfg(target_os = "uefi")]
+#[path = "std_guest/mod.rs"]
+mod std_guest;
+
+#[cfg(target_os = "uefi")]
 mod app {
-    use std::io::Write as _;
     use std::os::uefi::env;
     use std::time::Duration;
 
+    use super::std_guest::{done, fatal, line};
     use efisock::firmware::{BootServices as _, Platform as _};
     use efisock_conformance::guest::{self, GuestArgs};
     use efisock_conformance::runner::{RunSummary, run_one, select};
     use efisock_conformance::{cases, suite};
     use efisock_efi::backend::EfiPlatform;
-    use efisock_efi::exit::exit_qemu;
-    use efisock_efi::ovmf_target::{OvmfSetup, OvmfTarget};
+    use efisock_efi_apps::ovmf_target::{OvmfSetup, OvmfTarget};
     use uefi_raw::Handle;
     use uefi_raw::table::boot::BootServices;
-    use uefi_raw::table::runtime::RuntimeServices;
-    use uefi_raw::table::system::SystemTable;
 
     /// Exit code: the platform could not be located or DHCP failed.
     const EXIT_SETUP: u8 = 3;
     /// Exit code: a panic ended the run.
     const EXIT_PANIC: u8 = 5;
-
-    fn line(text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
-    }
-
-    fn runtime_services() -> *mut RuntimeServices {
-        let st = env::system_table().as_ptr().cast::<SystemTable>();
-        // SAFETY: std hands out the live system table it received at entry.
-        unsafe { (*st).runtime_services }
-    }
-
-    fn done(code: u8) -> ! {
-        line(&format!("{}DONE {code}", guest::PREFIX));
-        // SAFETY: the runtime-services table of the live system table.
-        unsafe { exit_qemu(code, runtime_services()) }
-    }
-
-    fn fatal(what: &str, code: u8) -> ! {
-        line(&format!(
-            "{}ERROR {}",
-            guest::PREFIX,
-            serde_json::json!({ "error": what })
-        ));
-        done(code)
-    }
 
     pub fn main() {
         std::panic::set_hook(Box::new(|info| {
@@ -115,7 +89,7 @@ mod app {
         };
         let setup = match OvmfSetup::start(platform, case_timeout, opts.strategy.clone()) {
             Ok(s) => s,
-            Err(e) => fatal(&e, EXIT_SETUP),
+            Err(e) => fatal(&e.to_string(), EXIT_SETUP),
         };
         let clock = move || platform.boot().monotonic_ns();
         let all = cases::all::<OvmfTarget>();
@@ -141,7 +115,9 @@ mod app {
             for &seed in &plan.seeds {
                 line(&guest::start_line(&case.id(), seed));
                 let t0 = clock();
-                let mut report = run_one(case, seed, &mut |s| setup.build(s));
+                let mut report = run_one(case, seed, &mut |s| {
+                    setup.build(s).map_err(|e| e.to_string())
+                });
                 let wall_ns = clock().saturating_sub(t0);
                 // Firmware time, not std's Instant (9 % slow under TCG).
                 report.wall = Duration::from_nanos(wall_ns);

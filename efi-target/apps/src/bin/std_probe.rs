@@ -44,8 +44,8 @@ mod app {
     use std::time::{Duration, Instant};
 
     use efisock_efi::backend::{EfiBoot, EfiPlatform};
-    use efisock_efi::exit::exit_qemu;
-    use efisock_efi::smoke::{self, EXIT_NO_PLATFORM, EXIT_PANIC, SmokeConfig};
+    use efisock_efi_apps::exit::exit_qemu;
+    use efisock_efi_apps::smoke::{self, EXIT_NO_PLATFORM, EXIT_PANIC, SmokeConfig};
     use uefi_raw::protocol::misc::{TimestampProperties, TimestampProtocol};
     use uefi_raw::table::boot::BootServices;
     use uefi_raw::table::runtime::RuntimeServices;
@@ -251,15 +251,7 @@ mod app {
         };
         let hz = EfiBoot::counter_hz(efisock::firmware::Platform::boot(&platform));
         probe("platform", true, serde_json::json!({ "counter_hz": hz }));
-        let cfg = SmokeConfig {
-            remote: [10, 0, 2, 2],
-            port: PORT,
-            payload_len: 6000,
-            rx_buffer: 2048,
-            dhcp_timeout_ms: 20_000,
-            op_timeout_ms: 10_000,
-            max_polls: 5_000_000,
-        };
+        let cfg = SmokeConfig::qemu(PORT);
         let outcome = smoke::run(&platform, &cfg, &mut |kind, body| line(kind, body));
         line("RESULT", &outcome.summary);
         if let Some(t0) = t0 {

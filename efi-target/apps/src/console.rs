@@ -13,7 +13,7 @@ use uefi_raw::protocol::console::SimpleTextOutputProtocol;
 const CHUNK: usize = 126;
 
 /// Feeds `s` as UCS-2 to `emit`, in NUL-terminated chunks of at most
-/// [`CHUNK`] code units plus the NUL.
+/// `CHUNK` (126) code units plus the NUL.
 pub fn encode_chunks(s: &str, mut emit: impl FnMut(&[u16])) {
     let mut buf = [0u16; CHUNK + 1];
     let mut n = 0;

@@ -1,14 +1,14 @@
 //! The efisock smoke-test UEFI application (`x86_64-unknown-uefi`).
 //!
 //! Locates the firmware's TCP4 service and Ip4Config2, runs
-//! [`efisock_efi::smoke`] and reports on `ConOut` (mirrored to serial by
+//! [`efisock_efi_apps::smoke`] and reports on `ConOut` (mirrored to serial by
 //! OVMF) with machine-readable lines:
 //!
 //! - `EFISOCK-HELLO {json}`: start, clock rate;
 //! - `EFISOCK-STEP {json}`: one per step (dhcp, connect, transmit, ...);
 //! - `EFISOCK-RESULT {json}`: the summary;
 //! - `EFISOCK-DONE <code>`: the exit code, then QEMU exits through
-//!   isa-debug-exit with status `(code << 1) | 1` (see `efisock_efi::exit`).
+//!   isa-debug-exit with status `(code << 1) | 1` (see `efisock_efi_apps::exit`).
 //!
 //! The echo server's port is a compile-time setting: `EFISOCK_SMOKE_PORT`
 //! (default [`DEFAULT_PORT`]) when building. Built for the host, this file
@@ -22,7 +22,7 @@ pub const DEFAULT_PORT: u16 = 47_361;
 #[cfg(not(target_os = "uefi"))]
 fn main() {
     eprintln!(
-        "efisock-efi is a UEFI application (target x86_64-unknown-uefi); \
+        "efisock-smoke is a UEFI application (target x86_64-unknown-uefi); \
          build and boot it in QEMU with the xtask qemu-smoke entry point \
          (xtask/src/qemu.rs), not on the host."
     );
@@ -36,11 +36,11 @@ mod app {
     use core::fmt::Write;
 
     use efisock_efi::backend::EfiPlatform;
-    use efisock_efi::console::Console;
-    use efisock_efi::exit::exit_qemu;
-    use efisock_efi::json::JsonObject;
     use efisock_efi::pool_alloc::{self, PoolAllocator};
-    use efisock_efi::smoke::{self, EXIT_NO_PLATFORM, EXIT_PANIC, SmokeConfig};
+    use efisock_efi_apps::console::Console;
+    use efisock_efi_apps::exit::exit_qemu;
+    use efisock_efi_apps::json::JsonObject;
+    use efisock_efi_apps::smoke::{self, EXIT_NO_PLATFORM, EXIT_PANIC, SmokeConfig};
     use uefi_raw::table::runtime::RuntimeServices;
     use uefi_raw::table::system::SystemTable;
     use uefi_raw::{Handle, Status};
@@ -73,7 +73,7 @@ mod app {
     const PORT: u16 = parse_port(option_env!("EFISOCK_SMOKE_PORT"));
 
     fn line(con: &mut Console, kind: &str, body: &str) {
-        let _ = writeln!(con, "{}{kind} {body}", efisock_efi::LINE_PREFIX);
+        let _ = writeln!(con, "{}{kind} {body}", efisock_efi_apps::LINE_PREFIX);
     }
 
     #[unsafe(no_mangle)]
@@ -106,7 +106,7 @@ mod app {
         };
         let mut hello = JsonObject::new();
         hello
-            .str("app", "efisock-efi smoke")
+            .str("app", "efisock-smoke")
             .u64(
                 "counter_hz",
                 efisock_efi::backend::EfiBoot::counter_hz(efisock::firmware::Platform::boot(
@@ -115,15 +115,7 @@ mod app {
             )
             .u64("port", u64::from(PORT));
         line(&mut con, "HELLO", &hello.finish());
-        let cfg = SmokeConfig {
-            remote: [10, 0, 2, 2],
-            port: PORT,
-            payload_len: 6000,
-            rx_buffer: 2048,
-            dhcp_timeout_ms: 20_000,
-            op_timeout_ms: 10_000,
-            max_polls: 5_000_000,
-        };
+        let cfg = SmokeConfig::qemu(PORT);
         let mut con2 = con;
         let outcome = smoke::run(&platform, &cfg, &mut |kind, body| {
             line(&mut con2, kind, body)
@@ -144,10 +136,10 @@ mod app {
             let _ = writeln!(
                 con,
                 "{}PANIC {{\"message\":\"{}\"}}",
-                efisock_efi::LINE_PREFIX,
+                efisock_efi_apps::LINE_PREFIX,
                 msg.as_str()
             );
-            let _ = writeln!(con, "{}DONE {EXIT_PANIC}", efisock_efi::LINE_PREFIX);
+            let _ = writeln!(con, "{}DONE {EXIT_PANIC}", efisock_efi_apps::LINE_PREFIX);
         }
         // SAFETY: `rt` is null or the runtime-services table.
         unsafe { exit_qemu(EXIT_PANIC, rt) }
