@@ -102,7 +102,6 @@ mod pool;
 pub mod rng;
 mod sim;
 mod tcp4;
-mod tcp4_api;
 mod tokens;
 mod world;
 
@@ -117,6 +116,6 @@ pub use decide::{
 pub use host::{ConnHandler, ConnIo, MAX_RTO_NS, PeerConnState};
 pub use sim::{Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service};
 pub use tcp4::NIC_QUEUE_FRAMES;
-pub use tcp4_api::SimTcp4;
+pub use tcp4::SimTcp4;
 pub use tokens::CANARY;
 pub use world::{Injection, SimStats};

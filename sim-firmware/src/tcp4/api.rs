@@ -11,9 +11,9 @@ use efisock::firmware::{
     Tcp4ListenToken, Tcp4ServiceBinding, Tpl,
 };
 
+use super::{CHILD_BASE, Sut};
 use crate::breach::BreachKind;
 use crate::sim::{Sim, SimTcp4Service};
-use crate::tcp4::{CHILD_BASE, Sut};
 use crate::world::World;
 
 /// One TCP4 child's protocol instance.

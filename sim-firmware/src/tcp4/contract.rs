@@ -1,0 +1,139 @@
+//! The ownership contract: what the firmware owns, and the checks a
+//! firmware ASSERT would make.
+
+use super::*;
+
+impl World {
+    /// Re-check caller-owned parts of a pending token.
+    pub(super) fn verify(&mut self, p: &Pending, when: &str) {
+        if p.data == 0 {
+            return; // completed at submission; no data block was taken over
+        }
+        let now_hash = match p.kind {
+            // SAFETY: pending transmit data and buffers are readable.
+            Kind::Transmit => unsafe {
+                let (len, frags) = tokens::tx_frags(p.data as *const Tcp4TransmitData);
+                if frags.len() != p.frags.len() {
+                    0
+                } else {
+                    tokens::tx_hash(len, &frags)
+                }
+            },
+            Kind::Receive => {
+                // SAFETY: pending receive data is readable.
+                let (len, frags) = unsafe { tokens::rx_frags(p.data as *const Tcp4ReceiveData) };
+                tokens::rx_hash(len, &frags)
+            }
+            _ => return,
+        };
+        if now_hash != p.check {
+            self.breach(
+                BreachKind::ModifiedWhileOwned,
+                format!(
+                    "{} token {:#x}: caller modified its data {when} while the firmware owned it",
+                    p.kind.name(),
+                    p.token
+                ),
+            );
+        }
+    }
+
+    pub fn owned_ranges(&self) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for c in self.sut.children.values() {
+            let ps = c
+                .connect
+                .iter()
+                .chain(&c.accepts)
+                .chain(&c.txs)
+                .chain(&c.rxs)
+                .chain(&c.close);
+            for p in ps {
+                for &(a, l) in &p.ranges {
+                    out.push((a, l, p.token));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn pending_events(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for c in self.sut.children.values() {
+            let ps = c
+                .connect
+                .iter()
+                .chain(&c.accepts)
+                .chain(&c.txs)
+                .chain(&c.rxs)
+                .chain(&c.close);
+            out.extend(ps.map(|p| (p.event, p.token)));
+        }
+        out
+    }
+
+    /// Common token admission: the event must not belong to a pending token
+    /// of this instance; the same token pointer pending anywhere is a breach.
+    pub(super) fn admit_token(
+        &mut self,
+        id: usize,
+        token: usize,
+        event: usize,
+    ) -> Result<(), Status> {
+        if self.pending_events().iter().any(|&(_, t)| t == token) {
+            self.breach(
+                BreachKind::TokenReusedWhilePending,
+                format!("token {token:#x} submitted again while still pending"),
+            );
+            return Err(Status::ACCESS_DENIED);
+        }
+        let c = &self.sut.children[&id];
+        let dup = c
+            .connect
+            .iter()
+            .chain(&c.accepts)
+            .chain(&c.txs)
+            .chain(&c.rxs)
+            .chain(&c.close)
+            .any(|p| p.event == event);
+        if dup {
+            self.breach(
+                BreachKind::EventReusedWhilePending,
+                format!("token {token:#x} uses event {event:#x}, which belongs to a pending token of this instance"),
+            );
+            return Err(Status::ACCESS_DENIED);
+        }
+        if !self.events.contains_key(&event) {
+            return Err(Status::INVALID_PARAMETER);
+        }
+        Ok(())
+    }
+
+    /// The contract: firmware-referenced memory comes from the pool.
+    pub(super) fn check_pool(&mut self, p: &Pending) {
+        if let Some(&(a, l)) = p.ranges.iter().find(|&&(a, l)| !self.pool.contains(a, l)) {
+            self.breach(
+                BreachKind::NotPoolMemory,
+                format!(
+                    "{} token {:#x}: {l} bytes at {a:#x} handed to the firmware are not pool memory",
+                    p.kind.name(),
+                    p.token
+                ),
+            );
+        }
+    }
+
+    pub(super) fn simple_pending(kind: Kind, token: usize, event: usize, size: usize) -> Pending {
+        Pending {
+            token,
+            event,
+            kind,
+            check: 0,
+            ranges: vec![(token, size)],
+            frags: vec![],
+            data: 0,
+            len: 0,
+            offset: 0,
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! EDK2's TCP4 driver on top of smoltcp: per-child state, token queues,
+//! status codes and completion timing, with the contract checker's hooks.
+//!
+//! smoltcp provides the wire protocol; this module provides what EDK2 adds
+//! above it: tokens identified by their event, completions per frame (one
+//! frame per 10 ms MNP tick or per Poll), the backlog emulated with a pool of
+//! listening sockets, CONNECTION_FIN as a function result, RST on Close with
+//! unread data, ports held through TIME_WAIT. Quirks switch each of these.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+
+use efisock::firmware::status::{CONNECTION_FIN, CONNECTION_REFUSED, CONNECTION_RESET};
+use efisock::firmware::{
+    Status, Tcp4CloseToken, Tcp4CompletionToken, Tcp4ConfigData, Tcp4ConnectionState,
+    Tcp4ConnectionToken, Tcp4IoToken, Tcp4ListenToken, Tcp4Option, Tcp4ReceiveData,
+    Tcp4TransmitData,
+};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+
+use crate::breach::BreachKind;
+use crate::decide::DecisionKind;
+use crate::device::{QueueDevice, tcp_summary};
+use crate::host::instant;
+use crate::rng::Rng;
+use crate::tokens::{self, Frag};
+use crate::world::{MNP_TICK_NS, World};
+
+/// Frames the SUT NIC queues before dropping (MNP receive queue).
+pub const NIC_QUEUE_FRAMES: usize = 64;
+pub(crate) const CHILD_BASE: usize = 0x2_0000;
+const SEC: u64 = 1_000_000_000;
+const MAX_BUF: u32 = 2 * 1024 * 1024;
+const MIN_BUF: u32 = 8 * 1024;
+
+/// Which kind of token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Connect,
+    Accept,
+    Transmit,
+    Receive,
+    Close,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Connect => "connect",
+            Kind::Accept => "accept",
+            Kind::Transmit => "transmit",
+            Kind::Receive => "receive",
+            Kind::Close => "close",
+        }
+    }
+}
+
+/// A token the firmware owns.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub token: usize,
+    pub event: usize,
+    pub kind: Kind,
+    check: u64,
+    /// Memory the firmware owns for this token: (address, length).
+    pub ranges: Vec<(usize, usize)>,
+    frags: Vec<Frag>,
+    data: usize,
+    len: usize,
+    offset: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Opts {
+    rcv_buf: u32,
+    snd_buf: u32,
+    backlog: usize,
+    conn_timeout_s: u32,
+    fin_timeout_s: u32,
+    tw_timeout_s: u32,
+    nagle: bool,
+    data_retries: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ChildCfg {
+    station: Ipv4Addr,
+    mask: Ipv4Addr,
+    port: u16,
+    remote: Ipv4Addr,
+    remote_port: u16,
+    active: bool,
+    use_default: bool,
+    tos: u8,
+    ttl: u8,
+    opts: Opts,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Child {
+    cfg: Option<ChildCfg>,
+    sock: Option<SocketHandle>,
+    listener: Option<ListenerState>,
+    pub passive: bool,
+    pub busy: bool,
+    /// Handed to the application (created by CreateChild or accepted).
+    pub visible: bool,
+    connect: Option<Pending>,
+    accepts: VecDeque<Pending>,
+    txs: VecDeque<Pending>,
+    rxs: VecDeque<Pending>,
+    close: Option<Pending>,
+    error: Option<Status>,
+    fin_in: bool,
+    prev: Option<State>,
+    close_issued: bool,
+    graceful_done: bool,
+    connect_deadline: Option<u64>,
+    linger_deadline: Option<u64>,
+    reset_seen: bool,
+    /// Retransmission watchdog: (outstanding bytes, since when unchanged).
+    stall: Option<(usize, u64)>,
+}
+
+#[derive(Debug, Default)]
+struct ListenerState {
+    pool: Vec<SocketHandle>,
+    ready: VecDeque<usize>,
+}
+
+pub(crate) struct Sut {
+    iface: Interface,
+    dev: QueueDevice,
+    sockets: SocketSet<'static>,
+    pub nic: VecDeque<Vec<u8>>,
+    pub children: BTreeMap<usize, Child>,
+    next_child: usize,
+    next_ephemeral: u16,
+    port_holds: BTreeMap<u16, u64>,
+    next_mnp: u64,
+    deferred: Vec<usize>,
+    /// Inside a Tcp4 call's body: completions may be notified as it returns.
+    pub in_call: bool,
+}
+
+impl Child {
+    /// Configured (Configure succeeded and no reset since).
+    pub fn is_configured(&self) -> bool {
+        self.cfg.is_some()
+    }
+}
+
+impl Sut {
+    pub fn new(seed: u64) -> Sut {
+        let mut dev = QueueDevice::default();
+        let mut cfg = Config::new(HardwareAddress::Ip);
+        let mut rng = Rng::new(seed, 0x5057);
+        cfg.random_seed = rng.next_u64();
+        let iface = Interface::new(cfg, &mut dev, instant(0));
+        Sut {
+            iface,
+            dev,
+            sockets: SocketSet::new(vec![]),
+            nic: VecDeque::new(),
+            children: BTreeMap::new(),
+            next_child: 0,
+            next_ephemeral: 1024 + rng.below(1024) as u16,
+            port_holds: BTreeMap::new(),
+            next_mnp: 0,
+            deferred: Vec::new(),
+            in_call: false,
+        }
+    }
+
+    pub fn child_handle(id: usize) -> usize {
+        CHILD_BASE + id * 16
+    }
+}
+
+fn ip(a: efisock::firmware::Ipv4Address) -> Ipv4Addr {
+    Ipv4Addr::from(a.0)
+}
+
+fn synchronized(st: State) -> bool {
+    !matches!(st, State::Closed | State::Listen | State::SynSent)
+}
+
+fn edk2_state(st: State) -> Tcp4ConnectionState {
+    match st {
+        State::Closed => Tcp4ConnectionState::CLOSED,
+        State::Listen => Tcp4ConnectionState::LISTEN,
+        State::SynSent => Tcp4ConnectionState::SYN_SENT,
+        State::SynReceived => Tcp4ConnectionState::SYN_RECEIVED,
+        State::Established => Tcp4ConnectionState::ESTABLISHED,
+        State::FinWait1 => Tcp4ConnectionState::FIN_WAIT1,
+        State::FinWait2 => Tcp4ConnectionState::FIN_WAIT2,
+        State::Closing => Tcp4ConnectionState::CLOSING,
+        State::TimeWait => Tcp4ConnectionState::TIME_WAIT,
+        State::CloseWait => Tcp4ConnectionState::CLOSE_WAIT,
+        State::LastAck => Tcp4ConnectionState::LAST_ACK,
+    }
+}
+
+/// How long EDK2 retransmits before giving up: RTO doubling from 3 s,
+/// capped at 60 s, `retries` times (TcpTimer.c; 12 retries = 513 s).
+pub(crate) fn retransmit_budget_ns(retries: u32) -> u64 {
+    (0..retries)
+        .map(|i| (3u64 << i.min(10)).min(60))
+        .sum::<u64>()
+        * SEC
+}
+
+fn mask_ok(m: Ipv4Addr) -> bool {
+    let v = u32::from(m);
+    v.leading_ones() + v.trailing_zeros() == 32
+}
+
+/// Read the options, replacing out-of-range values by defaults (TcpProto.h).
+///
+/// # Safety
+/// `o` is null or valid for reads.
+unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
+    let mut opts = Opts {
+        rcv_buf: MAX_BUF,
+        snd_buf: MAX_BUF,
+        backlog: 10,
+        conn_timeout_s: 75,
+        fin_timeout_s: 2,
+        tw_timeout_s: 2,
+        nagle: true,
+        data_retries: 12,
+    };
+    if o.is_null() {
+        return opts;
+    }
+    // SAFETY: non-null option pointer is valid for reads (trait contract).
+    let o = unsafe { &*o };
+    // TCP_COMP_VAL (TcpDispatcher.c `TcpConfigurePcb`): out of range means
+    // the default, not the nearest bound. Ranges from TcpProto.h.
+    let inr = |v: u32, lo: u32, hi: u32, d: u32| if (lo..=hi).contains(&v) { v } else { d };
+    opts.rcv_buf = inr(o.receive_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
+    opts.snd_buf = inr(o.send_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
+    opts.backlog = inr(o.max_syn_back_log, 5, 10, 10) as usize;
+    opts.conn_timeout_s = inr(o.connection_timeout, 60, 75, 75);
+    opts.fin_timeout_s = inr(o.fin_timeout, 2, 4, 2);
+    // TimeWaitTimeout 0 disables TIME_WAIT (the connection closes at once).
+    opts.tw_timeout_s = match o.time_wait_timeout {
+        0 => 0,
+        v => inr(v, 2, 60, 2),
+    };
+    opts.nagle = bool::from(o.enable_nagle);
+    opts.data_retries = inr(o.data_retries, 6, 12, 12);
+    opts
+}
+
+mod api;
+mod calls;
+mod completion;
+mod contract;
+mod listener;
+mod mnp;
+mod ports;
+mod service;
+pub use api::SimTcp4;
+
+/// EDK2's fragment-table checks for Transmit and Receive: a non-zero
+/// DataLength equal to the sum of the fragment lengths, at least one
+/// fragment, and no null buffer behind a non-empty fragment.
+fn fragments_valid(len: u32, frags: &[(usize, usize)]) -> bool {
+    let sum: usize = frags.iter().map(|f| f.1).sum();
+    len != 0
+        && !frags.is_empty()
+        && sum == len as usize
+        && !frags.iter().any(|f| f.0 == 0 && f.1 > 0)
+}
