@@ -41,23 +41,23 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                         // SAFETY: 4 readable bytes (checked size, contract).
                         let p = Ip4Config2Policy(unsafe { (data as *const i32).read_unaligned() });
                         match p {
-                            Ip4Config2Policy::DHCP if w.ip4.dhcp_policy => Status::SUCCESS,
+                            Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => Status::SUCCESS,
                             Ip4Config2Policy::DHCP => {
-                                w.ip4.dhcp_policy = true;
-                                if w.ip4.address.is_some() {
+                                w.env.ip4.dhcp_policy = true;
+                                if w.env.ip4.address.is_some() {
                                     w.set_address(None, None);
                                 }
-                                let d = w.cfg.dhcp;
-                                let f = w.cfg.faults;
-                                w.ip4.dhcp_deadline = (!d.fail && !f.dhcp_fail)
-                                    .then(|| w.now + d.delay_ns + f.dhcp_delay_ns);
+                                let d = w.env.cfg.dhcp;
+                                let f = w.env.cfg.faults;
+                                w.env.ip4.dhcp_deadline = (!d.fail && !f.dhcp_fail)
+                                    .then(|| w.env.now + d.delay_ns + f.dhcp_delay_ns);
                                 Status::SUCCESS
                             }
                             Ip4Config2Policy::STATIC => {
-                                let was = w.ip4.dhcp_policy;
-                                w.ip4.dhcp_policy = false;
-                                w.ip4.dhcp_deadline = None;
-                                if was && w.ip4.address.is_some() {
+                                let was = w.env.ip4.dhcp_policy;
+                                w.env.ip4.dhcp_policy = false;
+                                w.env.ip4.dhcp_deadline = None;
+                                if was && w.env.ip4.address.is_some() {
                                     w.set_address(None, None);
                                 }
                                 Status::SUCCESS
@@ -69,7 +69,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                 Ip4Config2DataType::MANUAL_ADDRESS => {
                     if data_size != size_of::<Ip4Config2ManualAddress>() || data.is_null() {
                         Status::BAD_BUFFER_SIZE
-                    } else if w.ip4.dhcp_policy {
+                    } else if w.env.ip4.dhcp_policy {
                         Status::WRITE_PROTECTED
                     } else {
                         // SAFETY: a full ManualAddress is readable (checked size).
@@ -80,7 +80,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                         if a.is_broadcast() || mv.leading_ones() + mv.trailing_zeros() != 32 {
                             Status::INVALID_PARAMETER
                         } else {
-                            let gw = w.ip4.gateway;
+                            let gw = w.env.ip4.gateway;
                             w.set_address((!a.is_unspecified()).then_some((a, mask)), gw);
                             Status::SUCCESS
                         }
@@ -89,14 +89,14 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                 Ip4Config2DataType::GATEWAY => {
                     if data_size % 4 != 0 || (data_size > 0 && data.is_null()) {
                         Status::BAD_BUFFER_SIZE
-                    } else if w.ip4.dhcp_policy {
+                    } else if w.env.ip4.dhcp_policy {
                         Status::WRITE_PROTECTED
                     } else {
                         let gw = (data_size >= 4).then(|| {
                             // SAFETY: at least 4 readable bytes.
                             Ipv4Addr::from(unsafe { (data as *const [u8; 4]).read_unaligned() })
                         });
-                        let addr = w.ip4.address;
+                        let addr = w.env.ip4.address;
                         w.set_address(addr, gw);
                         Status::SUCCESS
                     }
@@ -126,13 +126,13 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                 Ip4Config2DataType::INTERFACE_INFO => size_of::<Ip4Config2InterfaceInfo>(),
                 Ip4Config2DataType::POLICY => 4,
                 Ip4Config2DataType::MANUAL_ADDRESS => {
-                    if w.ip4.dhcp_policy || w.ip4.address.is_none() {
+                    if w.env.ip4.dhcp_policy || w.env.ip4.address.is_none() {
                         return Status::NOT_FOUND;
                     }
                     size_of::<Ip4Config2ManualAddress>()
                 }
                 Ip4Config2DataType::GATEWAY => {
-                    if w.ip4.gateway.is_none() {
+                    if w.env.ip4.gateway.is_none() {
                         return Status::NOT_FOUND;
                     }
                     4
@@ -145,6 +145,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                 return Status::BUFFER_TOO_SMALL;
             }
             let (addr, mask) = w
+                .env
                 .ip4
                 .address
                 .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
@@ -172,7 +173,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                         (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info);
                     }
                     Ip4Config2DataType::POLICY => {
-                        let p = if w.ip4.dhcp_policy {
+                        let p = if w.env.ip4.dhcp_policy {
                             Ip4Config2Policy::DHCP
                         } else {
                             Ip4Config2Policy::STATIC
@@ -187,7 +188,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                         (data as *mut Ip4Config2ManualAddress).write_unaligned(m);
                     }
                     _ => {
-                        let g = w.ip4.gateway.expect("checked").octets();
+                        let g = w.env.ip4.gateway.expect("checked").octets();
                         (data as *mut [u8; 4]).write_unaligned(g);
                     }
                 }
@@ -203,10 +204,10 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let id = ev_id(event);
-            if !(0..5).contains(&data_type.0) || !w.events.contains_key(&id) {
+            if !(0..5).contains(&data_type.0) || !w.env.events.contains_key(&id) {
                 Status::INVALID_PARAMETER
             } else {
-                let v = w.ip4.notify.entry(data_type.0).or_default();
+                let v = w.env.ip4.notify.entry(data_type.0).or_default();
                 if v.contains(&id) {
                     Status::ACCESS_DENIED
                 } else {
@@ -224,7 +225,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let id = ev_id(event);
-            match w.ip4.notify.get_mut(&data_type.0) {
+            match w.env.ip4.notify.get_mut(&data_type.0) {
                 Some(v) if v.contains(&id) => {
                     v.retain(|&e| e != id);
                     Status::SUCCESS

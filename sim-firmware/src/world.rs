@@ -16,7 +16,7 @@ use crate::device::ipv4_dst;
 use crate::host::Host;
 use crate::pool::Pool;
 use crate::rng::Rng;
-use crate::tcp4::Sut;
+use crate::tcp4::Edk2Tcp4;
 
 /// One status the run's decisions injected (see `Faults::inject`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,12 @@ pub(crate) const MNP_TICK_NS: u64 = 10_000_000;
 /// Steps at one instant before the scheduler declares a livelock.
 const SAME_TIME_STEP_LIMIT: u32 = 100_000;
 
-pub(crate) struct World {
+/// Everything in the simulated machine around the TCP4 driver: the clock,
+/// the DXE event table and notify queue, the decision source, pool memory
+/// and the contract checker's findings, the network and its peer hosts,
+/// and the IPv4 configuration. The driver borrows it as its context on
+/// every call, the way smoltcp hands its sockets a `Context`.
+pub(crate) struct Env {
     pub cfg: SimConfig,
     pub now: u64,
     pub tpl: usize,
@@ -107,9 +112,15 @@ pub(crate) struct World {
     pkt_seq: u64,
     link_busy: BTreeMap<([u8; 4], [u8; 4]), u64>,
     pub ip4: Ip4State,
-    pub sut: Sut,
     same_time_steps: u32,
     pub finished: bool,
+}
+
+/// The simulated machine: the environment and the SUT's TCP4 driver, kept
+/// apart so that the driver can borrow the environment while it runs.
+pub(crate) struct World {
+    pub env: Env,
+    pub tcp4: Edk2Tcp4,
 }
 
 pub(crate) fn ev_id(e: *mut core::ffi::c_void) -> usize {
@@ -119,8 +130,8 @@ pub(crate) fn ev_id(e: *mut core::ffi::c_void) -> usize {
 impl World {
     pub fn new(cfg: SimConfig) -> World {
         let seed = cfg.seed;
-        let sut = Sut::new(seed);
-        let mut w = World {
+        let tcp4 = Edk2Tcp4::new(seed);
+        let mut env = Env {
             now: 0,
             tpl: Tpl::APPLICATION.0,
             events: BTreeMap::new(),
@@ -144,15 +155,16 @@ impl World {
                 dhcp_deadline: None,
                 notify: BTreeMap::new(),
             },
-            sut,
             cfg,
             same_time_steps: 0,
             finished: false,
         };
-        w.add_host(Ipv4Addr::new(10, 0, 2, 2));
-        w
+        env.add_host(Ipv4Addr::new(10, 0, 2, 2));
+        World { env, tcp4 }
     }
+}
 
+impl Env {
     pub fn add_host(&mut self, addr: Ipv4Addr) -> usize {
         if let Some(i) = self.hosts.iter().position(|h| h.addr == addr) {
             return i;
@@ -404,20 +416,6 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, frame: Vec<u8>) {
-        let Some(dst) = ipv4_dst(&frame) else { return };
-        let dst = Ipv4Addr::from(dst);
-        if self.ip4.address.is_some_and(|(a, _)| a == dst) {
-            self.sut_enqueue(frame);
-        } else if let Some(i) = self.hosts.iter().position(|h| h.addr == dst) {
-            self.stats.frames_delivered += 1;
-            self.hosts[i].dev.rx.push_back(frame);
-            self.run_host(i);
-        } else {
-            self.stats.frames_dropped += 1;
-        }
-    }
-
     pub fn run_host(&mut self, i: usize) {
         let now = self.now;
         let out = self.hosts[i].process(now);
@@ -427,38 +425,54 @@ impl World {
             self.send_frame(src, f);
         }
     }
+}
+
+impl World {
+    fn deliver(&mut self, frame: Vec<u8>) {
+        let Some(dst) = ipv4_dst(&frame) else { return };
+        let dst = Ipv4Addr::from(dst);
+        if self.env.ip4.address.is_some_and(|(a, _)| a == dst) {
+            self.tcp4.enqueue(&mut self.env, frame);
+        } else if let Some(i) = self.env.hosts.iter().position(|h| h.addr == dst) {
+            self.env.stats.frames_delivered += 1;
+            self.env.hosts[i].dev.rx.push_back(frame);
+            self.env.run_host(i);
+        } else {
+            self.env.stats.frames_dropped += 1;
+        }
+    }
 
     // ---- scheduler ---------------------------------------------------
 
     /// The earliest time anything is due, if anything ever will be.
     pub fn next_due(&mut self) -> Option<u64> {
-        let now = self.now;
+        let now = self.env.now;
         let mut best: Option<u64> = None;
         let mut put = |t: u64| best = Some(best.map_or(t, |b: u64| b.min(t)));
-        for e in self.events.values() {
+        for e in self.env.events.values() {
             if let Some((t, _)) = e.timer {
                 put(t);
             }
         }
-        if let Some((&(t, _), _)) = self.inflight.iter().next() {
+        if let Some((&(t, _), _)) = self.env.inflight.iter().next() {
             put(t);
         }
-        if let Some(t) = self.ip4.dhcp_deadline {
+        if let Some(t) = self.env.ip4.dhcp_deadline {
             put(t);
         }
-        for i in 0..self.hosts.len() {
-            if let Some(t) = self.hosts[i].next_due(now) {
+        for i in 0..self.env.hosts.len() {
+            if let Some(t) = self.env.hosts[i].next_due(now) {
                 // A stack asking to run again at the instant it just ran
                 // would spin: nudge it by a microsecond.
-                let t = if t <= self.host_last[i] {
-                    self.host_last[i] + 1_000
+                let t = if t <= self.env.host_last[i] {
+                    self.env.host_last[i] + 1_000
                 } else {
                     t
                 };
                 put(t);
             }
         }
-        if let Some(t) = self.sut_next_due() {
+        if let Some(t) = self.tcp4.next_due(&mut self.env) {
             put(t);
         }
         best.map(|b| b.max(now))
@@ -468,22 +482,28 @@ impl World {
     /// Returns false when a step at an unchanged time found nothing to do
     /// many times in a row: a scheduler bug, reported instead of spinning.
     pub fn step_to(&mut self, t: u64) -> bool {
-        self.stats.scheduler_steps += 1;
-        if t <= self.now {
-            self.same_time_steps += 1;
-            if self.same_time_steps > SAME_TIME_STEP_LIMIT {
-                debug_assert!(false, "efisock-sim scheduler livelock at t={}", self.now);
-                self.trace(format!("scheduler livelock at t={}", self.now));
-                self.same_time_steps = 0;
+        self.env.stats.scheduler_steps += 1;
+        if t <= self.env.now {
+            self.env.same_time_steps += 1;
+            if self.env.same_time_steps > SAME_TIME_STEP_LIMIT {
+                debug_assert!(
+                    false,
+                    "efisock-sim scheduler livelock at t={}",
+                    self.env.now
+                );
+                self.env
+                    .trace(format!("scheduler livelock at t={}", self.env.now));
+                self.env.same_time_steps = 0;
                 return false;
             }
         } else {
-            self.same_time_steps = 0;
+            self.env.same_time_steps = 0;
         }
-        self.now = self.now.max(t);
-        let now = self.now;
+        self.env.now = self.env.now.max(t);
+        let now = self.env.now;
         // Timers.
         let due: Vec<usize> = self
+            .env
             .events
             .iter()
             .filter(|(_, e)| e.timer.is_some_and(|(d, _)| d <= now))
@@ -491,11 +511,16 @@ impl World {
             .collect();
         for id in due {
             let periodic = self
+                .env
                 .events
                 .get(&id)
                 .is_some_and(|e| e.timer.is_some_and(|(_, p)| p > 0));
-            let jitter = if periodic { self.timer_jitter_ns() } else { 0 };
-            if let Some(e) = self.events.get_mut(&id) {
+            let jitter = if periodic {
+                self.env.timer_jitter_ns()
+            } else {
+                0
+            };
+            if let Some(e) = self.env.events.get_mut(&id) {
                 let (d, period) = e.timer.expect("filtered");
                 e.timer = if period > 0 {
                     Some((d.max(now) + period + jitter, period))
@@ -503,44 +528,44 @@ impl World {
                     None
                 };
             }
-            let _ = self.signal(id);
+            let _ = self.env.signal(id);
         }
         // Link deliveries.
-        while let Some((&(t, seq), _)) = self.inflight.iter().next() {
+        while let Some((&(t, seq), _)) = self.env.inflight.iter().next() {
             if t > now {
                 break;
             }
-            let frame = self.inflight.remove(&(t, seq)).expect("present");
+            let frame = self.env.inflight.remove(&(t, seq)).expect("present");
             self.deliver(frame);
         }
         // DHCP.
-        if self.ip4.dhcp_deadline.is_some_and(|d| d <= now) {
-            self.ip4.dhcp_deadline = None;
-            let d = self.cfg.dhcp;
+        if self.env.ip4.dhcp_deadline.is_some_and(|d| d <= now) {
+            self.env.ip4.dhcp_deadline = None;
+            let d = self.env.cfg.dhcp;
             self.set_address(Some((d.address, d.mask)), Some(d.gateway));
         }
         // Peer host timers.
-        for i in 0..self.hosts.len() {
-            let due = self.hosts[i].next_due(now).is_some_and(|t| t <= now);
-            if due && self.host_last[i] != now {
-                self.run_host(i);
+        for i in 0..self.env.hosts.len() {
+            let due = self.env.hosts[i].next_due(now).is_some_and(|t| t <= now);
+            if due && self.env.host_last[i] != now {
+                self.env.run_host(i);
             }
         }
-        self.sut_step();
-        self.stats.virtual_ns = self.now;
+        self.tcp4.step(&mut self.env);
+        self.env.stats.virtual_ns = self.env.now;
         true
     }
 
     // ---- Ip4Config2 --------------------------------------------------
 
     pub fn set_address(&mut self, addr: Option<(Ipv4Addr, Ipv4Addr)>, gw: Option<Ipv4Addr>) {
-        self.ip4.address = addr;
-        self.ip4.gateway = gw;
-        self.sut_set_address(addr, gw);
-        self.trace(format!("ip4 address {addr:?}"));
-        let evs: Vec<usize> = self.ip4.notify.get(&0).cloned().unwrap_or_default();
+        self.env.ip4.address = addr;
+        self.env.ip4.gateway = gw;
+        self.tcp4.set_address(addr, gw);
+        self.env.trace(format!("ip4 address {addr:?}"));
+        let evs: Vec<usize> = self.env.ip4.notify.get(&0).cloned().unwrap_or_default();
         for e in evs {
-            let _ = self.signal(e);
+            let _ = self.env.signal(e);
         }
     }
 }

@@ -2,54 +2,59 @@
 
 use super::*;
 
-impl World {
+impl Edk2Tcp4 {
     // ---- the Tcp4 functions (argument checks and lock done by the caller) --
 
     pub fn create_child(&mut self) -> usize {
-        let id = self.sut.next_child;
-        self.sut.next_child += 1;
-        self.sut.children.insert(
+        let id = self.next_child;
+        self.next_child += 1;
+        self.children.insert(
             id,
             Child {
                 visible: true,
                 ..Child::default()
             },
         );
-        Sut::child_handle(id)
+        Self::child_handle(id)
     }
 
-    pub fn destroy_child(&mut self, id: usize) -> Status {
-        let Some(c) = self.sut.children.get_mut(&id) else {
+    pub fn destroy_child(&mut self, cx: &mut Env, id: usize) -> Status {
+        let Some(c) = self.children.get_mut(&id) else {
             return Status::INVALID_PARAMETER;
         };
         if c.busy {
             return Status::ACCESS_DENIED;
         }
         if let Some(h) = c.sock {
-            let s = self.sut.sockets.get_mut::<tcp::Socket>(h);
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
             if synchronized(s.state()) {
                 s.abort();
-                self.sut_egress();
+                self.egress(cx);
             }
         }
-        self.flush_tokens(id, Status::ABORTED, true);
+        self.flush_tokens(cx, id, Status::ABORTED, true);
         self.drop_socket(id);
-        self.sut.children.remove(&id);
+        self.children.remove(&id);
         Status::SUCCESS
     }
 
     /// # Safety
     /// `cfg` is null or valid for reads including its control option.
-    pub unsafe fn configure(&mut self, id: usize, cfg: *const Tcp4ConfigData) -> Status {
+    pub unsafe fn configure(
+        &mut self,
+        cx: &mut Env,
+        id: usize,
+        cfg: *const Tcp4ConfigData,
+    ) -> Status {
         if cfg.is_null() {
-            let c = self.sut.children.get_mut(&id).expect("caller checked");
+            let c = self.children.get_mut(&id).expect("caller checked");
             if c.cfg.is_none() {
                 return Status::ACCESS_DENIED;
             }
             // The brutal reset: abort everything inside the call, no FIN/RST.
-            self.flush_tokens(id, Status::ABORTED, true);
+            self.flush_tokens(cx, id, Status::ABORTED, true);
             self.drop_socket(id);
-            let c = self.sut.children.get_mut(&id).expect("exists");
+            let c = self.children.get_mut(&id).expect("exists");
             *c = Child {
                 visible: c.visible,
                 passive: c.passive,
@@ -82,15 +87,15 @@ impl World {
         {
             return Status::INVALID_PARAMETER;
         }
-        if self.sut.children[&id].cfg.is_some() {
+        if self.children[&id].cfg.is_some() {
             return Status::ACCESS_DENIED;
         }
-        let q = self.cfg.quirks;
+        let q = cx.cfg.quirks;
         let (station, mask) = if use_default {
             if q.use_default_address_already_started {
                 return Status::ALREADY_STARTED;
             }
-            match self.ip4.address {
+            match cx.ip4.address {
                 Some(a) => a,
                 None => return Status::NO_MAPPING,
             }
@@ -98,7 +103,7 @@ impl World {
             if station.is_unspecified() && !active && q.listen_any_unsupported {
                 return Status::INVALID_PARAMETER;
             }
-            match self.ip4.address {
+            match cx.ip4.address {
                 None => return Status::NO_MAPPING,
                 Some((a, _)) if !station.is_unspecified() && a != station => {
                     return Status::INVALID_PARAMETER;
@@ -110,18 +115,18 @@ impl World {
         // unmapped (lease being renewed); TcpDispatcher.c `TcpConfigurePcb`
         // passes on IP4's EFI_NO_MAPPING (Ip4Dxe/Ip4Impl.c `EfiIp4Configure`)
         // and the instance stays unconfigured, to be configured again later.
-        if self.ip4.dhcp_policy {
-            if let Some(st) = self.inject("Configure", &[Status::NO_MAPPING]) {
+        if cx.ip4.dhcp_policy {
+            if let Some(st) = cx.inject("Configure", &[Status::NO_MAPPING]) {
                 return st;
             }
         }
         let port = if ap.station_port != 0 {
-            if self.port_in_use(ap.station_port) {
+            if self.port_in_use(cx, ap.station_port) {
                 return Status::INVALID_PARAMETER;
             }
             ap.station_port
         } else {
-            match self.ephemeral_port() {
+            match self.ephemeral_port(cx) {
                 Some(p) => p,
                 None => return Status::OUT_OF_RESOURCES,
             }
@@ -140,32 +145,36 @@ impl World {
             ttl: d.time_to_live,
             opts,
         };
-        let c = self.sut.children.get_mut(&id).expect("exists");
+        let c = self.children.get_mut(&id).expect("exists");
         c.cfg = Some(ccfg);
         if !active {
-            let h = Self::new_listen_socket(&mut self.sut.sockets, &ccfg);
-            let c = self.sut.children.get_mut(&id).expect("exists");
+            let h = Self::new_listen_socket(&mut self.sockets, &ccfg);
+            let c = self.children.get_mut(&id).expect("exists");
             c.listener = Some(ListenerState {
                 pool: vec![h],
                 ready: VecDeque::new(),
             });
         }
-        self.trace(format!(
+        cx.trace(format!(
             "child {id}: configured {station}:{port} active={active}"
         ));
         Status::SUCCESS
     }
 
     pub fn state_of(&self, id: usize) -> Option<State> {
-        let c = &self.sut.children[&id];
-        c.sock
-            .map(|h| self.sut.sockets.get::<tcp::Socket>(h).state())
+        let c = &self.children[&id];
+        c.sock.map(|h| self.sockets.get::<tcp::Socket>(h).state())
     }
 
     /// # Safety
     /// `token` non-null and valid for reads/writes.
-    pub unsafe fn connect(&mut self, id: usize, token: *mut Tcp4ConnectionToken) -> Status {
-        let c = &self.sut.children[&id];
+    pub unsafe fn connect(
+        &mut self,
+        cx: &mut Env,
+        id: usize,
+        token: *mut Tcp4ConnectionToken,
+    ) -> Status {
+        let c = &self.children[&id];
         let Some(cfg) = c.cfg else {
             return Status::NOT_STARTED;
         };
@@ -175,7 +184,7 @@ impl World {
         let graceful_done = c.graceful_done;
         // SAFETY: caller-vouched token.
         let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
-        if let Err(s) = self.admit_token(id, token as usize, event) {
+        if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
         let p = Self::simple_pending(
@@ -184,19 +193,19 @@ impl World {
             event,
             size_of::<Tcp4ConnectionToken>(),
         );
-        self.check_pool(&p);
-        let deadline = self.now + u64::from(cfg.opts.conn_timeout_s) * SEC;
-        let c = self.sut.children.get_mut(&id).expect("exists");
+        self.check_pool(cx, &p);
+        let deadline = cx.now + u64::from(cfg.opts.conn_timeout_s) * SEC;
+        let c = self.children.get_mut(&id).expect("exists");
         c.connect = Some(p);
         c.connect_deadline = Some(deadline);
         c.reset_seen = false;
         c.fin_in = false;
-        if !self.cfg.quirks.stored_error_leaks_into_next_connection {
+        if !cx.cfg.quirks.stored_error_leaks_into_next_connection {
             c.error = None;
         }
         if graceful_done {
             // EDK2 never clears the FIN control flags: no SYN goes out (code-read).
-            self.trace(format!(
+            cx.trace(format!(
                 "child {id}: connect after graceful close sends no SYN"
             ));
             return Status::SUCCESS;
@@ -207,24 +216,29 @@ impl World {
             addr: Some(IpAddress::Ipv4(cfg.station)),
             port: cfg.port,
         };
-        if s.connect(self.sut.iface.context(), ep, local).is_err() {
-            let c = self.sut.children.get_mut(&id).expect("exists");
+        if s.connect(self.iface.context(), ep, local).is_err() {
+            let c = self.children.get_mut(&id).expect("exists");
             c.connect = None;
             c.connect_deadline = None;
             return Status::INVALID_PARAMETER;
         }
-        let h = self.sut.sockets.add(s);
-        let c = self.sut.children.get_mut(&id).expect("exists");
+        let h = self.sockets.add(s);
+        let c = self.children.get_mut(&id).expect("exists");
         c.sock = Some(h);
         c.prev = Some(State::SynSent);
-        self.sut_egress(); // SYN inside the call
+        self.egress(cx); // SYN inside the call
         Status::SUCCESS
     }
 
     /// # Safety
     /// `token` non-null and valid.
-    pub unsafe fn accept(&mut self, id: usize, token: *mut Tcp4ListenToken) -> Status {
-        let c = &self.sut.children[&id];
+    pub unsafe fn accept(
+        &mut self,
+        cx: &mut Env,
+        id: usize,
+        token: *mut Tcp4ListenToken,
+    ) -> Status {
+        let c = &self.children[&id];
         if c.cfg.is_none() {
             return Status::NOT_STARTED;
         }
@@ -233,18 +247,18 @@ impl World {
         }
         // SAFETY: caller-vouched token.
         let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
-        if let Err(s) = self.admit_token(id, token as usize, event) {
+        if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
         // Injected: no established child to hand over, so EDK2 buffers the
         // token and that allocation fails (SockInterface.c `SockAccept`:
         // `SockBufferToken` == NULL → EFI_OUT_OF_RESOURCES, nothing else).
-        if self.sut.children[&id]
+        if self.children[&id]
             .listener
             .as_ref()
             .is_some_and(|l| l.ready.is_empty())
         {
-            if let Some(st) = self.inject("Accept", &[Status::OUT_OF_RESOURCES]) {
+            if let Some(st) = cx.inject("Accept", &[Status::OUT_OF_RESOURCES]) {
                 return st;
             }
         }
@@ -254,19 +268,18 @@ impl World {
             event,
             size_of::<Tcp4ListenToken>(),
         );
-        self.check_pool(&p);
-        self.sut
-            .children
+        self.check_pool(cx, &p);
+        self.children
             .get_mut(&id)
             .expect("exists")
             .accepts
             .push_back(p);
-        self.service_listener(id);
+        self.service_listener(cx, id);
         Status::SUCCESS
     }
 
     pub(super) fn io_state_ok(&self, id: usize, for_rx: bool) -> Result<(), Status> {
-        let c = &self.sut.children[&id];
+        let c = &self.children[&id];
         if c.cfg.is_none() {
             return Err(Status::NOT_STARTED);
         }
@@ -286,7 +299,7 @@ impl World {
 
     /// # Safety
     /// `token` non-null and valid, with valid transmit data.
-    pub unsafe fn transmit(&mut self, id: usize, token: *mut Tcp4IoToken) -> Status {
+    pub unsafe fn transmit(&mut self, cx: &mut Env, id: usize, token: *mut Tcp4IoToken) -> Status {
         // SAFETY: caller-vouched token with a packet pointer.
         let tx = unsafe { (*token).packet.tx_data };
         if tx.is_null() {
@@ -302,12 +315,12 @@ impl World {
         }
         // SAFETY: caller-vouched token.
         let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
-        if let Err(s) = self.admit_token(id, token as usize, event) {
+        if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
         // Injected: SockInterface.c `SockSend` buffers every token (either
         // list); `SockBufferToken` == NULL → EFI_OUT_OF_RESOURCES, nothing sent.
-        if let Some(st) = self.inject("Transmit", &[Status::OUT_OF_RESOURCES]) {
+        if let Some(st) = cx.inject("Transmit", &[Status::OUT_OF_RESOURCES]) {
             return st;
         }
         let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
@@ -329,21 +342,16 @@ impl World {
             len: len as usize,
             offset: 0,
         };
-        self.check_pool(&p);
-        self.sut
-            .children
-            .get_mut(&id)
-            .expect("exists")
-            .txs
-            .push_back(p);
-        self.service(id);
-        self.sut_egress();
+        self.check_pool(cx, &p);
+        self.children.get_mut(&id).expect("exists").txs.push_back(p);
+        self.service(cx, id);
+        self.egress(cx);
         Status::SUCCESS
     }
 
     /// # Safety
     /// `token` non-null and valid, with valid receive data.
-    pub unsafe fn receive(&mut self, id: usize, token: *mut Tcp4IoToken) -> Status {
+    pub unsafe fn receive(&mut self, cx: &mut Env, id: usize, token: *mut Tcp4IoToken) -> Status {
         // SAFETY: caller-vouched token.
         let rx = unsafe { (*token).packet.rx_data };
         if rx.is_null() {
@@ -359,25 +367,25 @@ impl World {
         }
         // SAFETY: caller-vouched token.
         let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
-        if let Err(s) = self.admit_token(id, token as usize, event) {
+        if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
         // SockRcv: a stored socket error is delivered through this token,
         // inside the call, and then cleared.
-        if let Some(err) = self.sut.children.get_mut(&id).and_then(|c| c.error.take()) {
+        if let Some(err) = self.children.get_mut(&id).and_then(|c| c.error.take()) {
             let p = Self::simple_pending(
                 Kind::Receive,
                 token as usize,
                 event,
                 size_of::<Tcp4IoToken>(),
             );
-            self.complete(p, err);
+            self.complete(cx, p, err);
             return Status::SUCCESS;
         }
-        let c = &self.sut.children[&id];
+        let c = &self.children[&id];
         let buffered = c
             .sock
-            .map_or(0, |h| self.sut.sockets.get::<tcp::Socket>(h).recv_queue());
+            .map_or(0, |h| self.sockets.get::<tcp::Socket>(h).recv_queue());
         let fin = c.fin_in
             || self.state_of(id).is_some_and(|s| {
                 matches!(
@@ -385,14 +393,14 @@ impl World {
                     State::CloseWait | State::LastAck | State::Closing | State::TimeWait
                 )
             });
-        if fin && buffered == 0 && c.rxs.is_empty() && self.cfg.quirks.receive_fin_as_return_value {
+        if fin && buffered == 0 && c.rxs.is_empty() && cx.cfg.quirks.receive_fin_as_return_value {
             return CONNECTION_FIN;
         }
         // Injected: nothing buffered, so SockInterface.c `SockRcv` buffers
         // the token and that allocation fails (`SockBufferToken` == NULL →
         // EFI_OUT_OF_RESOURCES, nothing else happens).
         if buffered == 0 {
-            if let Some(st) = self.inject("Receive", &[Status::OUT_OF_RESOURCES]) {
+            if let Some(st) = cx.inject("Receive", &[Status::OUT_OF_RESOURCES]) {
                 return st;
             }
         }
@@ -416,21 +424,16 @@ impl World {
             len: len as usize,
             offset: 0,
         };
-        self.check_pool(&p);
-        self.sut
-            .children
-            .get_mut(&id)
-            .expect("exists")
-            .rxs
-            .push_back(p);
-        self.service(id);
+        self.check_pool(cx, &p);
+        self.children.get_mut(&id).expect("exists").rxs.push_back(p);
+        self.service(cx, id);
         Status::SUCCESS
     }
 
     /// # Safety
     /// `token` non-null and valid.
-    pub unsafe fn close(&mut self, id: usize, token: *mut Tcp4CloseToken) -> Status {
-        let c = &self.sut.children[&id];
+    pub unsafe fn close(&mut self, cx: &mut Env, id: usize, token: *mut Tcp4CloseToken) -> Status {
+        let c = &self.children[&id];
         if c.cfg.is_none() {
             return Status::NOT_STARTED;
         }
@@ -445,7 +448,7 @@ impl World {
                 bool::from((*token).abort_on_close),
             )
         };
-        if let Err(s) = self.admit_token(id, token as usize, event) {
+        if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
         let p = Self::simple_pending(
@@ -454,36 +457,41 @@ impl World {
             event,
             size_of::<Tcp4CloseToken>(),
         );
-        self.check_pool(&p);
+        self.check_pool(cx, &p);
         let st = self.state_of(id);
-        let is_listener = self.sut.children[&id].listener.is_some();
-        let unread = sock.is_some_and(|h| self.sut.sockets.get::<tcp::Socket>(h).recv_queue() > 0);
-        let rst = abort || (unread && self.cfg.quirks.close_with_unread_data_sends_rst);
+        let is_listener = self.children[&id].listener.is_some();
+        let unread = sock.is_some_and(|h| self.sockets.get::<tcp::Socket>(h).recv_queue() > 0);
+        let rst = abort || (unread && cx.cfg.quirks.close_with_unread_data_sends_rst);
         if is_listener || matches!(st, None | Some(State::Closed | State::SynSent)) || rst {
             if rst && st.is_some_and(synchronized) {
-                let h = self.sut.children[&id].sock.expect("state implies socket");
-                self.sut.sockets.get_mut::<tcp::Socket>(h).abort();
-                self.sut_egress(); // RST inside the call
-                self.trace(format!("child {id}: close sends RST"));
+                let h = self.children[&id].sock.expect("state implies socket");
+                self.sockets.get_mut::<tcp::Socket>(h).abort();
+                self.egress(cx); // RST inside the call
+                cx.trace(format!("child {id}: close sends RST"));
             }
-            self.flush_tokens(id, Status::ABORTED, false);
+            self.flush_tokens(cx, id, Status::ABORTED, false);
             self.drop_socket(id);
-            self.complete(p, Status::SUCCESS);
+            self.complete(cx, p, Status::SUCCESS);
             return Status::SUCCESS;
         }
-        self.sut.children.get_mut(&id).expect("exists").close = Some(p);
-        self.service(id);
-        self.sut_egress();
+        self.children.get_mut(&id).expect("exists").close = Some(p);
+        self.service(cx, id);
+        self.egress(cx);
         Status::SUCCESS
     }
 
     /// # Safety
     /// `token` null or a token pointer.
-    pub unsafe fn cancel(&mut self, id: usize, token: *mut Tcp4CompletionToken) -> Status {
-        if self.cfg.quirks.cancel_unsupported {
+    pub unsafe fn cancel(
+        &mut self,
+        cx: &mut Env,
+        id: usize,
+        token: *mut Tcp4CompletionToken,
+    ) -> Status {
+        if cx.cfg.quirks.cancel_unsupported {
             return Status::UNSUPPORTED;
         }
-        let c = self.sut.children.get_mut(&id).expect("caller checked");
+        let c = self.children.get_mut(&id).expect("caller checked");
         if c.cfg.is_none() {
             return Status::NOT_STARTED;
         }
@@ -511,12 +519,12 @@ impl World {
         }
         for p in found {
             if p.kind == Kind::Connect {
-                self.breach(BreachKind::FirmwareWouldCrash, format!("Cancel of connect token {:#x}: EDK2 keeps the handshake running and later dereferences the freed token (code-read)", p.token));
+                cx.breach(BreachKind::FirmwareWouldCrash, format!("Cancel of connect token {:#x}: EDK2 keeps the handshake running and later dereferences the freed token (code-read)", p.token));
             }
             if p.kind == Kind::Transmit && p.offset > 0 {
-                self.breach(BreachKind::FirmwareWouldCrash, format!("Cancel of partly sent transmit token {:#x}: EDK2 ASSERTs (edk2 issue #9837)", p.token));
+                cx.breach(BreachKind::FirmwareWouldCrash, format!("Cancel of partly sent transmit token {:#x}: EDK2 ASSERTs (edk2 issue #9837)", p.token));
             }
-            self.complete(p, Status::ABORTED);
+            self.complete(cx, p, Status::ABORTED);
         }
         Status::SUCCESS
     }
@@ -530,7 +538,7 @@ impl World {
         config: *mut Tcp4ConfigData,
         ip4: *mut efisock::firmware::Ip4ModeData,
     ) -> Status {
-        let c = &self.sut.children[&id];
+        let c = &self.children[&id];
         let cfg = c.cfg;
         if cfg.is_none() && !config.is_null() {
             return Status::NOT_STARTED;

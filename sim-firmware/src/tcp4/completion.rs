@@ -3,38 +3,38 @@
 
 use super::*;
 
-impl World {
-    pub(super) fn complete(&mut self, p: Pending, st: Status) {
-        self.verify(&p, "at completion");
+impl Edk2Tcp4 {
+    pub(super) fn complete(&mut self, cx: &mut Env, p: Pending, st: Status) {
+        self.verify(cx, &p, "at completion");
         // SAFETY: `p.token` is a pending token of this kind (trait contract);
         // every token type starts with its completion token.
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, st) };
-        self.trace(format!(
+        cx.trace(format!(
             "complete {} event {:#x} {}",
             p.kind.name(),
             p.event,
             efisock::firmware::status::name(st)
         ));
-        tracing::debug!(target: "efisock::sim", token = p.kind.name(), status = efisock::firmware::status::name(st), t_ns = self.now);
-        self.signal_completion(p.event);
+        tracing::debug!(target: "efisock::sim", token = p.kind.name(), status = efisock::firmware::status::name(st), t_ns = cx.now);
+        self.signal_completion(cx, p.event);
     }
 
     /// Signal a completion's event now, or at the next MNP tick / Poll: a
     /// completion produced inside a Tcp4 call is notified as the call
     /// returns when the profile says so, unless a `CompletionInCall`
     /// decision makes it late (the DPC ran after the call).
-    pub(super) fn signal_completion(&mut self, event: usize) {
-        let late = self.sut.in_call
-            && (!self.cfg.quirks.completions_inside_call || {
-                let p = self.p_late_completion();
-                self.decider
+    pub(super) fn signal_completion(&mut self, cx: &mut Env, event: usize) {
+        let late = self.in_call
+            && (!cx.cfg.quirks.completions_inside_call || {
+                let p = cx.p_late_completion();
+                cx.decider
                     .choose_weighted(DecisionKind::CompletionInCall, &[p])
                     == 1
             });
         if late {
-            self.defer_signal(event);
+            self.defer_signal(cx, event);
         } else {
-            let _ = self.signal(event);
+            let _ = cx.signal(event);
         }
     }
 
@@ -50,18 +50,23 @@ impl World {
     /// - TIMEOUT for a pending Connect still in SYN_SENT: what the connect
     ///   timer does (TcpTimer.c `TcpConnectTimeout`: `SOCK_ERROR(EFI_TIMEOUT)`
     ///   then `TcpClose`), via the sim's own connect-timeout path.
-    pub fn inject_completion(&mut self, only_child: Option<usize>, only_event: Option<usize>) {
-        let p = self.cfg.faults.inject;
+    pub fn inject_completion(
+        &mut self,
+        cx: &mut Env,
+        only_child: Option<usize>,
+        only_event: Option<usize>,
+    ) {
+        let p = cx.cfg.faults.inject;
         if p <= 0.0 {
             return;
         }
         let mut cands: Vec<(usize, &'static str, Status)> = Vec::new();
-        for (&id, c) in &self.sut.children {
+        for (&id, c) in &self.children {
             if only_child.is_some_and(|o| o != id) {
                 continue;
             }
             let Some(h) = c.sock else { continue };
-            let st = self.sut.sockets.get::<tcp::Socket>(h).state();
+            let st = self.sockets.get::<tcp::Socket>(h).state();
             let ev_ok = |e: usize| only_event.is_none_or(|o| o == e);
             if st == State::SynSent && c.connect.as_ref().is_some_and(|t| ev_ok(t.event)) {
                 cands.push((id, "Connect", Status::TIMEOUT));
@@ -83,36 +88,42 @@ impl World {
         }
         let each = p / cands.len() as f64;
         let probs: Vec<f64> = cands.iter().map(|_| each).collect();
-        let v = self
+        let v = cx
             .decider
             .choose_weighted(DecisionKind::StatusInjection, &probs);
         if v == 0 {
             return;
         }
         let (id, call, st) = cands[v - 1];
-        self.log_injection(call, st);
+        cx.log_injection(call, st);
         if st == Status::TIMEOUT {
-            self.trace(format!("child {id}: injected connect timeout"));
-            let c = self.sut.children.get_mut(&id).expect("candidate");
+            cx.trace(format!("child {id}: injected connect timeout"));
+            let c = self.children.get_mut(&id).expect("candidate");
             c.error = Some(Status::TIMEOUT);
             self.drop_socket(id);
-            self.flush_tokens(id, Status::TIMEOUT, true);
+            self.flush_tokens(cx, id, Status::TIMEOUT, true);
         } else {
             // The reset path below classifies by the state it interrupts:
             // record the current (synchronized) one, so the error is
             // CONNECTION_RESET as for a peer RST in that state.
-            let c = self.sut.children.get_mut(&id).expect("candidate");
+            let c = self.children.get_mut(&id).expect("candidate");
             let h = c.sock.expect("candidate has a socket");
-            c.prev = Some(self.sut.sockets.get::<tcp::Socket>(h).state());
-            self.sut.sockets.get_mut::<tcp::Socket>(h).abort();
-            self.sut_egress(); // the RST leaves now
-            self.trace(format!("child {id}: injected reset, RST sent"));
-            self.service(id);
+            c.prev = Some(self.sockets.get::<tcp::Socket>(h).state());
+            self.sockets.get_mut::<tcp::Socket>(h).abort();
+            self.egress(cx); // the RST leaves now
+            cx.trace(format!("child {id}: injected reset, RST sent"));
+            self.service(cx, id);
         }
     }
 
-    pub(super) fn flush_tokens(&mut self, id: usize, st: Status, include_close: bool) {
-        let Some(c) = self.sut.children.get_mut(&id) else {
+    pub(super) fn flush_tokens(
+        &mut self,
+        cx: &mut Env,
+        id: usize,
+        st: Status,
+        include_close: bool,
+    ) {
+        let Some(c) = self.children.get_mut(&id) else {
             return;
         };
         let mut all: Vec<Pending> = Vec::new();
@@ -125,15 +136,15 @@ impl World {
         }
         c.connect_deadline = None;
         for p in all {
-            self.complete(p, st);
+            self.complete(cx, p, st);
         }
     }
 
-    pub(super) fn finish_rx(&mut self, p: Pending) {
+    pub(super) fn finish_rx(&mut self, cx: &mut Env, p: Pending) {
         // Lengths were legitimately rewritten by the firmware: no re-verify.
         // SAFETY: pending token, see `complete`.
         unsafe { tokens::set_status(p.token as *mut Tcp4CompletionToken, Status::SUCCESS) };
-        self.trace(format!("complete receive event {:#x} SUCCESS", p.event));
-        self.signal_completion(p.event);
+        cx.trace(format!("complete receive event {:#x} SUCCESS", p.event));
+        self.signal_completion(cx, p.event);
     }
 }

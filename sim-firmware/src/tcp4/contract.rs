@@ -3,9 +3,9 @@
 
 use super::*;
 
-impl World {
+impl Edk2Tcp4 {
     /// Re-check caller-owned parts of a pending token.
-    pub(super) fn verify(&mut self, p: &Pending, when: &str) {
+    pub(super) fn verify(&mut self, cx: &mut Env, p: &Pending, when: &str) {
         if p.data == 0 {
             return; // completed at submission; no data block was taken over
         }
@@ -27,7 +27,7 @@ impl World {
             _ => return,
         };
         if now_hash != p.check {
-            self.breach(
+            cx.breach(
                 BreachKind::ModifiedWhileOwned,
                 format!(
                     "{} token {:#x}: caller modified its data {when} while the firmware owned it",
@@ -40,7 +40,7 @@ impl World {
 
     pub fn owned_ranges(&self) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
-        for c in self.sut.children.values() {
+        for c in self.children.values() {
             let ps = c
                 .connect
                 .iter()
@@ -59,7 +59,7 @@ impl World {
 
     pub fn pending_events(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
-        for c in self.sut.children.values() {
+        for c in self.children.values() {
             let ps = c
                 .connect
                 .iter()
@@ -76,18 +76,19 @@ impl World {
     /// of this instance; the same token pointer pending anywhere is a breach.
     pub(super) fn admit_token(
         &mut self,
+        cx: &mut Env,
         id: usize,
         token: usize,
         event: usize,
     ) -> Result<(), Status> {
         if self.pending_events().iter().any(|&(_, t)| t == token) {
-            self.breach(
+            cx.breach(
                 BreachKind::TokenReusedWhilePending,
                 format!("token {token:#x} submitted again while still pending"),
             );
             return Err(Status::ACCESS_DENIED);
         }
-        let c = &self.sut.children[&id];
+        let c = &self.children[&id];
         let dup = c
             .connect
             .iter()
@@ -97,22 +98,22 @@ impl World {
             .chain(&c.close)
             .any(|p| p.event == event);
         if dup {
-            self.breach(
+            cx.breach(
                 BreachKind::EventReusedWhilePending,
                 format!("token {token:#x} uses event {event:#x}, which belongs to a pending token of this instance"),
             );
             return Err(Status::ACCESS_DENIED);
         }
-        if !self.events.contains_key(&event) {
+        if !cx.events.contains_key(&event) {
             return Err(Status::INVALID_PARAMETER);
         }
         Ok(())
     }
 
     /// The contract: firmware-referenced memory comes from the pool.
-    pub(super) fn check_pool(&mut self, p: &Pending) {
-        if let Some(&(a, l)) = p.ranges.iter().find(|&&(a, l)| !self.pool.contains(a, l)) {
-            self.breach(
+    pub(super) fn check_pool(&mut self, cx: &mut Env, p: &Pending) {
+        if let Some(&(a, l)) = p.ranges.iter().find(|&&(a, l)| !cx.pool.contains(a, l)) {
+            cx.breach(
                 BreachKind::NotPoolMemory,
                 format!(
                     "{} token {:#x}: {l} bytes at {a:#x} handed to the firmware are not pool memory",

@@ -2,10 +2,10 @@
 
 use super::*;
 
-impl World {
-    pub(super) fn service_listener(&mut self, id: usize) {
-        let cfg = self.sut.children[&id].cfg.expect("listener configured");
-        let pool: Vec<SocketHandle> = self.sut.children[&id]
+impl Edk2Tcp4 {
+    pub(super) fn service_listener(&mut self, cx: &mut Env, id: usize) {
+        let cfg = self.children[&id].cfg.expect("listener configured");
+        let pool: Vec<SocketHandle> = self.children[&id]
             .listener
             .as_ref()
             .expect("listener")
@@ -14,18 +14,18 @@ impl World {
         let mut keep = Vec::new();
         let mut newly = Vec::new();
         for h in pool {
-            match self.sut.sockets.get::<tcp::Socket>(h).state() {
+            match self.sockets.get::<tcp::Socket>(h).state() {
                 State::Listen | State::SynReceived => keep.push(h),
                 State::Closed => {
-                    self.sut.sockets.remove(h);
+                    self.sockets.remove(h);
                 }
                 _ => newly.push(h),
             }
         }
         for h in newly {
-            let cid = self.sut.next_child;
-            self.sut.next_child += 1;
-            let sock = self.sut.sockets.get::<tcp::Socket>(h);
+            let cid = self.next_child;
+            self.next_child += 1;
+            let sock = self.sockets.get::<tcp::Socket>(h);
             let st = sock.state();
             // EDK2 clones the listener's TCB and then records both endpoints
             // of the new connection, which GetModeData reports.
@@ -58,10 +58,9 @@ impl World {
                 prev: Some(st),
                 ..Child::default()
             };
-            self.sut.children.insert(cid, child);
-            self.trace(format!("listener {id}: child {cid} established"));
-            self.sut
-                .children
+            self.children.insert(cid, child);
+            cx.trace(format!("listener {id}: child {cid} established"));
+            self.children
                 .get_mut(&id)
                 .expect("listener")
                 .listener
@@ -72,7 +71,7 @@ impl World {
         }
         // A never-accepted child that closed dies (SockConnClosed →
         // SockDestroyChild while Parent is set).
-        let ready: Vec<usize> = self.sut.children[&id]
+        let ready: Vec<usize> = self.children[&id]
             .listener
             .as_ref()
             .expect("l")
@@ -81,18 +80,17 @@ impl World {
             .copied()
             .collect();
         for cid in ready {
-            let dead = match self.sut.children.get(&cid).and_then(|c| c.sock) {
+            let dead = match self.children.get(&cid).and_then(|c| c.sock) {
                 None => true,
-                Some(h) => self.sut.sockets.get::<tcp::Socket>(h).state() == State::Closed,
+                Some(h) => self.sockets.get::<tcp::Socket>(h).state() == State::Closed,
             };
             if dead {
-                if let Some(c) = self.sut.children.remove(&cid) {
+                if let Some(c) = self.children.remove(&cid) {
                     if let Some(h) = c.sock {
-                        self.sut.sockets.remove(h);
+                        self.sockets.remove(h);
                     }
                 }
                 let l = self
-                    .sut
                     .children
                     .get_mut(&id)
                     .expect("l")
@@ -100,39 +98,38 @@ impl World {
                     .as_mut()
                     .expect("l");
                 l.ready.retain(|&r| r != cid);
-                self.trace(format!(
+                cx.trace(format!(
                     "listener {id}: unaccepted child {cid} closed and destroyed"
                 ));
             }
         }
         // Hand established children to Accept tokens, FIFO.
         loop {
-            let c = self.sut.children.get_mut(&id).expect("listener");
+            let c = self.children.get_mut(&id).expect("listener");
             let l = c.listener.as_mut().expect("listener");
             if c.accepts.is_empty() || l.ready.is_empty() {
                 break;
             }
             let cid = l.ready.pop_front().expect("ready");
             let p = c.accepts.pop_front().expect("accept");
-            let handle = Sut::child_handle(cid);
+            let handle = Self::child_handle(cid);
             // SAFETY: pending listen token is writable (trait contract).
             unsafe { (*(p.token as *mut Tcp4ListenToken)).new_child_handle = handle as _ };
-            self.sut.children.get_mut(&cid).expect("child").visible = true;
-            self.complete(p, Status::SUCCESS);
+            self.children.get_mut(&cid).expect("child").visible = true;
+            self.complete(cx, p, Status::SUCCESS);
         }
         // Keep one listening socket while the backlog has room.
-        let c = self.sut.children.get_mut(&id).expect("listener");
+        let c = self.children.get_mut(&id).expect("listener");
         let l = c.listener.as_mut().expect("listener");
         let has_listen = keep
             .iter()
-            .any(|&h| self.sut.sockets.get::<tcp::Socket>(h).state() == State::Listen);
+            .any(|&h| self.sockets.get::<tcp::Socket>(h).state() == State::Listen);
         let used = keep.len() + l.ready.len() - usize::from(has_listen);
         if !has_listen && used < cfg.opts.backlog {
-            let h = Self::new_listen_socket(&mut self.sut.sockets, &cfg);
+            let h = Self::new_listen_socket(&mut self.sockets, &cfg);
             keep.push(h);
         }
-        self.sut
-            .children
+        self.children
             .get_mut(&id)
             .expect("l")
             .listener

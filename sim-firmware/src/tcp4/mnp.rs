@@ -3,84 +3,82 @@
 
 use super::*;
 
-impl World {
-    pub fn sut_set_address(&mut self, addr: Option<(Ipv4Addr, Ipv4Addr)>, gw: Option<Ipv4Addr>) {
-        let s = &mut self.sut;
-        s.iface.update_ip_addrs(|a| {
+impl Edk2Tcp4 {
+    pub fn set_address(&mut self, addr: Option<(Ipv4Addr, Ipv4Addr)>, gw: Option<Ipv4Addr>) {
+        self.iface.update_ip_addrs(|a| {
             a.clear();
             if let Some((ad, m)) = addr {
                 let prefix = u32::from(m).leading_ones() as u8;
                 let _ = a.push(IpCidr::new(IpAddress::Ipv4(ad), prefix));
             }
         });
-        s.iface.routes_mut().remove_default_ipv4_route();
+        self.iface.routes_mut().remove_default_ipv4_route();
         if let Some(g) = gw {
-            let _ = s.iface.routes_mut().add_default_ipv4_route(g);
+            let _ = self.iface.routes_mut().add_default_ipv4_route(g);
         }
     }
 
-    pub fn sut_enqueue(&mut self, frame: Vec<u8>) {
-        if self.sut.nic.len() >= NIC_QUEUE_FRAMES {
-            self.stats.frames_dropped += 1;
+    pub fn enqueue(&mut self, cx: &mut Env, frame: Vec<u8>) {
+        if self.nic.len() >= NIC_QUEUE_FRAMES {
+            cx.stats.frames_dropped += 1;
             return;
         }
-        self.stats.frames_delivered += 1;
-        if self.sut.nic.is_empty() {
-            let grid = self.now.div_ceil(MNP_TICK_NS) * MNP_TICK_NS + self.timer_jitter_ns();
-            self.sut.next_mnp = self.sut.next_mnp.max(grid);
+        cx.stats.frames_delivered += 1;
+        if self.nic.is_empty() {
+            let grid = cx.now.div_ceil(MNP_TICK_NS) * MNP_TICK_NS + cx.timer_jitter_ns();
+            self.next_mnp = self.next_mnp.max(grid);
         }
-        self.sut.nic.push_back(frame);
+        self.nic.push_back(frame);
     }
 
     /// Let smoltcp run timers and emit what it has queued (no ingress).
-    pub fn sut_egress(&mut self) {
-        let now = instant(self.now);
-        let s = &mut self.sut;
-        s.iface.poll(now, &mut s.dev, &mut s.sockets);
-        let out = std::mem::take(&mut s.dev.tx);
-        let src = self.ip4.address.map(|(a, _)| a.octets()).unwrap_or([0; 4]);
+    pub fn egress(&mut self, cx: &mut Env) {
+        let now = instant(cx.now);
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        let out = std::mem::take(&mut self.dev.tx);
+        let src = cx.ip4.address.map(|(a, _)| a.octets()).unwrap_or([0; 4]);
         for f in out {
             if let Some(t) = tcp_summary(&f).filter(|t| t.syn && !t.ack) {
-                self.trace(format!(
+                cx.trace(format!(
                     "SYN {}:{} isn={:#010x}",
                     Ipv4Addr::from(t.src),
                     t.src_port,
                     t.seq
                 ));
             }
-            self.send_frame(src, f);
+            cx.send_frame(src, f);
         }
     }
 
     /// Process one received frame (MNP tick or Poll), then run the DPCs.
-    pub fn sut_one_frame(&mut self) {
-        let flushed: Vec<usize> = std::mem::take(&mut self.sut.deferred);
+    pub fn one_frame(&mut self, cx: &mut Env) {
+        let flushed: Vec<usize> = std::mem::take(&mut self.deferred);
         for e in flushed {
-            let _ = self.signal(e);
+            let _ = cx.signal(e);
         }
-        if let Some(frame) = self.sut.nic.pop_front() {
-            self.now += self.cfg.cost.per_frame_ns;
-            if self.admit_frame(&frame) {
-                self.sut.dev.rx.push_back(frame);
+        if let Some(frame) = self.nic.pop_front() {
+            cx.now += cx.cfg.cost.per_frame_ns;
+            if self.admit_frame(cx, &frame) {
+                self.dev.rx.push_back(frame);
             } else {
-                self.stats.frames_dropped += 1;
+                cx.stats.frames_dropped += 1;
             }
         }
-        self.sut_egress();
-        self.service_all();
-        self.sut_egress();
+        self.egress(cx);
+        self.service_all(cx);
+        self.egress(cx);
     }
 
     /// Backlog emulation: drop a SYN for a listener whose backlog is full.
-    pub(super) fn admit_frame(&mut self, frame: &[u8]) -> bool {
+    pub(super) fn admit_frame(&mut self, cx: &mut Env, frame: &[u8]) -> bool {
         let Some(t) = tcp_summary(frame) else {
             return true;
         };
-        if !t.syn || t.ack || !self.cfg.quirks.backlog_full_drops_syn {
+        if !t.syn || t.ack || !cx.cfg.quirks.backlog_full_drops_syn {
             return true;
         }
         let src = Ipv4Addr::from(t.src);
-        for c in self.sut.children.values() {
+        for c in self.children.values() {
             let (Some(l), Some(cfg)) = (&c.listener, &c.cfg) else {
                 continue;
             };
@@ -89,7 +87,7 @@ impl World {
             }
             let mut used = l.ready.len();
             for &h in &l.pool {
-                let s = self.sut.sockets.get::<tcp::Socket>(h);
+                let s = self.sockets.get::<tcp::Socket>(h);
                 if s.state() == State::Listen {
                     continue;
                 }
@@ -99,7 +97,7 @@ impl World {
                 used += 1;
             }
             if used >= cfg.opts.backlog {
-                self.trace(format!("backlog full on port {}: SYN dropped", cfg.port));
+                cx.trace(format!("backlog full on port {}: SYN dropped", cfg.port));
                 return false;
             }
         }
@@ -107,23 +105,23 @@ impl World {
     }
 
     /// Hold a completion's signal until the next MNP tick or Poll.
-    pub(super) fn defer_signal(&mut self, event: usize) {
-        let next_tick = (self.now / MNP_TICK_NS + 1) * MNP_TICK_NS;
-        self.sut.next_mnp = self.sut.next_mnp.max(next_tick);
-        self.sut.deferred.push(event);
+    pub(super) fn defer_signal(&mut self, cx: &mut Env, event: usize) {
+        let next_tick = (cx.now / MNP_TICK_NS + 1) * MNP_TICK_NS;
+        self.next_mnp = self.next_mnp.max(next_tick);
+        self.deferred.push(event);
     }
 
-    pub fn sut_next_due(&mut self) -> Option<u64> {
+    pub fn next_due(&mut self, cx: &mut Env) -> Option<u64> {
         let mut best: Option<u64> = None;
         let mut put = |t: u64| best = Some(best.map_or(t, |b: u64| b.min(t)));
-        if !self.sut.nic.is_empty() || !self.sut.deferred.is_empty() {
-            put(self.sut.next_mnp.max(self.now));
+        if !self.nic.is_empty() || !self.deferred.is_empty() {
+            put(self.next_mnp.max(cx.now));
         }
-        if let Some(t) = self.sut.iface.poll_at(instant(self.now), &self.sut.sockets) {
+        if let Some(t) = self.iface.poll_at(instant(cx.now), &self.sockets) {
             let t = (t.total_micros().max(0) as u64) * 1000;
-            put(if t <= self.now { self.now + 1_000 } else { t });
+            put(if t <= cx.now { cx.now + 1_000 } else { t });
         }
-        for c in self.sut.children.values() {
+        for c in self.children.values() {
             if c.sock.is_none() && c.connect.is_none() {
                 continue;
             }
@@ -141,16 +139,14 @@ impl World {
         best
     }
 
-    pub fn sut_step(&mut self) {
-        if (!self.sut.nic.is_empty() || !self.sut.deferred.is_empty())
-            && self.now >= self.sut.next_mnp
-        {
-            self.sut.next_mnp = (self.now / MNP_TICK_NS + 1) * MNP_TICK_NS + self.timer_jitter_ns();
-            self.sut_one_frame();
+    pub fn step(&mut self, cx: &mut Env) {
+        if (!self.nic.is_empty() || !self.deferred.is_empty()) && cx.now >= self.next_mnp {
+            self.next_mnp = (cx.now / MNP_TICK_NS + 1) * MNP_TICK_NS + cx.timer_jitter_ns();
+            self.one_frame(cx);
         } else {
-            self.sut_egress();
-            self.service_all();
-            self.sut_egress();
+            self.egress(cx);
+            self.service_all(cx);
+            self.egress(cx);
         }
     }
 }

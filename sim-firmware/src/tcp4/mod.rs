@@ -26,7 +26,7 @@ use crate::device::{QueueDevice, tcp_summary};
 use crate::host::instant;
 use crate::rng::Rng;
 use crate::tokens::{self, Frag};
-use crate::world::{MNP_TICK_NS, World};
+use crate::world::{Env, MNP_TICK_NS};
 
 /// Frames the SUT NIC queues before dropping (MNP receive queue).
 pub const NIC_QUEUE_FRAMES: usize = 64;
@@ -130,7 +130,7 @@ struct ListenerState {
     ready: VecDeque<usize>,
 }
 
-pub(crate) struct Sut {
+pub(crate) struct Edk2Tcp4 {
     iface: Interface,
     dev: QueueDevice,
     sockets: SocketSet<'static>,
@@ -152,14 +152,14 @@ impl Child {
     }
 }
 
-impl Sut {
-    pub fn new(seed: u64) -> Sut {
+impl Edk2Tcp4 {
+    pub fn new(seed: u64) -> Edk2Tcp4 {
         let mut dev = QueueDevice::default();
         let mut cfg = Config::new(HardwareAddress::Ip);
         let mut rng = Rng::new(seed, 0x5057);
         cfg.random_seed = rng.next_u64();
         let iface = Interface::new(cfg, &mut dev, instant(0));
-        Sut {
+        Edk2Tcp4 {
             iface,
             dev,
             sockets: SocketSet::new(vec![]),

@@ -2,19 +2,19 @@
 
 use super::*;
 
-impl World {
+impl Edk2Tcp4 {
     pub(super) fn drop_socket(&mut self, id: usize) {
-        let Some(c) = self.sut.children.get_mut(&id) else {
+        let Some(c) = self.children.get_mut(&id) else {
             return;
         };
         if let Some(h) = c.sock.take() {
-            self.sut.sockets.remove(h);
+            self.sockets.remove(h);
         }
         if let Some(l) = c.listener.take() {
             for h in l.pool {
-                let st = self.sut.sockets.get::<tcp::Socket>(h).state();
+                let st = self.sockets.get::<tcp::Socket>(h).state();
                 if st == State::Listen {
-                    self.sut.sockets.remove(h);
+                    self.sockets.remove(h);
                 }
                 // Half-open children stay: EDK2 does not destroy them (code-read).
             }
@@ -25,25 +25,20 @@ impl World {
 
     // ---- DPC: progress every child -----------------------------------
 
-    pub fn service_all(&mut self) {
-        let ids: Vec<usize> = self.sut.children.keys().copied().collect();
+    pub fn service_all(&mut self, cx: &mut Env) {
+        let ids: Vec<usize> = self.children.keys().copied().collect();
         for id in ids {
-            self.service(id);
+            self.service(cx, id);
         }
     }
 
-    pub(super) fn service(&mut self, id: usize) {
-        if self
-            .sut
-            .children
-            .get(&id)
-            .is_some_and(|c| c.listener.is_some())
-        {
-            self.service_listener(id);
+    pub(super) fn service(&mut self, cx: &mut Env, id: usize) {
+        if self.children.get(&id).is_some_and(|c| c.listener.is_some()) {
+            self.service_listener(cx, id);
             return;
         }
-        let now = self.now;
-        let Some(c) = self.sut.children.get_mut(&id) else {
+        let now = cx.now;
+        let Some(c) = self.children.get_mut(&id) else {
             return;
         };
         // A connect that can never send its SYN (graceful close earlier).
@@ -52,27 +47,27 @@ impl World {
                 c.connect_deadline = None;
                 let p = c.connect.take().expect("checked");
                 c.error = Some(Status::TIMEOUT);
-                self.complete(p, Status::TIMEOUT);
+                self.complete(cx, p, Status::TIMEOUT);
             }
             return;
         }
         let h = c.sock.expect("checked");
-        let st = self.sut.sockets.get::<tcp::Socket>(h).state();
+        let st = self.sockets.get::<tcp::Socket>(h).state();
         let prev = c.prev.replace(st);
         // Connect completion / timeout.
         if c.connect.is_some() {
             if synchronized(st) {
                 c.connect_deadline = None;
                 let p = c.connect.take().expect("checked");
-                self.complete(p, Status::SUCCESS);
+                self.complete(cx, p, Status::SUCCESS);
             } else if st == State::SynSent && c.connect_deadline.is_some_and(|d| d <= now) {
                 c.error = Some(Status::TIMEOUT);
                 self.drop_socket(id);
-                self.flush_tokens(id, Status::TIMEOUT, true);
+                self.flush_tokens(cx, id, Status::TIMEOUT, true);
                 return;
             }
         }
-        let c = self.sut.children.get_mut(&id).expect("exists");
+        let c = self.children.get_mut(&id).expect("exists");
         // Reset detection: Closed without passing through LAST_ACK/TIME_WAIT.
         if st == State::Closed && !c.reset_seen {
             let was = prev.unwrap_or(State::Closed);
@@ -80,20 +75,20 @@ impl World {
             if reset {
                 c.reset_seen = true;
                 let err = match was {
-                    State::SynSent if !self.cfg.quirks.connect_closed_port_reports_reset => {
+                    State::SynSent if !cx.cfg.quirks.connect_closed_port_reports_reset => {
                         CONNECTION_REFUSED
                     }
                     State::SynReceived => CONNECTION_REFUSED,
                     _ => CONNECTION_RESET,
                 };
                 c.error = Some(err);
-                self.trace(format!("child {id}: reset in {was:?}"));
+                cx.trace(format!("child {id}: reset in {was:?}"));
                 // SockConnClosed: the Close token (if any) gets SUCCESS, the
                 // others the socket error (SockConnFlush).
-                if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
-                    self.complete(p, Status::SUCCESS);
+                if let Some(p) = self.children.get_mut(&id).and_then(|c| c.close.take()) {
+                    self.complete(cx, p, Status::SUCCESS);
                 }
-                self.flush_tokens(id, err, true);
+                self.flush_tokens(cx, id, err, true);
                 self.drop_socket(id);
                 return;
             }
@@ -105,13 +100,8 @@ impl World {
             c.fin_in = true;
         }
         // Transmit: copy into the send buffer (segmentation), in order.
-        while let Some(front) = self
-            .sut
-            .children
-            .get(&id)
-            .and_then(|c| c.txs.front().cloned())
-        {
-            let sock = self.sut.sockets.get::<tcp::Socket>(h);
+        while let Some(front) = self.children.get(&id).and_then(|c| c.txs.front().cloned()) {
+            let sock = self.sockets.get::<tcp::Socket>(h);
             if !sock.may_send() {
                 break;
             }
@@ -122,30 +112,25 @@ impl World {
                 break;
             }
             // The firmware reads the caller's data now: it must be unchanged.
-            self.verify(&front, "before segmentation");
+            self.verify(cx, &front, "before segmentation");
             // SAFETY: pending transmit buffers are readable (trait contract).
             let bytes = unsafe { tokens::gather(&front.frags, front.offset, k) };
-            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
+            let sock = self.sockets.get_mut::<tcp::Socket>(h);
             let n = sock.send_slice(&bytes).unwrap_or(0);
-            self.now += (n as u64 * self.cfg.cost.per_byte_copy_ps) / 1000;
-            let c = self.sut.children.get_mut(&id).expect("exists");
+            cx.now += (n as u64 * cx.cfg.cost.per_byte_copy_ps) / 1000;
+            let c = self.children.get_mut(&id).expect("exists");
             let f = c.txs.front_mut().expect("front");
             f.offset += n;
             if f.offset >= f.len {
                 let p = c.txs.pop_front().expect("front");
-                self.complete(p, Status::SUCCESS);
+                self.complete(cx, p, Status::SUCCESS);
             } else if n < k || n == 0 {
                 break;
             }
         }
         // Receive: per-segment completions with min(available, DataLength).
-        while let Some(front) = self
-            .sut
-            .children
-            .get(&id)
-            .and_then(|c| c.rxs.front().cloned())
-        {
-            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
+        while let Some(front) = self.children.get(&id).and_then(|c| c.rxs.front().cloned()) {
+            let sock = self.sockets.get_mut::<tcp::Socket>(h);
             let avail = sock.recv_queue();
             if avail == 0 {
                 break;
@@ -153,44 +138,43 @@ impl World {
             let k = avail.min(front.len);
             // SAFETY: pending receive buffers are readable.
             if !unsafe { tokens::canary_intact(&front.frags, k) } {
-                self.breach(
+                cx.breach(
                     BreachKind::ModifiedWhileOwned,
                     format!("receive token {:#x}: caller wrote into its receive buffer while the firmware owned it", front.token),
                 );
             }
             let mut buf = vec![0u8; k];
             let n = self
-                .sut
                 .sockets
                 .get_mut::<tcp::Socket>(h)
                 .recv_slice(&mut buf)
                 .unwrap_or(0);
             buf.truncate(n);
-            self.now += (n as u64 * self.cfg.cost.per_byte_copy_ps) / 1000;
-            let c = self.sut.children.get_mut(&id).expect("exists");
+            cx.now += (n as u64 * cx.cfg.cost.per_byte_copy_ps) / 1000;
+            let c = self.children.get_mut(&id).expect("exists");
             let p = c.rxs.pop_front().expect("front");
-            self.verify(&p, "before delivery");
+            self.verify(cx, &p, "before delivery");
             // SAFETY: pending receive data, table and buffers are writable.
             unsafe { tokens::scatter(p.data as *mut Tcp4ReceiveData, &p.frags, &buf) };
             // The scatter rewrote lengths; the caller's view is now final.
             let mut p = p;
             p.kind = Kind::Receive;
-            self.finish_rx(p);
+            self.finish_rx(cx, p);
         }
-        let c = self.sut.children.get_mut(&id).expect("exists");
-        let queued = self.sut.sockets.get::<tcp::Socket>(h).recv_queue();
+        let c = self.children.get_mut(&id).expect("exists");
+        let queued = self.sockets.get::<tcp::Socket>(h).recv_queue();
         if c.fin_in && queued == 0 && !c.rxs.is_empty() {
             let ps: Vec<Pending> = c.rxs.drain(..).collect();
             for p in ps {
-                self.complete(p, CONNECTION_FIN);
+                self.complete(cx, p, CONNECTION_FIN);
             }
         }
         // Retransmission give-up (DataRetries): no ACK progress for the
         // whole back-off schedule closes the connection with TIMEOUT.
-        let sock = self.sut.sockets.get::<tcp::Socket>(h);
+        let sock = self.sockets.get::<tcp::Socket>(h);
         let fin_out = matches!(st, State::FinWait1 | State::Closing | State::LastAck);
         let outstanding = sock.send_queue() + usize::from(fin_out);
-        let c = self.sut.children.get_mut(&id).expect("exists");
+        let c = self.children.get_mut(&id).expect("exists");
         c.stall = match c.stall {
             _ if outstanding == 0 || !synchronized(st) => None,
             Some((n, since)) if n == outstanding => Some((n, since)),
@@ -201,28 +185,28 @@ impl World {
             .is_some_and(|(_, since)| now >= since + retransmit_budget_ns(retries))
         {
             c.error = Some(Status::TIMEOUT);
-            self.trace(format!("child {id}: retransmissions exhausted"));
+            cx.trace(format!("child {id}: retransmissions exhausted"));
             self.drop_socket(id);
-            self.flush_tokens(id, Status::TIMEOUT, true);
+            self.flush_tokens(cx, id, Status::TIMEOUT, true);
             return;
         }
         // Data after the local Close: EDK2 resets (or, quirk off, discards).
-        let c = self.sut.children.get_mut(&id).expect("exists");
+        let c = self.children.get_mut(&id).expect("exists");
         let locally_closed = matches!(
             st,
             State::FinWait1 | State::FinWait2 | State::Closing | State::TimeWait | State::LastAck
         );
         if c.close_issued && locally_closed {
-            let sock = self.sut.sockets.get_mut::<tcp::Socket>(h);
+            let sock = self.sockets.get_mut::<tcp::Socket>(h);
             if sock.recv_queue() > 0 {
-                if self.cfg.quirks.data_after_close_sends_rst {
+                if cx.cfg.quirks.data_after_close_sends_rst {
                     sock.abort();
-                    self.sut_egress();
-                    self.trace(format!("child {id}: data after Close, RST"));
+                    self.egress(cx);
+                    cx.trace(format!("child {id}: data after Close, RST"));
                     self.drop_socket(id);
-                    self.flush_tokens(id, Status::ABORTED, false);
-                    if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
-                        self.complete(p, Status::SUCCESS);
+                    self.flush_tokens(cx, id, Status::ABORTED, false);
+                    if let Some(p) = self.children.get_mut(&id).and_then(|c| c.close.take()) {
+                        self.complete(cx, p, Status::SUCCESS);
                     }
                     return;
                 }
@@ -232,21 +216,21 @@ impl World {
             }
         }
         // Close: FIN after queued transmits, complete when CLOSED.
-        let c = self.sut.children.get_mut(&id).expect("exists");
+        let c = self.children.get_mut(&id).expect("exists");
         if c.close.is_some() {
             if !c.close_issued && c.txs.is_empty() {
                 c.close_issued = true;
-                self.sut.sockets.get_mut::<tcp::Socket>(h).close();
+                self.sockets.get_mut::<tcp::Socket>(h).close();
             }
-            let c = self.sut.children.get_mut(&id).expect("exists");
+            let c = self.children.get_mut(&id).expect("exists");
             let cfg = c.cfg.expect("configured");
             match st {
                 State::Closed => {
                     c.graceful_done = true;
                     self.drop_socket(id);
-                    self.flush_tokens(id, Status::ABORTED, false);
-                    if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
-                        self.complete(p, Status::SUCCESS);
+                    self.flush_tokens(cx, id, Status::ABORTED, false);
+                    if let Some(p) = self.children.get_mut(&id).and_then(|c| c.close.take()) {
+                        self.complete(cx, p, Status::SUCCESS);
                     }
                 }
                 State::TimeWait | State::FinWait2 if c.linger_deadline.is_none() => {
@@ -257,8 +241,8 @@ impl World {
                     };
                     let until = now + u64::from(secs) * SEC;
                     c.linger_deadline = Some(until);
-                    if st == State::TimeWait && self.cfg.quirks.time_wait_holds_port {
-                        self.sut.port_holds.insert(cfg.port, until);
+                    if st == State::TimeWait && cx.cfg.quirks.time_wait_holds_port {
+                        self.port_holds.insert(cfg.port, until);
                     }
                 }
                 State::FinWait2 | State::TimeWait
@@ -266,9 +250,9 @@ impl World {
                 {
                     c.graceful_done = true;
                     self.drop_socket(id);
-                    self.flush_tokens(id, Status::ABORTED, false);
-                    if let Some(p) = self.sut.children.get_mut(&id).and_then(|c| c.close.take()) {
-                        self.complete(p, Status::SUCCESS);
+                    self.flush_tokens(cx, id, Status::ABORTED, false);
+                    if let Some(p) = self.children.get_mut(&id).and_then(|c| c.close.take()) {
+                        self.complete(cx, p, Status::SUCCESS);
                     }
                 }
                 _ => {}
