@@ -257,12 +257,14 @@ unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
 
 mod api;
 mod calls;
+mod closing;
 mod completion;
 mod contract;
 mod listener;
 mod mnp;
 mod ports;
 mod service;
+mod transfer;
 pub use api::SimTcp4;
 
 /// EDK2's fragment-table checks for Transmit and Receive: a non-zero
