@@ -243,7 +243,7 @@ impl Sim {
             .tcp4
             .children
             .iter()
-            .filter(|(_, c)| c.visible)
+            .filter(|(_, c)| c.is_visible())
             .map(|(&id, _)| id)
             .collect();
         for id in children {

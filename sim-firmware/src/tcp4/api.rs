@@ -253,7 +253,7 @@ impl Tcp4ServiceBinding for SimTcp4Service {
     fn open_tcp4(&self, child: Handle) -> Result<SimTcp4, Status> {
         let w = self.sim.w.borrow();
         match child_id(child) {
-            Some(id) if w.tcp4.children.get(&id).is_some_and(|c| c.visible) => Ok(SimTcp4 {
+            Some(id) if w.tcp4.children.get(&id).is_some_and(|c| c.is_visible()) => Ok(SimTcp4 {
                 sim: self.sim.clone(),
                 id,
             }),

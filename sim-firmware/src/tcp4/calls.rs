@@ -8,13 +8,7 @@ impl Edk2Tcp4 {
     pub fn create_child(&mut self) -> usize {
         let id = self.next_child;
         self.next_child += 1;
-        self.children.insert(
-            id,
-            Child {
-                visible: true,
-                ..Child::default()
-            },
-        );
+        self.children.insert(id, Child::new(Origin::Created));
         Self::child_handle(id)
     }
 
@@ -56,10 +50,8 @@ impl Edk2Tcp4 {
             self.drop_socket(id);
             let c = self.children.get_mut(&id).expect("exists");
             *c = Child {
-                visible: c.visible,
-                passive: c.passive,
                 busy: c.busy,
-                ..Child::default()
+                ..Child::new(c.origin)
             };
             return Status::SUCCESS;
         }
@@ -178,16 +170,16 @@ impl Edk2Tcp4 {
         let Some(cfg) = c.cfg else {
             return Status::NOT_STARTED;
         };
-        if !cfg.active || c.passive || c.sock.is_some() || c.connect.is_some() {
+        if !cfg.active || c.is_passive() || c.sock.is_some() || c.tokens.connecting() {
             return Status::ACCESS_DENIED;
         }
-        let graceful_done = c.graceful_done;
+        let graceful_done = c.local_close.graceful_done;
         // SAFETY: caller-vouched token.
         let event = unsafe { tokens::event_of(token as *const Tcp4CompletionToken) };
         if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
-        let p = Self::simple_pending(
+        let p = Pending::token_only(
             Kind::Connect,
             token as usize,
             event,
@@ -196,10 +188,9 @@ impl Edk2Tcp4 {
         self.check_pool(cx, &p);
         let deadline = cx.now + u64::from(cfg.opts.conn_timeout_s) * SEC;
         let c = self.children.get_mut(&id).expect("exists");
-        c.connect = Some(p);
-        c.connect_deadline = Some(deadline);
-        c.reset_seen = false;
-        c.fin_in = false;
+        c.tokens.start_connect(p, deadline);
+        c.observed.reset_reported = false;
+        c.observed.peer_fin = false;
         if !cx.cfg.quirks.stored_error_leaks_into_next_connection {
             c.error = None;
         }
@@ -218,14 +209,13 @@ impl Edk2Tcp4 {
         };
         if s.connect(self.iface.context(), ep, local).is_err() {
             let c = self.children.get_mut(&id).expect("exists");
-            c.connect = None;
-            c.connect_deadline = None;
+            c.tokens.take_connect();
             return Status::INVALID_PARAMETER;
         }
         let h = self.sockets.add(s);
         let c = self.children.get_mut(&id).expect("exists");
         c.sock = Some(h);
-        c.prev = Some(State::SynSent);
+        c.observed.last_state = Some(State::SynSent);
         self.egress(cx); // SYN inside the call
         Status::SUCCESS
     }
@@ -262,7 +252,7 @@ impl Edk2Tcp4 {
                 return st;
             }
         }
-        let p = Self::simple_pending(
+        let p = Pending::token_only(
             Kind::Accept,
             token as usize,
             event,
@@ -272,6 +262,7 @@ impl Edk2Tcp4 {
         self.children
             .get_mut(&id)
             .expect("exists")
+            .tokens
             .accepts
             .push_back(p);
         self.service_listener(cx, id);
@@ -283,7 +274,7 @@ impl Edk2Tcp4 {
         if c.cfg.is_none() {
             return Err(Status::NOT_STARTED);
         }
-        if c.listener.is_some() || c.close.is_some() || c.close_issued {
+        if c.listener.is_some() || c.tokens.close.is_some() || c.local_close.fin_queued {
             return Err(Status::ACCESS_DENIED);
         }
         match self.state_of(id) {
@@ -343,7 +334,12 @@ impl Edk2Tcp4 {
             offset: 0,
         };
         self.check_pool(cx, &p);
-        self.children.get_mut(&id).expect("exists").txs.push_back(p);
+        self.children
+            .get_mut(&id)
+            .expect("exists")
+            .tokens
+            .txs
+            .push_back(p);
         self.service(cx, id);
         self.egress(cx);
         Status::SUCCESS
@@ -373,7 +369,7 @@ impl Edk2Tcp4 {
         // SockRcv: a stored socket error is delivered through this token,
         // inside the call, and then cleared.
         if let Some(err) = self.children.get_mut(&id).and_then(|c| c.error.take()) {
-            let p = Self::simple_pending(
+            let p = Pending::token_only(
                 Kind::Receive,
                 token as usize,
                 event,
@@ -386,14 +382,18 @@ impl Edk2Tcp4 {
         let buffered = c
             .sock
             .map_or(0, |h| self.sockets.get::<tcp::Socket>(h).recv_queue());
-        let fin = c.fin_in
+        let fin = c.observed.peer_fin
             || self.state_of(id).is_some_and(|s| {
                 matches!(
                     s,
                     State::CloseWait | State::LastAck | State::Closing | State::TimeWait
                 )
             });
-        if fin && buffered == 0 && c.rxs.is_empty() && cx.cfg.quirks.receive_fin_as_return_value {
+        if fin
+            && buffered == 0
+            && c.tokens.rxs.is_empty()
+            && cx.cfg.quirks.receive_fin_as_return_value
+        {
             return CONNECTION_FIN;
         }
         // Injected: nothing buffered, so SockInterface.c `SockRcv` buffers
@@ -425,7 +425,12 @@ impl Edk2Tcp4 {
             offset: 0,
         };
         self.check_pool(cx, &p);
-        self.children.get_mut(&id).expect("exists").rxs.push_back(p);
+        self.children
+            .get_mut(&id)
+            .expect("exists")
+            .tokens
+            .rxs
+            .push_back(p);
         self.service(cx, id);
         Status::SUCCESS
     }
@@ -437,7 +442,7 @@ impl Edk2Tcp4 {
         if c.cfg.is_none() {
             return Status::NOT_STARTED;
         }
-        if c.close.is_some() {
+        if c.tokens.close.is_some() {
             return Status::ACCESS_DENIED;
         }
         let sock = c.sock;
@@ -451,7 +456,7 @@ impl Edk2Tcp4 {
         if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
-        let p = Self::simple_pending(
+        let p = Pending::token_only(
             Kind::Close,
             token as usize,
             event,
@@ -474,7 +479,7 @@ impl Edk2Tcp4 {
             self.complete(cx, p, Status::SUCCESS);
             return Status::SUCCESS;
         }
-        self.children.get_mut(&id).expect("exists").close = Some(p);
+        self.children.get_mut(&id).expect("exists").tokens.close = Some(p);
         self.service(cx, id);
         self.egress(cx);
         Status::SUCCESS
@@ -497,14 +502,13 @@ impl Edk2Tcp4 {
         }
         let t = token as usize;
         let mut found: Vec<Pending> = Vec::new();
-        if c.connect
-            .as_ref()
+        if c.tokens
+            .connect()
             .is_some_and(|p| token.is_null() || p.token == t)
         {
-            found.extend(c.connect.take());
-            c.connect_deadline = None;
+            found.extend(c.tokens.take_connect());
         }
-        for q in [&mut c.accepts, &mut c.txs, &mut c.rxs] {
+        for q in [&mut c.tokens.accepts, &mut c.tokens.txs, &mut c.tokens.rxs] {
             let (hit, keep): (Vec<Pending>, Vec<Pending>) =
                 q.drain(..).partition(|p| token.is_null() || p.token == t);
             q.extend(keep);

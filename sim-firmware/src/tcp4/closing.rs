@@ -21,7 +21,7 @@ impl Edk2Tcp4 {
             st,
             State::FinWait1 | State::FinWait2 | State::Closing | State::TimeWait | State::LastAck
         );
-        if !(c.close_issued && locally_closed) {
+        if !(c.local_close.fin_queued && locally_closed) {
             return ControlFlow::Continue(());
         }
         let sock = self.sockets.get_mut::<tcp::Socket>(h);
@@ -34,7 +34,11 @@ impl Edk2Tcp4 {
             cx.trace(format!("child {id}: data after Close, RST"));
             self.drop_socket(id);
             self.flush_tokens(cx, id, Status::ABORTED, false);
-            if let Some(p) = self.children.get_mut(&id).and_then(|c| c.close.take()) {
+            if let Some(p) = self
+                .children
+                .get_mut(&id)
+                .and_then(|c| c.tokens.close.take())
+            {
                 self.complete(cx, p, Status::SUCCESS);
             }
             return ControlFlow::Break(());
@@ -57,30 +61,32 @@ impl Edk2Tcp4 {
         now: u64,
     ) {
         let c = self.children.get_mut(&id).expect("exists");
-        if c.close.is_none() {
+        if c.tokens.close.is_none() {
             return;
         }
-        if !c.close_issued && c.txs.is_empty() {
-            c.close_issued = true;
+        if !c.local_close.fin_queued && c.tokens.txs.is_empty() {
+            c.local_close.fin_queued = true;
             self.sockets.get_mut::<tcp::Socket>(h).close();
         }
         let c = self.children.get_mut(&id).expect("exists");
         let cfg = c.cfg.expect("configured");
         match st {
             State::Closed => self.finish_graceful_close(cx, id),
-            State::TimeWait | State::FinWait2 if c.linger_deadline.is_none() => {
+            State::TimeWait | State::FinWait2 if c.local_close.linger_until.is_none() => {
                 let secs = if st == State::TimeWait {
                     cfg.opts.tw_timeout_s
                 } else {
                     cfg.opts.fin_timeout_s
                 };
                 let until = now + u64::from(secs) * SEC;
-                c.linger_deadline = Some(until);
+                c.local_close.linger_until = Some(until);
                 if st == State::TimeWait && cx.cfg.quirks.time_wait_holds_port {
                     self.port_holds.insert(cfg.port, until);
                 }
             }
-            State::FinWait2 | State::TimeWait if c.linger_deadline.is_some_and(|d| d <= now) => {
+            State::FinWait2 | State::TimeWait
+                if c.local_close.linger_until.is_some_and(|d| d <= now) =>
+            {
                 self.finish_graceful_close(cx, id);
             }
             _ => {}
@@ -90,10 +96,18 @@ impl Edk2Tcp4 {
     /// The graceful close is over: release the socket, abort what is still
     /// pending, complete the Close token.
     fn finish_graceful_close(&mut self, cx: &mut Env, id: usize) {
-        self.children.get_mut(&id).expect("exists").graceful_done = true;
+        self.children
+            .get_mut(&id)
+            .expect("exists")
+            .local_close
+            .graceful_done = true;
         self.drop_socket(id);
         self.flush_tokens(cx, id, Status::ABORTED, false);
-        if let Some(p) = self.children.get_mut(&id).and_then(|c| c.close.take()) {
+        if let Some(p) = self
+            .children
+            .get_mut(&id)
+            .and_then(|c| c.tokens.close.take())
+        {
             self.complete(cx, p, Status::SUCCESS);
         }
     }
@@ -115,7 +129,7 @@ impl Edk2Tcp4 {
                 // Half-open children stay: EDK2 does not destroy them (code-read).
             }
         }
-        c.linger_deadline = None;
+        c.local_close.linger_until = None;
         c.stall = None;
     }
 }

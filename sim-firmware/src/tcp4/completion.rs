@@ -68,17 +68,17 @@ impl Edk2Tcp4 {
             let Some(h) = c.sock else { continue };
             let st = self.sockets.get::<tcp::Socket>(h).state();
             let ev_ok = |e: usize| only_event.is_none_or(|o| o == e);
-            if st == State::SynSent && c.connect.as_ref().is_some_and(|t| ev_ok(t.event)) {
+            if st == State::SynSent && c.tokens.connect().is_some_and(|t| ev_ok(t.event)) {
                 cands.push((id, "Connect", Status::TIMEOUT));
             }
             let live = matches!(
                 st,
                 State::Established | State::CloseWait | State::FinWait1 | State::FinWait2
             );
-            if live && !c.close_issued {
-                if c.rxs.iter().any(|t| ev_ok(t.event)) {
+            if live && !c.local_close.fin_queued {
+                if c.tokens.rxs.iter().any(|t| ev_ok(t.event)) {
                     cands.push((id, "Receive", CONNECTION_RESET));
-                } else if c.txs.iter().any(|t| ev_ok(t.event)) {
+                } else if c.tokens.txs.iter().any(|t| ev_ok(t.event)) {
                     cands.push((id, "Transmit", CONNECTION_RESET));
                 }
             }
@@ -108,7 +108,7 @@ impl Edk2Tcp4 {
             // CONNECTION_RESET as for a peer RST in that state.
             let c = self.children.get_mut(&id).expect("candidate");
             let h = c.sock.expect("candidate has a socket");
-            c.prev = Some(self.sockets.get::<tcp::Socket>(h).state());
+            c.observed.last_state = Some(self.sockets.get::<tcp::Socket>(h).state());
             self.sockets.get_mut::<tcp::Socket>(h).abort();
             self.egress(cx); // the RST leaves now
             cx.trace(format!("child {id}: injected reset, RST sent"));
@@ -126,15 +126,7 @@ impl Edk2Tcp4 {
         let Some(c) = self.children.get_mut(&id) else {
             return;
         };
-        let mut all: Vec<Pending> = Vec::new();
-        all.extend(c.connect.take());
-        all.extend(c.accepts.drain(..));
-        all.extend(c.txs.drain(..));
-        all.extend(c.rxs.drain(..));
-        if include_close {
-            all.extend(c.close.take());
-        }
-        c.connect_deadline = None;
+        let all = c.tokens.take_all(include_close);
         for p in all {
             self.complete(cx, p, st);
         }

@@ -41,13 +41,7 @@ impl Edk2Tcp4 {
     pub fn owned_ranges(&self) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         for c in self.children.values() {
-            let ps = c
-                .connect
-                .iter()
-                .chain(&c.accepts)
-                .chain(&c.txs)
-                .chain(&c.rxs)
-                .chain(&c.close);
+            let ps = c.tokens.iter();
             for p in ps {
                 for &(a, l) in &p.ranges {
                     out.push((a, l, p.token));
@@ -60,13 +54,7 @@ impl Edk2Tcp4 {
     pub fn pending_events(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         for c in self.children.values() {
-            let ps = c
-                .connect
-                .iter()
-                .chain(&c.accepts)
-                .chain(&c.txs)
-                .chain(&c.rxs)
-                .chain(&c.close);
+            let ps = c.tokens.iter();
             out.extend(ps.map(|p| (p.event, p.token)));
         }
         out
@@ -89,14 +77,7 @@ impl Edk2Tcp4 {
             return Err(Status::ACCESS_DENIED);
         }
         let c = &self.children[&id];
-        let dup = c
-            .connect
-            .iter()
-            .chain(&c.accepts)
-            .chain(&c.txs)
-            .chain(&c.rxs)
-            .chain(&c.close)
-            .any(|p| p.event == event);
+        let dup = c.tokens.iter().any(|p| p.event == event);
         if dup {
             cx.breach(
                 BreachKind::EventReusedWhilePending,
@@ -121,20 +102,6 @@ impl Edk2Tcp4 {
                     p.token
                 ),
             );
-        }
-    }
-
-    pub(super) fn simple_pending(kind: Kind, token: usize, event: usize, size: usize) -> Pending {
-        Pending {
-            token,
-            event,
-            kind,
-            check: 0,
-            ranges: vec![(token, size)],
-            frags: vec![],
-            data: 0,
-            len: 0,
-            offset: 0,
         }
     }
 }

@@ -45,19 +45,16 @@ impl Edk2Tcp4 {
             {
                 station = a;
             }
-            let child = Child {
-                cfg: Some(ChildCfg {
-                    active: false,
-                    station,
-                    remote,
-                    remote_port,
-                    ..cfg
-                }),
-                sock: Some(h),
-                passive: true,
-                prev: Some(st),
-                ..Child::default()
-            };
+            let mut child = Child::new(Origin::Backlog);
+            child.cfg = Some(ChildCfg {
+                active: false,
+                station,
+                remote,
+                remote_port,
+                ..cfg
+            });
+            child.sock = Some(h);
+            child.observed.last_state = Some(st);
             self.children.insert(cid, child);
             cx.trace(format!("listener {id}: child {cid} established"));
             self.children
@@ -107,15 +104,15 @@ impl Edk2Tcp4 {
         loop {
             let c = self.children.get_mut(&id).expect("listener");
             let l = c.listener.as_mut().expect("listener");
-            if c.accepts.is_empty() || l.ready.is_empty() {
+            if c.tokens.accepts.is_empty() || l.ready.is_empty() {
                 break;
             }
             let cid = l.ready.pop_front().expect("ready");
-            let p = c.accepts.pop_front().expect("accept");
+            let p = c.tokens.accepts.pop_front().expect("accept");
             let handle = Self::child_handle(cid);
             // SAFETY: pending listen token is writable (trait contract).
             unsafe { (*(p.token as *mut Tcp4ListenToken)).new_child_handle = handle as _ };
-            self.children.get_mut(&cid).expect("child").visible = true;
+            self.children.get_mut(&cid).expect("child").hand_out();
             self.complete(cx, p, Status::SUCCESS);
         }
         // Keep one listening socket while the backlog has room.

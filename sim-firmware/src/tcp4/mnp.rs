@@ -122,16 +122,20 @@ impl Edk2Tcp4 {
             put(if t <= cx.now { cx.now + 1_000 } else { t });
         }
         for c in self.children.values() {
-            if c.sock.is_none() && c.connect.is_none() {
+            if c.sock.is_none() && !c.tokens.connecting() {
                 continue;
             }
-            let give_up = c.stall.and_then(|(_, since)| {
+            let give_up = c.stall.and_then(|Stall { since, .. }| {
                 c.cfg
                     .map(|cfg| since + retransmit_budget_ns(cfg.opts.data_retries))
             });
-            for d in [c.connect_deadline, c.linger_deadline, give_up]
-                .into_iter()
-                .flatten()
+            for d in [
+                c.tokens.connect_deadline(),
+                c.local_close.linger_until,
+                give_up,
+            ]
+            .into_iter()
+            .flatten()
             {
                 put(d);
             }

@@ -13,8 +13,7 @@ use std::net::Ipv4Addr;
 use efisock::firmware::status::{CONNECTION_FIN, CONNECTION_REFUSED, CONNECTION_RESET};
 use efisock::firmware::{
     Status, Tcp4CloseToken, Tcp4CompletionToken, Tcp4ConfigData, Tcp4ConnectionState,
-    Tcp4ConnectionToken, Tcp4IoToken, Tcp4ListenToken, Tcp4Option, Tcp4ReceiveData,
-    Tcp4TransmitData,
+    Tcp4ConnectionToken, Tcp4IoToken, Tcp4ListenToken, Tcp4ReceiveData, Tcp4TransmitData,
 };
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
@@ -25,110 +24,13 @@ use crate::decide::DecisionKind;
 use crate::device::{QueueDevice, tcp_summary};
 use crate::host::instant;
 use crate::rng::Rng;
-use crate::tokens::{self, Frag};
+use crate::tokens;
 use crate::world::{Env, MNP_TICK_NS};
 
 /// Frames the SUT NIC queues before dropping (MNP receive queue).
 pub const NIC_QUEUE_FRAMES: usize = 64;
 pub(crate) const CHILD_BASE: usize = 0x2_0000;
 const SEC: u64 = 1_000_000_000;
-const MAX_BUF: u32 = 2 * 1024 * 1024;
-const MIN_BUF: u32 = 8 * 1024;
-
-/// Which kind of token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Connect,
-    Accept,
-    Transmit,
-    Receive,
-    Close,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Connect => "connect",
-            Kind::Accept => "accept",
-            Kind::Transmit => "transmit",
-            Kind::Receive => "receive",
-            Kind::Close => "close",
-        }
-    }
-}
-
-/// A token the firmware owns.
-#[derive(Debug, Clone)]
-pub(crate) struct Pending {
-    pub token: usize,
-    pub event: usize,
-    pub kind: Kind,
-    check: u64,
-    /// Memory the firmware owns for this token: (address, length).
-    pub ranges: Vec<(usize, usize)>,
-    frags: Vec<Frag>,
-    data: usize,
-    len: usize,
-    offset: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Opts {
-    rcv_buf: u32,
-    snd_buf: u32,
-    backlog: usize,
-    conn_timeout_s: u32,
-    fin_timeout_s: u32,
-    tw_timeout_s: u32,
-    nagle: bool,
-    data_retries: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ChildCfg {
-    station: Ipv4Addr,
-    mask: Ipv4Addr,
-    port: u16,
-    remote: Ipv4Addr,
-    remote_port: u16,
-    active: bool,
-    use_default: bool,
-    tos: u8,
-    ttl: u8,
-    opts: Opts,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Child {
-    cfg: Option<ChildCfg>,
-    sock: Option<SocketHandle>,
-    listener: Option<ListenerState>,
-    pub passive: bool,
-    pub busy: bool,
-    /// Handed to the application (created by CreateChild or accepted).
-    pub visible: bool,
-    connect: Option<Pending>,
-    accepts: VecDeque<Pending>,
-    txs: VecDeque<Pending>,
-    rxs: VecDeque<Pending>,
-    close: Option<Pending>,
-    error: Option<Status>,
-    fin_in: bool,
-    prev: Option<State>,
-    close_issued: bool,
-    graceful_done: bool,
-    connect_deadline: Option<u64>,
-    linger_deadline: Option<u64>,
-    reset_seen: bool,
-    /// Retransmission watchdog: (outstanding bytes, since when unchanged).
-    stall: Option<(usize, u64)>,
-}
-
-#[derive(Debug, Default)]
-struct ListenerState {
-    pool: Vec<SocketHandle>,
-    ready: VecDeque<usize>,
-}
 
 pub(crate) struct Edk2Tcp4 {
     iface: Interface,
@@ -143,13 +45,6 @@ pub(crate) struct Edk2Tcp4 {
     deferred: Vec<usize>,
     /// Inside a Tcp4 call's body: completions may be notified as it returns.
     pub in_call: bool,
-}
-
-impl Child {
-    /// Configured (Configure succeeded and no reset since).
-    pub fn is_configured(&self) -> bool {
-        self.cfg.is_some()
-    }
 }
 
 impl Edk2Tcp4 {
@@ -217,55 +112,22 @@ fn mask_ok(m: Ipv4Addr) -> bool {
     v.leading_ones() + v.trailing_zeros() == 32
 }
 
-/// Read the options, replacing out-of-range values by defaults (TcpProto.h).
-///
-/// # Safety
-/// `o` is null or valid for reads.
-unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
-    let mut opts = Opts {
-        rcv_buf: MAX_BUF,
-        snd_buf: MAX_BUF,
-        backlog: 10,
-        conn_timeout_s: 75,
-        fin_timeout_s: 2,
-        tw_timeout_s: 2,
-        nagle: true,
-        data_retries: 12,
-    };
-    if o.is_null() {
-        return opts;
-    }
-    // SAFETY: non-null option pointer is valid for reads (trait contract).
-    let o = unsafe { &*o };
-    // TCP_COMP_VAL (TcpDispatcher.c `TcpConfigurePcb`): out of range means
-    // the default, not the nearest bound. Ranges from TcpProto.h.
-    let inr = |v: u32, lo: u32, hi: u32, d: u32| if (lo..=hi).contains(&v) { v } else { d };
-    opts.rcv_buf = inr(o.receive_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
-    opts.snd_buf = inr(o.send_buffer_size, MIN_BUF, MAX_BUF, MAX_BUF);
-    opts.backlog = inr(o.max_syn_back_log, 5, 10, 10) as usize;
-    opts.conn_timeout_s = inr(o.connection_timeout, 60, 75, 75);
-    opts.fin_timeout_s = inr(o.fin_timeout, 2, 4, 2);
-    // TimeWaitTimeout 0 disables TIME_WAIT (the connection closes at once).
-    opts.tw_timeout_s = match o.time_wait_timeout {
-        0 => 0,
-        v => inr(v, 2, 60, 2),
-    };
-    opts.nagle = bool::from(o.enable_nagle);
-    opts.data_retries = inr(o.data_retries, 6, 12, 12);
-    opts
-}
-
 mod api;
 mod calls;
+mod child;
 mod closing;
 mod completion;
 mod contract;
 mod listener;
 mod mnp;
+mod pending;
 mod ports;
 mod service;
 mod transfer;
 pub use api::SimTcp4;
+pub(crate) use child::Child;
+use child::{ChildCfg, ListenerState, Origin, Stall, read_opts};
+use pending::{Kind, Pending};
 
 /// EDK2's fragment-table checks for Transmit and Receive: a non-zero
 /// DataLength equal to the sum of the fragment lengths, at least one

@@ -9,7 +9,7 @@ impl Edk2Tcp4 {
         }
         self.children.values().any(|c| {
             c.cfg.is_some_and(|cfg| cfg.port == port)
-                && (c.listener.is_some() || c.sock.is_some() || !c.passive)
+                && (c.listener.is_some() || c.sock.is_some() || !c.is_passive())
         })
     }
 

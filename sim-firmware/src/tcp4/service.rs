@@ -37,7 +37,7 @@ impl Edk2Tcp4 {
             return;
         };
         let st = self.sockets.get::<tcp::Socket>(h).state();
-        let prev = c.prev.replace(st);
+        let prev = c.observed.last_state.replace(st);
         let _ = self.service_connection(cx, id, h, st, prev, now);
     }
 
@@ -66,9 +66,8 @@ impl Edk2Tcp4 {
     /// before, see `connect`) times out at its deadline.
     fn expire_socketless_connect(&mut self, cx: &mut Env, id: usize, now: u64) {
         let c = self.children.get_mut(&id).expect("caller checked");
-        if c.connect.is_some() && c.connect_deadline.is_some_and(|d| d <= now) {
-            c.connect_deadline = None;
-            let p = c.connect.take().expect("checked");
+        if c.tokens.connect_deadline().is_some_and(|d| d <= now) {
+            let p = c.tokens.take_connect().expect("checked");
             c.error = Some(Status::TIMEOUT);
             self.complete(cx, p, Status::TIMEOUT);
         }
@@ -79,14 +78,13 @@ impl Edk2Tcp4 {
     /// (TcpTimer.c `TcpConnectTimeout`).
     fn settle_connect(&mut self, cx: &mut Env, id: usize, st: State, now: u64) -> ControlFlow<()> {
         let c = self.children.get_mut(&id).expect("exists");
-        if c.connect.is_none() {
+        if !c.tokens.connecting() {
             return ControlFlow::Continue(());
         }
         if synchronized(st) {
-            c.connect_deadline = None;
-            let p = c.connect.take().expect("checked");
+            let p = c.tokens.take_connect().expect("checked");
             self.complete(cx, p, Status::SUCCESS);
-        } else if st == State::SynSent && c.connect_deadline.is_some_and(|d| d <= now) {
+        } else if st == State::SynSent && c.tokens.connect_deadline().is_some_and(|d| d <= now) {
             c.error = Some(Status::TIMEOUT);
             self.drop_socket(id);
             self.flush_tokens(cx, id, Status::TIMEOUT, true);
@@ -106,14 +104,14 @@ impl Edk2Tcp4 {
         prev: Option<State>,
     ) -> ControlFlow<()> {
         let c = self.children.get_mut(&id).expect("exists");
-        if st != State::Closed || c.reset_seen {
+        if st != State::Closed || c.observed.reset_reported {
             return ControlFlow::Continue(());
         }
         let was = prev.unwrap_or(State::Closed);
         if matches!(was, State::Closed | State::LastAck | State::TimeWait) {
             return ControlFlow::Continue(());
         }
-        c.reset_seen = true;
+        c.observed.reset_reported = true;
         let err = match was {
             State::SynSent if !cx.cfg.quirks.connect_closed_port_reports_reset => {
                 CONNECTION_REFUSED
@@ -125,7 +123,11 @@ impl Edk2Tcp4 {
         cx.trace(format!("child {id}: reset in {was:?}"));
         // SockConnClosed: the Close token (if any) gets SUCCESS, the
         // others the socket error (SockConnFlush).
-        if let Some(p) = self.children.get_mut(&id).and_then(|c| c.close.take()) {
+        if let Some(p) = self
+            .children
+            .get_mut(&id)
+            .and_then(|c| c.tokens.close.take())
+        {
             self.complete(cx, p, Status::SUCCESS);
         }
         self.flush_tokens(cx, id, err, true);
@@ -140,7 +142,11 @@ impl Edk2Tcp4 {
             st,
             State::CloseWait | State::LastAck | State::Closing | State::TimeWait
         ) {
-            self.children.get_mut(&id).expect("exists").fin_in = true;
+            self.children
+                .get_mut(&id)
+                .expect("exists")
+                .observed
+                .peer_fin = true;
         }
     }
 
@@ -160,12 +166,15 @@ impl Edk2Tcp4 {
         let c = self.children.get_mut(&id).expect("exists");
         c.stall = match c.stall {
             _ if outstanding == 0 || !synchronized(st) => None,
-            Some((n, since)) if n == outstanding => Some((n, since)),
-            _ => Some((outstanding, now)),
+            Some(stall) if stall.outstanding == outstanding => Some(stall),
+            _ => Some(Stall {
+                outstanding,
+                since: now,
+            }),
         };
         let retries = c.cfg.expect("configured").opts.data_retries;
         if c.stall
-            .is_some_and(|(_, since)| now >= since + retransmit_budget_ns(retries))
+            .is_some_and(|s| now >= s.since + retransmit_budget_ns(retries))
         {
             c.error = Some(Status::TIMEOUT);
             cx.trace(format!("child {id}: retransmissions exhausted"));

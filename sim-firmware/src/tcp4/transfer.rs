@@ -9,7 +9,11 @@ impl Edk2Tcp4 {
     /// Copy pending transmits into the send buffer, in order, as far as it
     /// has room; a transmit completes when its last byte is in.
     pub(super) fn segment_transmits(&mut self, cx: &mut Env, id: usize, h: SocketHandle) {
-        while let Some(front) = self.children.get(&id).and_then(|c| c.txs.front().cloned()) {
+        while let Some(front) = self
+            .children
+            .get(&id)
+            .and_then(|c| c.tokens.txs.front().cloned())
+        {
             let sock = self.sockets.get::<tcp::Socket>(h);
             if !sock.may_send() {
                 break;
@@ -28,10 +32,10 @@ impl Edk2Tcp4 {
             let n = sock.send_slice(&bytes).unwrap_or(0);
             cx.now += (n as u64 * cx.cfg.cost.per_byte_copy_ps) / 1000;
             let c = self.children.get_mut(&id).expect("exists");
-            let f = c.txs.front_mut().expect("front");
+            let f = c.tokens.txs.front_mut().expect("front");
             f.offset += n;
             if f.offset >= f.len {
-                let p = c.txs.pop_front().expect("front");
+                let p = c.tokens.txs.pop_front().expect("front");
                 self.complete(cx, p, Status::SUCCESS);
             } else if n < k || n == 0 {
                 break;
@@ -42,7 +46,11 @@ impl Edk2Tcp4 {
     /// Complete pending receives from the received data, one token per
     /// pass with min(available, DataLength) bytes.
     pub(super) fn deliver_receives(&mut self, cx: &mut Env, id: usize, h: SocketHandle) {
-        while let Some(front) = self.children.get(&id).and_then(|c| c.rxs.front().cloned()) {
+        while let Some(front) = self
+            .children
+            .get(&id)
+            .and_then(|c| c.tokens.rxs.front().cloned())
+        {
             let sock = self.sockets.get_mut::<tcp::Socket>(h);
             let avail = sock.recv_queue();
             if avail == 0 {
@@ -65,7 +73,7 @@ impl Edk2Tcp4 {
             buf.truncate(n);
             cx.now += (n as u64 * cx.cfg.cost.per_byte_copy_ps) / 1000;
             let c = self.children.get_mut(&id).expect("exists");
-            let p = c.rxs.pop_front().expect("front");
+            let p = c.tokens.rxs.pop_front().expect("front");
             self.verify(cx, &p, "before delivery");
             // SAFETY: pending receive data, table and buffers are writable.
             unsafe { tokens::scatter(p.data as *mut Tcp4ReceiveData, &p.frags, &buf) };
@@ -81,8 +89,8 @@ impl Edk2Tcp4 {
     pub(super) fn complete_receives_at_fin(&mut self, cx: &mut Env, id: usize, h: SocketHandle) {
         let c = self.children.get_mut(&id).expect("exists");
         let queued = self.sockets.get::<tcp::Socket>(h).recv_queue();
-        if c.fin_in && queued == 0 && !c.rxs.is_empty() {
-            let ps: Vec<Pending> = c.rxs.drain(..).collect();
+        if c.observed.peer_fin && queued == 0 && !c.tokens.rxs.is_empty() {
+            let ps: Vec<Pending> = c.tokens.rxs.drain(..).collect();
             for p in ps {
                 self.complete(cx, p, CONNECTION_FIN);
             }
