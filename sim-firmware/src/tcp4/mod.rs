@@ -74,10 +74,6 @@ impl Edk2Tcp4 {
     }
 }
 
-fn ip(a: efisock::firmware::Ipv4Address) -> Ipv4Addr {
-    Ipv4Addr::from(a.0)
-}
-
 fn synchronized(st: State) -> bool {
     !matches!(st, State::Closed | State::Listen | State::SynSent)
 }
@@ -107,17 +103,14 @@ pub(crate) fn retransmit_budget_ns(retries: u32) -> u64 {
         * SEC
 }
 
-fn mask_ok(m: Ipv4Addr) -> bool {
-    let v = u32::from(m);
-    v.leading_ones() + v.trailing_zeros() == 32
-}
-
 mod api;
 mod calls;
 mod child;
 mod closing;
 mod completion;
+mod configure;
 mod contract;
+mod io;
 mod listener;
 mod mnp;
 mod pending;
@@ -128,14 +121,3 @@ pub use api::SimTcp4;
 pub(crate) use child::Child;
 use child::{ChildCfg, ListenerState, Origin, Stall, read_opts};
 use pending::{Kind, Pending};
-
-/// EDK2's fragment-table checks for Transmit and Receive: a non-zero
-/// DataLength equal to the sum of the fragment lengths, at least one
-/// fragment, and no null buffer behind a non-empty fragment.
-fn fragments_valid(len: u32, frags: &[(usize, usize)]) -> bool {
-    let sum: usize = frags.iter().map(|f| f.1).sum();
-    len != 0
-        && !frags.is_empty()
-        && sum == len as usize
-        && !frags.iter().any(|f| f.0 == 0 && f.1 > 0)
-}
