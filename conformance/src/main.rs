@@ -59,7 +59,9 @@ fn main() -> ExitCode {
 fn sim_setup(opts: &RunOptions) -> Result<SimSetup, String> {
     let mut setup = SimSetup::default();
     if let Some(name) = &opts.profile {
-        setup.profile = name.parse()?;
+        setup.profile = name
+            .parse::<efisock_sim::Profile>()
+            .map_err(|e| e.to_string())?;
     }
     setup.quirk_overrides = opts.quirks.clone();
     setup.strategy = opts.strategy.clone();

@@ -49,7 +49,7 @@ impl SimSetup {
     pub fn config(&self, seed: u64) -> Result<SimConfig, String> {
         let mut config = SimConfig::new(seed).with_profile(self.profile);
         for (name, on) in &self.quirk_overrides {
-            config.quirks.set(name, *on)?;
+            config.quirks.set(name, *on).map_err(|e| e.to_string())?;
         }
         Ok(config)
     }

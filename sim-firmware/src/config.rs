@@ -54,15 +54,29 @@ impl Profile {
     }
 }
 
+/// A profile name that is not one of [`Profile::name`]'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProfile(pub String);
+
+impl fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown profile {:?} (expected \"edk2-stable202211\" or \"legacy\")",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownProfile {}
+
 impl FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownProfile;
+    fn from_str(s: &str) -> Result<Self, UnknownProfile> {
         match s {
             "edk2-stable202211" => Ok(Profile::Edk2Stable202211),
             "legacy" => Ok(Profile::Legacy),
-            other => Err(format!(
-                "unknown profile {other:?} (expected \"edk2-stable202211\" or \"legacy\")"
-            )),
+            other => Err(UnknownProfile(other.to_string())),
         }
     }
 }
@@ -129,6 +143,24 @@ const QUIRK_NAMES: &[&str] = &[
     "stored_error_leaks_into_next_connection",
 ];
 
+/// A quirk name that is not one of [`Quirks::names`]; its message lists
+/// the known ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownQuirk(pub String);
+
+impl fmt::Display for UnknownQuirk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown quirk {:?}; known: {}",
+            self.0,
+            QUIRK_NAMES.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownQuirk {}
+
 impl Quirks {
     /// Names of every quirk switch.
     pub fn names() -> &'static [&'static str] {
@@ -155,16 +187,13 @@ impl Quirks {
     }
 
     /// Turn one quirk on or off by name.
-    pub fn set(&mut self, name: &str, on: bool) -> Result<(), String> {
+    pub fn set(&mut self, name: &str, on: bool) -> Result<(), UnknownQuirk> {
         match self.slot(name) {
             Some(b) => {
                 *b = on;
                 Ok(())
             }
-            None => Err(format!(
-                "unknown quirk {name:?}; known: {}",
-                QUIRK_NAMES.join(", ")
-            )),
+            None => Err(UnknownQuirk(name.to_string())),
         }
     }
 
@@ -410,16 +439,113 @@ impl fmt::Display for Faults {
     }
 }
 
+/// Why a string is not a [`Faults`] (knob names as written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseFaultsError {
+    /// The empty string (`none` means no faults).
+    Empty,
+    /// A knob appears twice in `text`.
+    Repeated {
+        /// The knob.
+        knob: String,
+        /// The whole string.
+        text: String,
+    },
+    /// A knob that needs a value has none.
+    MissingValue {
+        /// The knob.
+        knob: String,
+        /// What its value stands for (`P`, `NS`).
+        placeholder: &'static str,
+    },
+    /// A probability knob's value is not a number.
+    NotANumber {
+        /// The knob.
+        knob: String,
+        /// The value given.
+        value: String,
+    },
+    /// A probability knob's value is outside [0, 1].
+    NotAProbability {
+        /// The knob.
+        knob: String,
+        /// The value given.
+        value: String,
+    },
+    /// A switch knob was given a value.
+    TakesNoValue {
+        /// The knob.
+        knob: String,
+        /// The value given.
+        value: String,
+    },
+    /// `dhcp_delay` is not a whole number of nanoseconds.
+    NotNanoseconds {
+        /// The value given.
+        value: String,
+    },
+    /// An empty item (two commas, or a trailing one) in `text`.
+    EmptyKnob {
+        /// The whole string.
+        text: String,
+    },
+    /// A knob with no such name.
+    UnknownKnob {
+        /// The knob.
+        knob: String,
+    },
+}
+
+impl fmt::Display for ParseFaultsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseFaultsError::Empty => {
+                f.write_str("faults: empty string (write \"none\" for no faults)")
+            }
+            ParseFaultsError::Repeated { knob, text } => {
+                write!(f, "faults: knob {knob:?} given twice in {text:?}")
+            }
+            ParseFaultsError::MissingValue { knob, placeholder } => write!(
+                f,
+                "faults: knob {knob:?} needs a value ({knob}={placeholder})"
+            ),
+            ParseFaultsError::NotANumber { knob, value } => {
+                write!(f, "faults: {knob}={value:?} is not a number")
+            }
+            ParseFaultsError::NotAProbability { knob, value } => {
+                write!(f, "faults: {knob}={value} is not a probability in [0, 1]")
+            }
+            ParseFaultsError::TakesNoValue { knob, value } => {
+                write!(
+                    f,
+                    "faults: knob {knob:?} takes no value (got {knob}={value})"
+                )
+            }
+            ParseFaultsError::NotNanoseconds { value } => write!(
+                f,
+                "faults: dhcp_delay={value:?} is not a whole number of nanoseconds"
+            ),
+            ParseFaultsError::EmptyKnob { text } => write!(f, "faults: empty knob in {text:?}"),
+            ParseFaultsError::UnknownKnob { knob } => write!(
+                f,
+                "faults: unknown knob {knob:?} (known: loss, dup, reorder, spike, jitter, inject, dhcp_delay, dhcp_fail, late)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ParseFaultsError {}
+
 impl FromStr for Faults {
-    type Err = String;
+    type Err = ParseFaultsError;
     /// Parses what `Display` writes (knobs in any order, each at most once).
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseFaultsError> {
         let mut out = Faults::none();
         if s == "none" {
             return Ok(out);
         }
         if s.is_empty() {
-            return Err("faults: empty string (write \"none\" for no faults)".into());
+            return Err(ParseFaultsError::Empty);
         }
         let mut seen: Vec<&str> = Vec::new();
         for item in s.split(',') {
@@ -428,25 +554,33 @@ impl FromStr for Faults {
                 None => (item, None),
             };
             if seen.contains(&key) {
-                return Err(format!("faults: knob {key:?} given twice in {s:?}"));
+                return Err(ParseFaultsError::Repeated {
+                    knob: key.to_string(),
+                    text: s.to_string(),
+                });
             }
             seen.push(key);
-            let prob = |v: Option<&str>| -> Result<f64, String> {
-                let v = v.ok_or_else(|| format!("faults: knob {key:?} needs a value ({key}=P)"))?;
-                let x: f64 = v
-                    .parse()
-                    .map_err(|_| format!("faults: {key}={v:?} is not a number"))?;
+            let prob = |v: Option<&str>| -> Result<f64, ParseFaultsError> {
+                let v = knob_value(key, v, "P")?;
+                let x: f64 = v.parse().map_err(|_| ParseFaultsError::NotANumber {
+                    knob: key.to_string(),
+                    value: v.to_string(),
+                })?;
                 if !(0.0..=1.0).contains(&x) {
-                    return Err(format!("faults: {key}={v} is not a probability in [0, 1]"));
+                    return Err(ParseFaultsError::NotAProbability {
+                        knob: key.to_string(),
+                        value: v.to_string(),
+                    });
                 }
                 Ok(x)
             };
-            let flag = |v: Option<&str>| -> Result<bool, String> {
+            let flag = |v: Option<&str>| -> Result<bool, ParseFaultsError> {
                 match v {
                     None => Ok(true),
-                    Some(v) => Err(format!(
-                        "faults: knob {key:?} takes no value (got {key}={v})"
-                    )),
+                    Some(v) => Err(ParseFaultsError::TakesNoValue {
+                        knob: key.to_string(),
+                        value: v.to_string(),
+                    }),
                 }
             };
             match key {
@@ -457,24 +591,40 @@ impl FromStr for Faults {
                 "jitter" => out.jitter = flag(val)?,
                 "inject" => out.inject = prob(val)?,
                 "dhcp_delay" => {
-                    let v =
-                        val.ok_or("faults: knob \"dhcp_delay\" needs a value (dhcp_delay=NS)")?;
-                    out.dhcp_delay_ns = v.parse().map_err(|_| {
-                        format!("faults: dhcp_delay={v:?} is not a whole number of nanoseconds")
-                    })?;
+                    let v = knob_value(key, val, "NS")?;
+                    out.dhcp_delay_ns =
+                        v.parse().map_err(|_| ParseFaultsError::NotNanoseconds {
+                            value: v.to_string(),
+                        })?;
                 }
                 "dhcp_fail" => out.dhcp_fail = flag(val)?,
                 "late" => out.late_bias = prob(val)?,
-                "" => return Err(format!("faults: empty knob in {s:?}")),
+                "" => {
+                    return Err(ParseFaultsError::EmptyKnob {
+                        text: s.to_string(),
+                    });
+                }
                 other => {
-                    return Err(format!(
-                        "faults: unknown knob {other:?} (known: loss, dup, reorder, spike, jitter, inject, dhcp_delay, dhcp_fail, late)"
-                    ));
+                    return Err(ParseFaultsError::UnknownKnob {
+                        knob: other.to_string(),
+                    });
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// A knob's value, or the error naming what it should have been.
+fn knob_value<'a>(
+    knob: &str,
+    value: Option<&'a str>,
+    placeholder: &'static str,
+) -> Result<&'a str, ParseFaultsError> {
+    value.ok_or_else(|| ParseFaultsError::MissingValue {
+        knob: knob.to_string(),
+        placeholder,
+    })
 }
 
 /// What to do when a contract breach is detected.

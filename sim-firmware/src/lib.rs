@@ -108,10 +108,12 @@ mod world;
 pub use boot::HANG_STATUS;
 pub use breach::{Breach, BreachKind};
 pub use config::{
-    BreachPolicy, CostModel, DhcpConfig, Faults, LinkConfig, NotifyMode, Profile, Quirks, SimConfig,
+    BreachPolicy, CostModel, DhcpConfig, Faults, LinkConfig, NotifyMode, ParseFaultsError, Profile,
+    Quirks, SimConfig, UnknownProfile, UnknownQuirk,
 };
 pub use decide::{
-    Decider, DecisionKind, MAX_DEFERRALS, MAX_RUN, PCT_INITIAL_HORIZON, Scheduler, Tape,
+    Decider, DecisionKind, MAX_DEFERRALS, MAX_RUN, PCT_INITIAL_HORIZON, ParseSchedulerError,
+    ParseTapeError, Scheduler, Tape, TapeNumber,
 };
 pub use host::{ConnHandler, ConnIo, MAX_RTO_NS, PeerConnState};
 pub use sim::{Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service};
