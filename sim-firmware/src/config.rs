@@ -221,8 +221,7 @@ pub struct CostModel {
 impl Default for CostModel {
     fn default() -> Self {
         // Calibrated against OVMF (edk2-stable202211) under QEMU TCG by
-        // `cargo xtask bench-report` (docs/benchmarks.md): before, 200 /
-        // 2 000 / 5 000 / 250.
+        // `cargo xtask bench-report` (docs/benchmarks.md).
         CostModel {
             per_call_ns: 3_000,
             poll_ns: 0,
@@ -232,8 +231,8 @@ impl Default for CostModel {
     }
 }
 
-/// When notify functions run (the first scheduling switch, kept for its
-/// callers; [`SimConfig::scheduler`] is the general one).
+/// When notify functions run: a shorthand for FIFO or
+/// [`Scheduler::Uniform`] ([`SimConfig::scheduler`] is the general switch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotifyMode {
     /// As [`SimConfig::scheduler`] says (default [`Scheduler::Fifo`]: FIFO
