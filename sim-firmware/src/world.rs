@@ -128,6 +128,7 @@ pub(crate) fn ev_id(e: *mut core::ffi::c_void) -> usize {
 }
 
 impl World {
+    /// A world for `cfg`, with the default peer host at 10.0.2.2.
     pub fn new(cfg: SimConfig) -> World {
         let seed = cfg.seed;
         let tcp4 = Edk2Tcp4::new(seed);
@@ -165,6 +166,7 @@ impl World {
 }
 
 impl Env {
+    /// Index of the peer host at `addr`, added if new.
     pub fn add_host(&mut self, addr: Ipv4Addr) -> usize {
         if let Some(i) = self.hosts.iter().position(|h| h.addr == addr) {
             return i;
@@ -177,6 +179,8 @@ impl Env {
 
     // ---- breaches ----------------------------------------------------
 
+    /// Report a contract breach (recorded, or a panic under
+    /// `BreachPolicy::Panic`).
     pub fn breach(&mut self, kind: BreachKind, message: String) {
         let b = Breach {
             kind,
@@ -191,12 +195,14 @@ impl Env {
         self.breaches.push(b);
     }
 
+    /// Append a line to the run's trace, stamped with virtual time.
     pub fn trace(&mut self, line: String) {
         self.trace.push(format!("{:>12} {line}", self.now));
     }
 
     // ---- events ------------------------------------------------------
 
+    /// CreateEvent: a new event handle.
     pub fn create_event(
         &mut self,
         ty: u32,
@@ -293,6 +299,7 @@ impl Env {
         Some(status)
     }
 
+    /// Record an injected status in the run's log and trace.
     pub fn log_injection(&mut self, call: &'static str, status: Status) {
         self.injected.push(Injection {
             call,
@@ -416,6 +423,7 @@ impl Env {
         }
     }
 
+    /// Let peer host `i` process what arrived and send what it has.
     pub fn run_host(&mut self, i: usize) {
         let now = self.now;
         let out = self.hosts[i].process(now);
@@ -428,6 +436,7 @@ impl Env {
 }
 
 impl World {
+    /// A frame arrives at its destination: the SUT's NIC or a peer host.
     fn deliver(&mut self, frame: Vec<u8>) {
         let Some(dst) = ipv4_dst(&frame) else { return };
         let dst = Ipv4Addr::from(dst);
@@ -558,6 +567,8 @@ impl World {
 
     // ---- Ip4Config2 --------------------------------------------------
 
+    /// Set the SUT's address and gateway, then signal the Ip4Config2
+    /// address notifications.
     pub fn set_address(&mut self, addr: Option<(Ipv4Addr, Ipv4Addr)>, gw: Option<Ipv4Addr>) {
         self.env.ip4.address = addr;
         self.env.ip4.gateway = gw;

@@ -70,7 +70,10 @@ fn malformed_tapes_get_precise_errors() {
     ];
     for (s, want) in bad {
         let e = s.parse::<Tape>().expect_err(s);
-        assert!(e.to_string().contains(want), "{s:?}: got {e:?}, want {want:?}");
+        assert!(
+            e.to_string().contains(want),
+            "{s:?}: got {e:?}, want {want:?}"
+        );
     }
 }
 

@@ -29,6 +29,9 @@ impl SimTcp4 {
         Edk2Tcp4::child_handle(self.id) as Handle
     }
 
+    /// The envelope of every Tcp4 call but Poll: cost, the TPL check, the
+    /// per-instance lock (when `lock`), then `f` on the driver, an injected
+    /// completion, the trace line, and the notifies of what completed.
     fn call(
         &self,
         call: &'static str,

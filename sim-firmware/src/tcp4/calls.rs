@@ -2,9 +2,22 @@
 //! CreateChild/DestroyChild, Connect, Accept, Close and Cancel. The
 //! caller (`api`) has checked the arguments and holds the instance lock.
 
-use super::*;
+use efisock::firmware::{
+    Status, Tcp4CloseToken, Tcp4CompletionToken, Tcp4ConnectionToken, Tcp4ListenToken,
+};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+
+use crate::breach::BreachKind;
+use crate::tokens;
+use crate::world::Env;
+
+use super::child::{Child, Origin};
+use super::pending::{Kind, Pending};
+use super::{Edk2Tcp4, SEC, synchronized};
 
 impl Edk2Tcp4 {
+    /// CreateChild: an unconfigured child the application holds.
     pub fn create_child(&mut self) -> usize {
         let id = self.next_child;
         self.next_child += 1;
@@ -12,6 +25,8 @@ impl Edk2Tcp4 {
         Self::child_handle(id)
     }
 
+    /// DestroyChild: a synchronized connection is reset (RST), every
+    /// pending token is aborted, and the child is gone.
     pub fn destroy_child(&mut self, cx: &mut Env, id: usize) -> Status {
         let Some(c) = self.children.get_mut(&id) else {
             return Status::INVALID_PARAMETER;
@@ -32,11 +47,15 @@ impl Edk2Tcp4 {
         Status::SUCCESS
     }
 
+    /// The socket state of child `id`; None without a socket.
     pub fn state_of(&self, id: usize) -> Option<State> {
         let c = &self.children[&id];
         c.sock.map(|h| self.sockets.get::<tcp::Socket>(h).state())
     }
 
+    /// Connect: take the token, then send the SYN inside the call (none after
+    /// a graceful close, as EDK2).
+    ///
     /// # Safety
     /// `token` non-null and valid for reads/writes.
     pub unsafe fn connect(
@@ -99,6 +118,8 @@ impl Edk2Tcp4 {
         Status::SUCCESS
     }
 
+    /// Accept: queue the token; an established child completes it at once.
+    ///
     /// # Safety
     /// `token` non-null and valid.
     pub unsafe fn accept(
@@ -148,6 +169,9 @@ impl Edk2Tcp4 {
         Status::SUCCESS
     }
 
+    /// Close: abortive (RST or nothing to close) completes inside the call;
+    /// graceful sends the FIN after queued transmits and completes later.
+    ///
     /// # Safety
     /// `token` non-null and valid.
     pub unsafe fn close(&mut self, cx: &mut Env, id: usize, token: *mut Tcp4CloseToken) -> Status {
@@ -198,6 +222,8 @@ impl Edk2Tcp4 {
         Status::SUCCESS
     }
 
+    /// Cancel: abort the matching pending tokens (all for a null token).
+    ///
     /// # Safety
     /// `token` null or a token pointer.
     pub unsafe fn cancel(

@@ -4,7 +4,13 @@
 
 use std::ops::ControlFlow;
 
-use super::*;
+use efisock::firmware::Status;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::{self, State};
+
+use crate::world::Env;
+
+use super::{Edk2Tcp4, SEC};
 
 impl Edk2Tcp4 {
     /// Data after the local Close: EDK2 resets the connection (or, with

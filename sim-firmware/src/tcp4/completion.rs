@@ -1,9 +1,20 @@
 //! Completing tokens: status, trace, and when the event is signalled;
 //! injected completions.
 
-use super::*;
+use efisock::firmware::status::CONNECTION_RESET;
+use efisock::firmware::{Status, Tcp4CompletionToken};
+use smoltcp::socket::tcp::{self, State};
+
+use crate::decide::DecisionKind;
+use crate::tokens;
+use crate::world::Env;
+
+use super::Edk2Tcp4;
+use super::pending::Pending;
 
 impl Edk2Tcp4 {
+    /// Complete a token: re-check what the caller must not have touched,
+    /// write its status, then signal its event (now or at the next tick).
     pub(super) fn complete(&mut self, cx: &mut Env, p: Pending, st: Status) {
         self.verify(cx, &p, "at completion");
         // SAFETY: `p.token` is a pending token of this kind (trait contract);
@@ -116,6 +127,8 @@ impl Edk2Tcp4 {
         }
     }
 
+    /// Complete every pending token of child `id` with `st` (SockConnFlush);
+    /// the Close token too if `include_close`.
     pub(super) fn flush_tokens(
         &mut self,
         cx: &mut Env,
@@ -132,6 +145,7 @@ impl Edk2Tcp4 {
         }
     }
 
+    /// Complete a Receive whose data was just written.
     pub(super) fn finish_rx(&mut self, cx: &mut Env, p: Pending) {
         // Lengths were legitimately rewritten by the firmware: no re-verify.
         // SAFETY: pending token, see `complete`.

@@ -1,8 +1,19 @@
 //! Configure and GetModeData: a child's access point and options.
 
-use super::*;
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+
+use efisock::firmware::{Status, Tcp4ConfigData, Tcp4ConnectionState};
+
+use crate::world::Env;
+
+use super::child::{Child, ChildCfg, ListenerState, read_opts};
+use super::{Edk2Tcp4, edk2_state};
 
 impl Edk2Tcp4 {
+    /// Configure: null resets the child; otherwise check the access point,
+    /// bind the port and, for a passive child, start listening.
+    ///
     /// # Safety
     /// `cfg` is null or valid for reads including its control option.
     pub unsafe fn configure(
@@ -124,6 +135,8 @@ impl Edk2Tcp4 {
         Status::SUCCESS
     }
 
+    /// GetModeData: the connection state and the configuration in force.
+    ///
     /// # Safety
     /// Non-null pointers valid for writes.
     pub unsafe fn get_mode_data(

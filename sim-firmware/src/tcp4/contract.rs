@@ -1,7 +1,14 @@
 //! The ownership contract: what the firmware owns, and the checks a
 //! firmware ASSERT would make.
 
-use super::*;
+use efisock::firmware::{Status, Tcp4ReceiveData, Tcp4TransmitData};
+
+use crate::breach::BreachKind;
+use crate::tokens;
+use crate::world::Env;
+
+use super::Edk2Tcp4;
+use super::pending::{Kind, Pending};
 
 impl Edk2Tcp4 {
     /// Re-check caller-owned parts of a pending token.
@@ -38,6 +45,7 @@ impl Edk2Tcp4 {
         }
     }
 
+    /// Every memory range the firmware owns now: (address, length, token).
     pub fn owned_ranges(&self) -> Vec<(usize, usize, usize)> {
         let mut out = Vec::new();
         for c in self.children.values() {
@@ -51,6 +59,7 @@ impl Edk2Tcp4 {
         out
     }
 
+    /// The event of every pending token: (event, token).
     pub fn pending_events(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         for c in self.children.values() {

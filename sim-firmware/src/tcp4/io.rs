@@ -1,9 +1,21 @@
 //! Transmit and Receive: argument and state checks, then the token joins
 //! its queue and the child is serviced inside the call.
 
-use super::*;
+use efisock::firmware::status::CONNECTION_FIN;
+use efisock::firmware::{
+    Status, Tcp4CompletionToken, Tcp4IoToken, Tcp4ReceiveData, Tcp4TransmitData,
+};
+use smoltcp::socket::tcp::{self, State};
+
+use crate::tokens;
+use crate::world::Env;
+
+use super::Edk2Tcp4;
+use super::pending::{Kind, Pending};
 
 impl Edk2Tcp4 {
+    /// Whether Transmit (or, with `for_rx`, Receive) is allowed in the
+    /// child's state (SockSend/SockRcv); the status to return if not.
     pub(super) fn io_state_ok(&self, id: usize, for_rx: bool) -> Result<(), Status> {
         let c = &self.children[&id];
         if c.cfg.is_none() {
@@ -23,6 +35,8 @@ impl Edk2Tcp4 {
         }
     }
 
+    /// Transmit: queue the token and copy what fits into the send buffer.
+    ///
     /// # Safety
     /// `token` non-null and valid, with valid transmit data.
     pub unsafe fn transmit(&mut self, cx: &mut Env, id: usize, token: *mut Tcp4IoToken) -> Status {
@@ -80,6 +94,9 @@ impl Edk2Tcp4 {
         Status::SUCCESS
     }
 
+    /// Receive: a stored error or the FIN may answer at once; otherwise
+    /// queue the token and deliver what is buffered.
+    ///
     /// # Safety
     /// `token` non-null and valid, with valid receive data.
     pub unsafe fn receive(&mut self, cx: &mut Env, id: usize, token: *mut Tcp4IoToken) -> Status {

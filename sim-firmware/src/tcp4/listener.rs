@@ -1,8 +1,20 @@
 //! Listening children: the backlog as a pool of listening sockets.
 
-use super::*;
+use efisock::firmware::{Status, Tcp4ListenToken};
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+
+use crate::world::Env;
+
+use super::Edk2Tcp4;
+use super::child::{Child, ChildCfg, Origin};
 
 impl Edk2Tcp4 {
+    /// A listener's per-frame work: established connections become backlog
+    /// children, backlog children that closed are destroyed, Accepts get
+    /// children FIFO, and one listening socket is kept while the backlog
+    /// has room.
     pub(super) fn service_listener(&mut self, cx: &mut Env, id: usize) {
         let cfg = self.children[&id].cfg.expect("listener configured");
         let pool: Vec<SocketHandle> = self.children[&id]
@@ -135,6 +147,7 @@ impl Edk2Tcp4 {
             .pool = keep;
     }
 
+    /// A socket with the child's buffer sizes and Nagle setting.
     pub(super) fn new_socket(cfg: &ChildCfg) -> tcp::Socket<'static> {
         let mut s = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; cfg.opts.rcv_buf as usize]),
@@ -147,6 +160,7 @@ impl Edk2Tcp4 {
         s
     }
 
+    /// A listening socket on the child's station address and port.
     pub(super) fn new_listen_socket(set: &mut SocketSet<'static>, cfg: &ChildCfg) -> SocketHandle {
         let mut s = Self::new_socket(cfg);
         let addr = (!cfg.station.is_unspecified()).then_some(IpAddress::Ipv4(cfg.station));

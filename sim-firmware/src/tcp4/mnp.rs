@@ -1,9 +1,20 @@
 //! The MNP side: the NIC queue, one frame per tick or Poll, egress, and
 //! when the driver next needs the clock.
 
-use super::*;
+use std::net::Ipv4Addr;
+
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint};
+
+use crate::device::tcp_summary;
+use crate::host::instant;
+use crate::world::{Env, MNP_TICK_NS};
+
+use super::child::Stall;
+use super::{Edk2Tcp4, NIC_QUEUE_FRAMES, retransmit_budget_ns};
 
 impl Edk2Tcp4 {
+    /// The station address and default gateway changed (Ip4Config2, DHCP).
     pub fn set_address(&mut self, addr: Option<(Ipv4Addr, Ipv4Addr)>, gw: Option<Ipv4Addr>) {
         self.iface.update_ip_addrs(|a| {
             a.clear();
@@ -18,6 +29,8 @@ impl Edk2Tcp4 {
         }
     }
 
+    /// A frame for the SUT arrives: queued for the next MNP tick, or dropped
+    /// when the queue is full.
     pub fn enqueue(&mut self, cx: &mut Env, frame: Vec<u8>) {
         if self.nic.len() >= NIC_QUEUE_FRAMES {
             cx.stats.frames_dropped += 1;
@@ -111,6 +124,8 @@ impl Edk2Tcp4 {
         self.deferred.push(event);
     }
 
+    /// When the driver next needs to run: a queued frame's tick, smoltcp's
+    /// timers, or a connect / linger / retransmission deadline.
     pub fn next_due(&mut self, cx: &mut Env) -> Option<u64> {
         let mut best: Option<u64> = None;
         let mut put = |t: u64| best = Some(best.map_or(t, |b: u64| b.min(t)));
@@ -143,6 +158,8 @@ impl Edk2Tcp4 {
         best
     }
 
+    /// Run what is due now: an MNP tick processes one frame; otherwise
+    /// smoltcp's timers run and every child is serviced.
     pub fn step(&mut self, cx: &mut Env) {
         if (!self.nic.is_empty() || !self.deferred.is_empty()) && cx.now >= self.next_mnp {
             self.next_mnp = (cx.now / MNP_TICK_NS + 1) * MNP_TICK_NS + cx.timer_jitter_ns();

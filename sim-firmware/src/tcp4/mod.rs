@@ -1,53 +1,85 @@
-//! EDK2's TCP4 driver on top of smoltcp: per-child state, token queues,
-//! status codes and completion timing, with the contract checker's hooks.
+//! EDK2's TCP4 driver on top of smoltcp: [`Edk2Tcp4`], its children, and
+//! the protocol shims that put it behind `EFI_TCP4_PROTOCOL`.
 //!
 //! smoltcp provides the wire protocol; this module provides what EDK2 adds
 //! above it: tokens identified by their event, completions per frame (one
 //! frame per 10 ms MNP tick or per Poll), the backlog emulated with a pool of
 //! listening sockets, CONNECTION_FIN as a function result, RST on Close with
 //! unread data, ports held through TIME_WAIT. Quirks switch each of these.
+//!
+//! The driver owns only TCP state; every call borrows the rest of the
+//! machine ([`Env`](crate::world::Env): clock, events, decisions, pool, network) as its
+//! context, the way smoltcp hands its sockets a `Context`.
+//!
+//! Layout, by concern:
+//! - `api`: `SimTcp4` and the service binding (the call envelope: cost,
+//!   TPL check, per-instance lock, completions delivered as a call returns);
+//! - `calls`, `configure`, `io`: the Tcp4 functions;
+//! - `mnp`: frames in and out, the MNP tick, when the driver is next due;
+//! - `service`, `transfer`, `closing`, `listener`: the per-frame work;
+//! - `completion`, `contract`: completing tokens, the ownership checks;
+//! - `child`, `pending`, `ports`: per-child state, token queues, ports.
+
+mod api;
+mod calls;
+mod child;
+mod closing;
+mod completion;
+mod configure;
+mod contract;
+mod io;
+mod listener;
+mod mnp;
+mod pending;
+mod ports;
+mod service;
+mod transfer;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::Ipv4Addr;
 
-use efisock::firmware::status::{CONNECTION_FIN, CONNECTION_REFUSED, CONNECTION_RESET};
-use efisock::firmware::{
-    Status, Tcp4CloseToken, Tcp4CompletionToken, Tcp4ConfigData, Tcp4ConnectionState,
-    Tcp4ConnectionToken, Tcp4IoToken, Tcp4ListenToken, Tcp4ReceiveData, Tcp4TransmitData,
-};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::tcp::{self, State};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+use efisock::firmware::Tcp4ConnectionState;
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::socket::tcp::State;
+use smoltcp::wire::HardwareAddress;
 
-use crate::breach::BreachKind;
-use crate::decide::DecisionKind;
-use crate::device::{QueueDevice, tcp_summary};
+use crate::device::QueueDevice;
 use crate::host::instant;
 use crate::rng::Rng;
-use crate::tokens;
-use crate::world::{Env, MNP_TICK_NS};
+
+pub use api::SimTcp4;
+pub(crate) use child::Child;
 
 /// Frames the SUT NIC queues before dropping (MNP receive queue).
 pub const NIC_QUEUE_FRAMES: usize = 64;
+/// Child handles are `CHILD_BASE + 16 * id` (never null, 16-aligned so
+/// that a stray pointer is unlikely to name one).
 pub(crate) const CHILD_BASE: usize = 0x2_0000;
 const SEC: u64 = 1_000_000_000;
 
+/// The SUT's TCP4 driver: one smoltcp interface with every child's socket,
+/// the NIC receive queue, and the children by id.
 pub(crate) struct Edk2Tcp4 {
     iface: Interface,
     dev: QueueDevice,
     sockets: SocketSet<'static>,
+    /// Frames received and not yet processed (the MNP receive queue).
     pub nic: VecDeque<Vec<u8>>,
     pub children: BTreeMap<usize, Child>,
     next_child: usize,
     next_ephemeral: u16,
+    /// Ports held through TIME_WAIT, until the given time.
     port_holds: BTreeMap<u16, u64>,
+    /// When the next MNP tick processes a frame.
     next_mnp: u64,
+    /// Completion events to signal at the next tick or Poll.
     deferred: Vec<usize>,
     /// Inside a Tcp4 call's body: completions may be notified as it returns.
     pub in_call: bool,
 }
 
 impl Edk2Tcp4 {
+    /// A driver with no children; `seed` fixes smoltcp's ISNs and the first
+    /// ephemeral port.
     pub fn new(seed: u64) -> Edk2Tcp4 {
         let mut dev = QueueDevice::default();
         let mut cfg = Config::new(HardwareAddress::Ip);
@@ -69,15 +101,18 @@ impl Edk2Tcp4 {
         }
     }
 
+    /// The handle child `id` is installed on.
     pub fn child_handle(id: usize) -> usize {
         CHILD_BASE + id * 16
     }
 }
 
+/// The handshake is done (RFC 793's synchronized states).
 fn synchronized(st: State) -> bool {
     !matches!(st, State::Closed | State::Listen | State::SynSent)
 }
 
+/// The EDK2 name of a smoltcp state, as GetModeData reports it.
 fn edk2_state(st: State) -> Tcp4ConnectionState {
     match st {
         State::Closed => Tcp4ConnectionState::CLOSED,
@@ -102,22 +137,3 @@ pub(crate) fn retransmit_budget_ns(retries: u32) -> u64 {
         .sum::<u64>()
         * SEC
 }
-
-mod api;
-mod calls;
-mod child;
-mod closing;
-mod completion;
-mod configure;
-mod contract;
-mod io;
-mod listener;
-mod mnp;
-mod pending;
-mod ports;
-mod service;
-mod transfer;
-pub use api::SimTcp4;
-pub(crate) use child::Child;
-use child::{ChildCfg, ListenerState, Origin, Stall, read_opts};
-use pending::{Kind, Pending};

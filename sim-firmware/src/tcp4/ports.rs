@@ -1,8 +1,11 @@
 //! Station ports: in use, held through TIME_WAIT, ephemeral.
 
-use super::*;
+use crate::world::Env;
+
+use super::Edk2Tcp4;
 
 impl Edk2Tcp4 {
+    /// A port is in use while a child holds it or TIME_WAIT keeps it.
     pub(super) fn port_in_use(&self, cx: &mut Env, port: u16) -> bool {
         if self.port_holds.get(&port).is_some_and(|&t| t > cx.now) {
             return true;
@@ -13,6 +16,7 @@ impl Edk2Tcp4 {
         })
     }
 
+    /// The next free port at or after the rotating ephemeral cursor.
     pub(super) fn ephemeral_port(&mut self, cx: &mut Env) -> Option<u16> {
         for _ in 0..65536 {
             let p = self.next_ephemeral;

@@ -8,7 +8,15 @@
 
 use std::ops::ControlFlow;
 
-use super::*;
+use efisock::firmware::Status;
+use efisock::firmware::status::{CONNECTION_REFUSED, CONNECTION_RESET};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::{self, State};
+
+use crate::world::Env;
+
+use super::child::Stall;
+use super::{Edk2Tcp4, retransmit_budget_ns, synchronized};
 
 impl Edk2Tcp4 {
     /// Progress every child, in id order.
@@ -41,6 +49,7 @@ impl Edk2Tcp4 {
         let _ = self.service_connection(cx, id, h, st, prev, now);
     }
 
+    /// The steps, in order; each that ends the connection stops the rest.
     fn service_connection(
         &mut self,
         cx: &mut Env,

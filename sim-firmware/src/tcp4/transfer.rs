@@ -3,7 +3,17 @@
 //! segment with min(available, DataLength), and the FIN ends pending
 //! Receives once the data before it is read.
 
-use super::*;
+use efisock::firmware::status::CONNECTION_FIN;
+use efisock::firmware::{Status, Tcp4ReceiveData};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+
+use crate::breach::BreachKind;
+use crate::tokens;
+use crate::world::Env;
+
+use super::Edk2Tcp4;
+use super::pending::{Kind, Pending};
 
 impl Edk2Tcp4 {
     /// Copy pending transmits into the send buffer, in order, as far as it
