@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
-use efisock::firmware::{Status, Tcp4ConfigData, Tcp4ConnectionState};
+use efisock::firmware::{Status, Tcp4ConfigData, Tcp4ConnectionState, Tcp4Option};
 
 use crate::world::Env;
 
@@ -23,29 +23,13 @@ impl Edk2Tcp4 {
         cfg: *const Tcp4ConfigData,
     ) -> Status {
         if cfg.is_null() {
-            let c = self.children.get_mut(&id).expect("caller checked");
-            if c.cfg.is_none() {
-                return Status::ACCESS_DENIED;
-            }
-            // The brutal reset: abort everything inside the call, no FIN/RST.
-            self.flush_tokens(cx, id, Status::ABORTED, true);
-            self.drop_socket(id);
-            let c = self.children.get_mut(&id).expect("exists");
-            *c = Child {
-                busy: c.busy,
-                ..Child::new(c.origin)
-            };
-            return Status::SUCCESS;
+            return self.reset_child(cx, id);
         }
         // SAFETY: non-null config is valid for reads (trait contract).
         let d = unsafe { &*cfg };
-        let o = d.control_option;
-        if !o.is_null() {
-            // SAFETY: non-null option pointer is valid for reads.
-            let ov = unsafe { &*o };
-            if bool::from(ov.enable_selective_ack) || bool::from(ov.enable_path_mtu_discovery) {
-                return Status::UNSUPPORTED;
-            }
+        // SAFETY: the control option is null or valid (trait contract).
+        if let Err(st) = unsafe { options_supported(d.control_option) } {
+            return st;
         }
         let ap = &d.access_point;
         let (station, mask, remote) = (
@@ -64,26 +48,9 @@ impl Edk2Tcp4 {
         if self.children[&id].cfg.is_some() {
             return Status::ACCESS_DENIED;
         }
-        let q = cx.cfg.quirks;
-        let (station, mask) = if use_default {
-            if q.use_default_address_already_started {
-                return Status::ALREADY_STARTED;
-            }
-            match cx.ip4.address {
-                Some(a) => a,
-                None => return Status::NO_MAPPING,
-            }
-        } else {
-            if station.is_unspecified() && !active && q.listen_any_unsupported {
-                return Status::INVALID_PARAMETER;
-            }
-            match cx.ip4.address {
-                None => return Status::NO_MAPPING,
-                Some((a, _)) if !station.is_unspecified() && a != station => {
-                    return Status::INVALID_PARAMETER;
-                }
-                Some(_) => (station, mask),
-            }
+        let (station, mask) = match station_address(cx, use_default, active, station, mask) {
+            Ok(a) => a,
+            Err(st) => return st,
         };
         // Injected: while the DHCP client runs, the IP4 child below may be
         // unmapped (lease being renewed); TcpDispatcher.c `TcpConfigurePcb`
@@ -94,19 +61,10 @@ impl Edk2Tcp4 {
                 return st;
             }
         }
-        let port = if ap.station_port != 0 {
-            if self.port_in_use(cx, ap.station_port) {
-                return Status::INVALID_PARAMETER;
-            }
-            ap.station_port
-        } else {
-            match self.ephemeral_port(cx) {
-                Some(p) => p,
-                None => return Status::OUT_OF_RESOURCES,
-            }
+        let port = match self.bind_port(cx, ap.station_port) {
+            Ok(p) => p,
+            Err(st) => return st,
         };
-        // SAFETY: option pointer is null or valid (trait contract).
-        let opts = unsafe { read_opts(o) };
         let ccfg = ChildCfg {
             station,
             mask,
@@ -117,7 +75,8 @@ impl Edk2Tcp4 {
             use_default,
             tos: d.type_of_service,
             ttl: d.time_to_live,
-            opts,
+            // SAFETY: option pointer is null or valid (trait contract).
+            opts: unsafe { read_opts(d.control_option) },
         };
         let c = self.children.get_mut(&id).expect("exists");
         c.cfg = Some(ccfg);
@@ -133,6 +92,34 @@ impl Edk2Tcp4 {
             "child {id}: configured {station}:{port} active={active}"
         ));
         Status::SUCCESS
+    }
+
+    /// Configure(NULL), the brutal reset: abort everything inside the call,
+    /// send neither FIN nor RST, and leave the child unconfigured.
+    fn reset_child(&mut self, cx: &mut Env, id: usize) -> Status {
+        let c = self.children.get_mut(&id).expect("caller checked");
+        if c.cfg.is_none() {
+            return Status::ACCESS_DENIED;
+        }
+        self.flush_tokens(cx, id, Status::ABORTED, true);
+        self.drop_socket(id);
+        let c = self.children.get_mut(&id).expect("exists");
+        *c = Child {
+            busy: c.busy,
+            ..Child::new(c.origin)
+        };
+        Status::SUCCESS
+    }
+
+    /// The station port: the one asked for if free, else an ephemeral one.
+    fn bind_port(&mut self, cx: &mut Env, asked: u16) -> Result<u16, Status> {
+        if asked != 0 {
+            if self.port_in_use(cx, asked) {
+                return Err(Status::INVALID_PARAMETER);
+            }
+            return Ok(asked);
+        }
+        self.ephemeral_port(cx).ok_or(Status::OUT_OF_RESOURCES)
     }
 
     /// GetModeData: the connection state and the configuration in force.
@@ -201,4 +188,47 @@ fn ip(a: efisock::firmware::Ipv4Address) -> Ipv4Addr {
 fn mask_ok(m: Ipv4Addr) -> bool {
     let v = u32::from(m);
     v.leading_ones() + v.trailing_zeros() == 32
+}
+
+/// SACK and path-MTU discovery are options EDK2's TCP4 does not implement.
+///
+/// # Safety
+/// `o` is null or valid for reads.
+unsafe fn options_supported(o: *const Tcp4Option) -> Result<(), Status> {
+    if o.is_null() {
+        return Ok(());
+    }
+    // SAFETY: non-null option pointer is valid for reads.
+    let ov = unsafe { &*o };
+    if bool::from(ov.enable_selective_ack) || bool::from(ov.enable_path_mtu_discovery) {
+        return Err(Status::UNSUPPORTED);
+    }
+    Ok(())
+}
+
+/// The station address and mask in force: the DHCP/static address for
+/// UseDefaultAddress, else the given one, which must be the interface's
+/// (or 0.0.0.0, where the profile allows listening on it).
+fn station_address(
+    cx: &Env,
+    use_default: bool,
+    active: bool,
+    station: Ipv4Addr,
+    mask: Ipv4Addr,
+) -> Result<(Ipv4Addr, Ipv4Addr), Status> {
+    let q = cx.cfg.quirks;
+    if use_default {
+        if q.use_default_address_already_started {
+            return Err(Status::ALREADY_STARTED);
+        }
+        return cx.ip4.address.ok_or(Status::NO_MAPPING);
+    }
+    if station.is_unspecified() && !active && q.listen_any_unsupported {
+        return Err(Status::INVALID_PARAMETER);
+    }
+    match cx.ip4.address {
+        None => Err(Status::NO_MAPPING),
+        Some((a, _)) if !station.is_unspecified() && a != station => Err(Status::INVALID_PARAMETER),
+        Some(_) => Ok((station, mask)),
+    }
 }

@@ -8,7 +8,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use crate::world::Env;
 
 use super::Edk2Tcp4;
-use super::child::{Child, ChildCfg, Origin};
+use super::child::{Child, ChildCfg, ListenerState, Origin};
 
 impl Edk2Tcp4 {
     /// A listener's per-frame work: established connections become backlog
@@ -17,77 +17,86 @@ impl Edk2Tcp4 {
     /// has room.
     pub(super) fn service_listener(&mut self, cx: &mut Env, id: usize) {
         let cfg = self.children[&id].cfg.expect("listener configured");
-        let pool: Vec<SocketHandle> = self.children[&id]
-            .listener
-            .as_ref()
+        let (keep, established) = self.sort_listen_pool(id);
+        for h in established {
+            self.adopt_connection(cx, id, &cfg, h);
+        }
+        self.destroy_closed_backlog(cx, id);
+        self.hand_out_to_accepts(cx, id);
+        self.keep_listening(id, &cfg, keep);
+    }
+
+    fn listener_state(&mut self, id: usize) -> &mut ListenerState {
+        self.children
+            .get_mut(&id)
             .expect("listener")
-            .pool
-            .clone();
+            .listener
+            .as_mut()
+            .expect("listener")
+    }
+
+    /// Split the listener's pool: sockets still listening or half-open
+    /// stay, closed ones are released, established ones are returned to
+    /// become children.
+    fn sort_listen_pool(&mut self, id: usize) -> (Vec<SocketHandle>, Vec<SocketHandle>) {
+        let pool = self.listener_state(id).pool.clone();
         let mut keep = Vec::new();
-        let mut newly = Vec::new();
+        let mut established = Vec::new();
         for h in pool {
             match self.sockets.get::<tcp::Socket>(h).state() {
                 State::Listen | State::SynReceived => keep.push(h),
                 State::Closed => {
                     self.sockets.remove(h);
                 }
-                _ => newly.push(h),
+                _ => established.push(h),
             }
         }
-        for h in newly {
-            let cid = self.next_child;
-            self.next_child += 1;
-            let sock = self.sockets.get::<tcp::Socket>(h);
-            let st = sock.state();
-            // EDK2 clones the listener's TCB and then records both endpoints
-            // of the new connection, which GetModeData reports.
-            let (mut station, mut remote, mut remote_port) = (cfg.station, cfg.remote, 0);
-            if let Some(IpEndpoint {
-                addr: IpAddress::Ipv4(a),
-                port,
-            }) = sock.remote_endpoint()
-            {
-                remote = a;
-                remote_port = port;
-            }
-            if let Some(IpEndpoint {
-                addr: IpAddress::Ipv4(a),
-                ..
-            }) = sock.local_endpoint()
-            {
-                station = a;
-            }
-            let mut child = Child::new(Origin::Backlog);
-            child.cfg = Some(ChildCfg {
-                active: false,
-                station,
-                remote,
-                remote_port,
-                ..cfg
-            });
-            child.sock = Some(h);
-            child.observed.last_state = Some(st);
-            self.children.insert(cid, child);
-            cx.trace(format!("listener {id}: child {cid} established"));
-            self.children
-                .get_mut(&id)
-                .expect("listener")
-                .listener
-                .as_mut()
-                .expect("l")
-                .ready
-                .push_back(cid);
+        (keep, established)
+    }
+
+    /// An established connection becomes a backlog child of listener `id`.
+    fn adopt_connection(&mut self, cx: &mut Env, id: usize, cfg: &ChildCfg, h: SocketHandle) {
+        let cid = self.next_child;
+        self.next_child += 1;
+        let sock = self.sockets.get::<tcp::Socket>(h);
+        let st = sock.state();
+        // EDK2 clones the listener's TCB and then records both endpoints
+        // of the new connection, which GetModeData reports.
+        let (mut station, mut remote, mut remote_port) = (cfg.station, cfg.remote, 0);
+        if let Some(IpEndpoint {
+            addr: IpAddress::Ipv4(a),
+            port,
+        }) = sock.remote_endpoint()
+        {
+            remote = a;
+            remote_port = port;
         }
-        // A never-accepted child that closed dies (SockConnClosed →
-        // SockDestroyChild while Parent is set).
-        let ready: Vec<usize> = self.children[&id]
-            .listener
-            .as_ref()
-            .expect("l")
-            .ready
-            .iter()
-            .copied()
-            .collect();
+        if let Some(IpEndpoint {
+            addr: IpAddress::Ipv4(a),
+            ..
+        }) = sock.local_endpoint()
+        {
+            station = a;
+        }
+        let mut child = Child::new(Origin::Backlog);
+        child.cfg = Some(ChildCfg {
+            active: false,
+            station,
+            remote,
+            remote_port,
+            ..*cfg
+        });
+        child.sock = Some(h);
+        child.observed.last_state = Some(st);
+        self.children.insert(cid, child);
+        cx.trace(format!("listener {id}: child {cid} established"));
+        self.listener_state(id).ready.push_back(cid);
+    }
+
+    /// A never-accepted child that closed dies (SockConnClosed →
+    /// SockDestroyChild while Parent is set).
+    fn destroy_closed_backlog(&mut self, cx: &mut Env, id: usize) {
+        let ready: Vec<usize> = self.listener_state(id).ready.iter().copied().collect();
         for cid in ready {
             let dead = match self.children.get(&cid).and_then(|c| c.sock) {
                 None => true,
@@ -99,20 +108,16 @@ impl Edk2Tcp4 {
                         self.sockets.remove(h);
                     }
                 }
-                let l = self
-                    .children
-                    .get_mut(&id)
-                    .expect("l")
-                    .listener
-                    .as_mut()
-                    .expect("l");
-                l.ready.retain(|&r| r != cid);
+                self.listener_state(id).ready.retain(|&r| r != cid);
                 cx.trace(format!(
                     "listener {id}: unaccepted child {cid} closed and destroyed"
                 ));
             }
         }
-        // Hand established children to Accept tokens, FIFO.
+    }
+
+    /// Hand established children to Accept tokens, FIFO.
+    fn hand_out_to_accepts(&mut self, cx: &mut Env, id: usize) {
         loop {
             let c = self.children.get_mut(&id).expect("listener");
             let l = c.listener.as_mut().expect("listener");
@@ -127,24 +132,21 @@ impl Edk2Tcp4 {
             self.children.get_mut(&cid).expect("child").hand_out();
             self.complete(cx, p, Status::SUCCESS);
         }
-        // Keep one listening socket while the backlog has room.
-        let c = self.children.get_mut(&id).expect("listener");
-        let l = c.listener.as_mut().expect("listener");
+    }
+
+    /// The new pool: `keep`, plus a fresh listening socket when none is
+    /// listening and the backlog (half-open plus unaccepted) has room.
+    fn keep_listening(&mut self, id: usize, cfg: &ChildCfg, mut keep: Vec<SocketHandle>) {
+        let ready = self.listener_state(id).ready.len();
         let has_listen = keep
             .iter()
             .any(|&h| self.sockets.get::<tcp::Socket>(h).state() == State::Listen);
-        let used = keep.len() + l.ready.len() - usize::from(has_listen);
+        let used = keep.len() + ready - usize::from(has_listen);
         if !has_listen && used < cfg.opts.backlog {
-            let h = Self::new_listen_socket(&mut self.sockets, &cfg);
+            let h = Self::new_listen_socket(&mut self.sockets, cfg);
             keep.push(h);
         }
-        self.children
-            .get_mut(&id)
-            .expect("l")
-            .listener
-            .as_mut()
-            .expect("l")
-            .pool = keep;
+        self.listener_state(id).pool = keep;
     }
 
     /// A socket with the child's buffer sizes and Nagle setting.
