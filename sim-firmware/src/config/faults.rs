@@ -329,3 +329,39 @@ fn knob_value<'a>(
         placeholder,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_knob_and_value() {
+        assert_eq!(
+            "loss=2".parse::<Faults>(),
+            Err(ParseFaultsError::NotAProbability {
+                knob: "loss".into(),
+                value: "2".into()
+            })
+        );
+        assert_eq!(
+            "jitter=1".parse::<Faults>(),
+            Err(ParseFaultsError::TakesNoValue {
+                knob: "jitter".into(),
+                value: "1".into()
+            })
+        );
+        let e = "dhcp_delay".parse::<Faults>().unwrap_err();
+        assert_eq!(
+            e,
+            ParseFaultsError::MissingValue {
+                knob: "dhcp_delay".into(),
+                placeholder: "NS"
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "faults: knob \"dhcp_delay\" needs a value (dhcp_delay=NS)"
+        );
+        assert_eq!("".parse::<Faults>(), Err(ParseFaultsError::Empty));
+    }
+}

@@ -197,3 +197,21 @@ impl Quirks {
         copy.slot(name).map(|b| *b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_are_reported_with_the_known_ones() {
+        assert_eq!(
+            "ovmf".parse::<Profile>(),
+            Err(UnknownProfile("ovmf".into()))
+        );
+        let mut q = Profile::Legacy.quirks();
+        let e = q.set("bogus", true).unwrap_err();
+        assert_eq!(e, UnknownQuirk("bogus".into()));
+        assert!(e.to_string().contains("known: cancel_unsupported, "));
+        assert_eq!(q, Profile::Legacy.quirks(), "a failed set changes nothing");
+    }
+}

@@ -204,3 +204,27 @@ impl Pct {
         i
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_text_and_say_what_is_wrong() {
+        assert_eq!(
+            "pct0".parse::<Scheduler>(),
+            Err(ParseSchedulerError::DepthZero("pct0".into()))
+        );
+        assert_eq!(
+            "pct+3".parse::<Scheduler>(),
+            Err(ParseSchedulerError::DepthNotDecimal("pct+3".into()))
+        );
+        assert_eq!(
+            "pct99999999999".parse::<Scheduler>(),
+            Err(ParseSchedulerError::DepthTooLarge("pct99999999999".into()))
+        );
+        let e = "lifo".parse::<Scheduler>().unwrap_err();
+        assert_eq!(e, ParseSchedulerError::Unknown("lifo".into()));
+        assert!(e.to_string().starts_with("unknown scheduler \"lifo\""));
+    }
+}

@@ -319,4 +319,34 @@ mod tests {
         assert_eq!("".parse::<Tape>().unwrap(), Tape::default());
         assert_eq!(t.trimmed().len(), 11);
     }
+
+    #[test]
+    fn errors_name_the_problem_and_where() {
+        assert_eq!(
+            "12_5".parse::<Tape>(),
+            Err(ParseTapeError::Unterminated {
+                what: TapeNumber::ZeroRun,
+                start: 2,
+                end: '.'
+            })
+        );
+        assert_eq!(
+            "_0.".parse::<Tape>(),
+            Err(ParseTapeError::ZeroLengthRun { at: 0 })
+        );
+        assert_eq!(
+            "{1z141z4}".parse::<Tape>(),
+            Err(ParseTapeError::TooLarge {
+                what: TapeNumber::Value,
+                start: 0,
+                max: u64::from(u32::MAX)
+            })
+        );
+        let e = "ab!".parse::<Tape>().unwrap_err();
+        assert_eq!(e, ParseTapeError::Unexpected { ch: '!', at: 2 });
+        assert_eq!(
+            e.to_string(),
+            "tape: unexpected '!' at byte 2 (expected 0-9, a-z, '_' or '{')"
+        );
+    }
 }

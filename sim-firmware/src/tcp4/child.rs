@@ -193,3 +193,19 @@ pub(super) unsafe fn read_opts(o: *const Tcp4Option) -> Opts {
     opts.data_retries = inr(o.data_retries, 6, 12, 12);
     opts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_decides_visibility_and_passivity() {
+        let created = Child::new(Origin::Created);
+        assert!(created.is_visible() && !created.is_passive());
+        let mut backlog = Child::new(Origin::Backlog);
+        assert!(!backlog.is_visible() && backlog.is_passive());
+        backlog.hand_out();
+        assert!(backlog.is_visible() && backlog.is_passive());
+        assert_eq!(backlog.origin, Origin::Accepted);
+    }
+}

@@ -138,3 +138,33 @@ impl Tokens {
         all
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(kind: Kind, token: usize) -> Pending {
+        Pending::token_only(kind, token, token + 1, 8)
+    }
+
+    #[test]
+    fn flush_order_is_connect_accepts_transmits_receives_close() {
+        let mut t = Tokens {
+            close: Some(tok(Kind::Close, 50)),
+            ..Tokens::default()
+        };
+        t.rxs.push_back(tok(Kind::Receive, 40));
+        t.txs.push_back(tok(Kind::Transmit, 30));
+        t.accepts.push_back(tok(Kind::Accept, 20));
+        t.start_connect(tok(Kind::Connect, 10), 99);
+        assert_eq!(t.connect_deadline(), Some(99));
+        let order: Vec<usize> = t.iter().map(|p| p.token).collect();
+        assert_eq!(order, [10, 20, 30, 40, 50]);
+        let flushed: Vec<usize> = t.take_all(false).iter().map(|p| p.token).collect();
+        assert_eq!(flushed, [10, 20, 30, 40], "Close stays unless asked");
+        assert!(!t.connecting() && t.connect_deadline().is_none());
+        assert_eq!(t.iter().map(|p| p.token).collect::<Vec<_>>(), [50]);
+        assert_eq!(t.take_all(true).len(), 1);
+        assert_eq!(t.iter().count(), 0);
+    }
+}
