@@ -63,25 +63,19 @@ impl Edk2Tcp4 {
         if let Some(st) = cx.inject("Transmit", &[Status::OUT_OF_RESOURCES]) {
             return st;
         }
-        let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
-        ranges.push((
-            tx as usize,
-            tokens::block_size(size_of::<Tcp4TransmitData>(), frags.len()),
-        ));
-        ranges.extend(frags.iter().copied().filter(|f| f.1 > 0));
+        let block = tokens::block_size(size_of::<Tcp4TransmitData>(), frags.len());
         // SAFETY: the fragments are readable (contract).
         let check = unsafe { tokens::tx_hash(len, &frags) };
-        let p = Pending {
-            token: token as usize,
+        let data = (tx as usize, block);
+        let p = Pending::io(
+            Kind::Transmit,
+            token as usize,
             event,
-            kind: Kind::Transmit,
-            check,
-            ranges,
+            data,
             frags,
-            data: tx as usize,
-            len: len as usize,
-            offset: 0,
-        };
+            len,
+            check,
+        );
         self.check_pool(cx, &p);
         self.children
             .get_mut(&id)
@@ -118,17 +112,60 @@ impl Edk2Tcp4 {
         if let Err(s) = self.admit_token(cx, id, token as usize, event) {
             return s;
         }
-        // SockRcv: a stored socket error is delivered through this token,
-        // inside the call, and then cleared.
+        if let Some(st) = self.answer_receive_at_once(cx, id, token as usize, event) {
+            return st;
+        }
+        let buffered = self.children[&id]
+            .sock
+            .map_or(0, |h| self.sockets.get::<tcp::Socket>(h).recv_queue());
+        // Injected: nothing buffered, so SockInterface.c `SockRcv` buffers
+        // the token and that allocation fails (`SockBufferToken` == NULL →
+        // EFI_OUT_OF_RESOURCES, nothing else happens).
+        if buffered == 0 {
+            if let Some(st) = cx.inject("Receive", &[Status::OUT_OF_RESOURCES]) {
+                return st;
+            }
+        }
+        let block = tokens::block_size(size_of::<Tcp4ReceiveData>(), frags.len());
+        // SAFETY: receive buffers are writable by contract.
+        unsafe { tokens::fill_canary(&frags) };
+        let check = tokens::rx_hash(len, &frags);
+        let data = (rx as usize, block);
+        let p = Pending::io(
+            Kind::Receive,
+            token as usize,
+            event,
+            data,
+            frags,
+            len,
+            check,
+        );
+        self.check_pool(cx, &p);
+        self.children
+            .get_mut(&id)
+            .expect("exists")
+            .tokens
+            .rxs
+            .push_back(p);
+        self.service(cx, id);
+        Status::SUCCESS
+    }
+
+    /// SockRcv answers without taking the token over when it can: a
+    /// stored socket error completes this token inside the call (and is
+    /// cleared); after the peer's FIN with nothing left to read, the profile
+    /// may return CONNECTION_FIN from the call itself.
+    fn answer_receive_at_once(
+        &mut self,
+        cx: &mut Env,
+        id: usize,
+        token: usize,
+        event: usize,
+    ) -> Option<Status> {
         if let Some(err) = self.children.get_mut(&id).and_then(|c| c.error.take()) {
-            let p = Pending::token_only(
-                Kind::Receive,
-                token as usize,
-                event,
-                size_of::<Tcp4IoToken>(),
-            );
+            let p = Pending::token_only(Kind::Receive, token, event, size_of::<Tcp4IoToken>());
             self.complete(cx, p, err);
-            return Status::SUCCESS;
+            return Some(Status::SUCCESS);
         }
         let c = &self.children[&id];
         let buffered = c
@@ -141,50 +178,11 @@ impl Edk2Tcp4 {
                     State::CloseWait | State::LastAck | State::Closing | State::TimeWait
                 )
             });
-        if fin
+        let fin_as_result = fin
             && buffered == 0
             && c.tokens.rxs.is_empty()
-            && cx.cfg.quirks.receive_fin_as_return_value
-        {
-            return CONNECTION_FIN;
-        }
-        // Injected: nothing buffered, so SockInterface.c `SockRcv` buffers
-        // the token and that allocation fails (`SockBufferToken` == NULL →
-        // EFI_OUT_OF_RESOURCES, nothing else happens).
-        if buffered == 0 {
-            if let Some(st) = cx.inject("Receive", &[Status::OUT_OF_RESOURCES]) {
-                return st;
-            }
-        }
-        let mut ranges = vec![(token as usize, size_of::<Tcp4IoToken>())];
-        ranges.push((
-            rx as usize,
-            tokens::block_size(size_of::<Tcp4ReceiveData>(), frags.len()),
-        ));
-        ranges.extend(frags.iter().copied().filter(|f| f.1 > 0));
-        // SAFETY: receive buffers are writable by contract.
-        unsafe { tokens::fill_canary(&frags) };
-        let check = tokens::rx_hash(len, &frags);
-        let p = Pending {
-            token: token as usize,
-            event,
-            kind: Kind::Receive,
-            check,
-            ranges,
-            frags,
-            data: rx as usize,
-            len: len as usize,
-            offset: 0,
-        };
-        self.check_pool(cx, &p);
-        self.children
-            .get_mut(&id)
-            .expect("exists")
-            .tokens
-            .rxs
-            .push_back(p);
-        self.service(cx, id);
-        Status::SUCCESS
+            && cx.cfg.quirks.receive_fin_as_return_value;
+        fin_as_result.then_some(CONNECTION_FIN)
     }
 }
 

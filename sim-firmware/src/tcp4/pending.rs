@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 
+use efisock::firmware::Tcp4IoToken;
+
 use crate::tokens::Frag;
 
 /// Which Tcp4 function a token was submitted to.
@@ -61,6 +63,36 @@ impl Pending {
             frags: vec![],
             data: 0,
             len: 0,
+            offset: 0,
+        }
+    }
+}
+
+impl Pending {
+    /// A Transmit or Receive token: the token, its data block
+    /// (`data` = address and size) and every non-empty fragment become
+    /// firmware-owned; `check` is the hash the contract checker re-verifies.
+    pub(super) fn io(
+        kind: Kind,
+        token: usize,
+        event: usize,
+        data: (usize, usize),
+        frags: Vec<Frag>,
+        len: u32,
+        check: u64,
+    ) -> Pending {
+        let mut ranges = vec![(token, size_of::<Tcp4IoToken>())];
+        ranges.push(data);
+        ranges.extend(frags.iter().copied().filter(|f| f.1 > 0));
+        Pending {
+            token,
+            event,
+            kind,
+            check,
+            ranges,
+            frags,
+            data: data.0,
+            len: len as usize,
             offset: 0,
         }
     }
