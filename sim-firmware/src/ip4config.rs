@@ -13,7 +13,7 @@ use efisock::firmware::{
 use uefi_raw::MacAddress;
 
 use crate::sim::SimIp4Config2;
-use crate::world::ev_id;
+use crate::world::{Ip4State, ev_id};
 
 /// MAC address reported for the SUT NIC (QEMU's default).
 pub const SUT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -122,76 +122,20 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
             let w = self.sim.w.borrow();
             // SAFETY: data_size is valid (contract).
             let have = unsafe { *data_size };
-            let need = match data_type {
-                Ip4Config2DataType::INTERFACE_INFO => size_of::<Ip4Config2InterfaceInfo>(),
-                Ip4Config2DataType::POLICY => 4,
-                Ip4Config2DataType::MANUAL_ADDRESS => {
-                    if w.env.ip4.dhcp_policy || w.env.ip4.address.is_none() {
-                        return Status::NOT_FOUND;
-                    }
-                    size_of::<Ip4Config2ManualAddress>()
-                }
-                Ip4Config2DataType::GATEWAY => {
-                    if w.env.ip4.gateway.is_none() {
-                        return Status::NOT_FOUND;
-                    }
-                    4
-                }
-                _ => return Status::UNSUPPORTED,
+            let need = match size_of_data(&w.env.ip4, data_type) {
+                Ok(n) => n,
+                Err(st) => return st,
             };
             if have < need || data.is_null() {
                 // SAFETY: data_size is valid for writes.
                 unsafe { *data_size = need };
                 return Status::BUFFER_TOO_SMALL;
             }
-            let (addr, mask) = w
-                .env
-                .ip4
-                .address
-                .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
-            // SAFETY: `data` has at least `need` writable bytes (checked).
+            // SAFETY: `data` has at least `need` writable bytes (checked),
+            // and `data_size` is valid for writes.
             unsafe {
                 *data_size = need;
-                match data_type {
-                    Ip4Config2DataType::INTERFACE_INFO => {
-                        let mut name = [0u16; 32];
-                        for (i, c) in "eth0".encode_utf16().enumerate() {
-                            name[i] = c;
-                        }
-                        let mut mac = [0u8; 32];
-                        mac[..6].copy_from_slice(&SUT_MAC);
-                        let info = Ip4Config2InterfaceInfo {
-                            name,
-                            if_type: 1,
-                            hw_addr_size: 6,
-                            hw_addr: MacAddress(mac),
-                            station_addr: Ipv4Address(addr.octets()),
-                            subnet_mask: Ipv4Address(mask.octets()),
-                            route_table_size: 0,
-                            route_table: core::ptr::null_mut(),
-                        };
-                        (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info);
-                    }
-                    Ip4Config2DataType::POLICY => {
-                        let p = if w.env.ip4.dhcp_policy {
-                            Ip4Config2Policy::DHCP
-                        } else {
-                            Ip4Config2Policy::STATIC
-                        };
-                        (data as *mut i32).write_unaligned(p.0);
-                    }
-                    Ip4Config2DataType::MANUAL_ADDRESS => {
-                        let m = Ip4Config2ManualAddress {
-                            address: Ipv4Address(addr.octets()),
-                            subnet_mask: Ipv4Address(mask.octets()),
-                        };
-                        (data as *mut Ip4Config2ManualAddress).write_unaligned(m);
-                    }
-                    _ => {
-                        let g = w.env.ip4.gateway.expect("checked").octets();
-                        (data as *mut [u8; 4]).write_unaligned(g);
-                    }
-                }
+                write_data(&w.env.ip4, data_type, data);
             }
             Status::SUCCESS
         })();
@@ -235,5 +179,80 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
         };
         self.sim.exit();
         st
+    }
+}
+
+/// The size of `data_type`'s data, or why there is none to get.
+fn size_of_data(ip4: &Ip4State, data_type: Ip4Config2DataType) -> Result<usize, Status> {
+    match data_type {
+        Ip4Config2DataType::INTERFACE_INFO => Ok(size_of::<Ip4Config2InterfaceInfo>()),
+        Ip4Config2DataType::POLICY => Ok(4),
+        Ip4Config2DataType::MANUAL_ADDRESS => {
+            if ip4.dhcp_policy || ip4.address.is_none() {
+                return Err(Status::NOT_FOUND);
+            }
+            Ok(size_of::<Ip4Config2ManualAddress>())
+        }
+        Ip4Config2DataType::GATEWAY => {
+            if ip4.gateway.is_none() {
+                return Err(Status::NOT_FOUND);
+            }
+            Ok(4)
+        }
+        _ => Err(Status::UNSUPPORTED),
+    }
+}
+
+/// Write `data_type`'s data, which [`size_of_data`] accepted.
+///
+/// # Safety
+/// `data` has `size_of_data(ip4, data_type)` writable bytes.
+unsafe fn write_data(ip4: &Ip4State, data_type: Ip4Config2DataType, data: *mut c_void) {
+    let (addr, mask) = ip4
+        .address
+        .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
+    match data_type {
+        Ip4Config2DataType::INTERFACE_INFO => {
+            let mut name = [0u16; 32];
+            for (i, c) in "eth0".encode_utf16().enumerate() {
+                name[i] = c;
+            }
+            let mut mac = [0u8; 32];
+            mac[..6].copy_from_slice(&SUT_MAC);
+            let info = Ip4Config2InterfaceInfo {
+                name,
+                if_type: 1,
+                hw_addr_size: 6,
+                hw_addr: MacAddress(mac),
+                station_addr: Ipv4Address(addr.octets()),
+                subnet_mask: Ipv4Address(mask.octets()),
+                route_table_size: 0,
+                route_table: core::ptr::null_mut(),
+            };
+            // SAFETY: room for the interface info (caller's contract).
+            unsafe { (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info) };
+        }
+        Ip4Config2DataType::POLICY => {
+            let p = if ip4.dhcp_policy {
+                Ip4Config2Policy::DHCP
+            } else {
+                Ip4Config2Policy::STATIC
+            };
+            // SAFETY: room for the policy (caller's contract).
+            unsafe { (data as *mut i32).write_unaligned(p.0) };
+        }
+        Ip4Config2DataType::MANUAL_ADDRESS => {
+            let m = Ip4Config2ManualAddress {
+                address: Ipv4Address(addr.octets()),
+                subnet_mask: Ipv4Address(mask.octets()),
+            };
+            // SAFETY: room for the manual address (caller's contract).
+            unsafe { (data as *mut Ip4Config2ManualAddress).write_unaligned(m) };
+        }
+        _ => {
+            let g = ip4.gateway.expect("checked").octets();
+            // SAFETY: room for the gateway (caller's contract).
+            unsafe { (data as *mut [u8; 4]).write_unaligned(g) };
+        }
     }
 }
