@@ -13,13 +13,55 @@ use efisock::firmware::{
 use uefi_raw::MacAddress;
 
 use crate::sim::SimIp4Config2;
-use crate::world::{Ip4State, ev_id};
+use crate::world::{Ip4State, World, ev_id};
 
 /// MAC address reported for the SUT NIC (QEMU's default).
 pub const SUT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
 fn v4(a: Ipv4Address) -> Ipv4Addr {
     Ipv4Addr::from(a.0)
+}
+
+/// POLICY: DHCP drops a static address and starts the DHCP client (whose
+/// lease arrives after the configured delay, unless DHCP is set to fail);
+/// STATIC stops it and drops the leased address.
+fn set_policy(w: &mut World, p: Ip4Config2Policy) -> Status {
+    match p {
+        Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => Status::SUCCESS,
+        Ip4Config2Policy::DHCP => {
+            w.env.ip4.dhcp_policy = true;
+            if w.env.ip4.address.is_some() {
+                w.set_address(None, None);
+            }
+            let d = w.env.cfg.dhcp;
+            let f = w.env.cfg.faults;
+            w.env.ip4.dhcp_deadline =
+                (!d.fail && !f.dhcp_fail).then(|| w.env.now + d.delay_ns + f.dhcp_delay_ns);
+            Status::SUCCESS
+        }
+        Ip4Config2Policy::STATIC => {
+            let was = w.env.ip4.dhcp_policy;
+            w.env.ip4.dhcp_policy = false;
+            w.env.ip4.dhcp_deadline = None;
+            if was && w.env.ip4.address.is_some() {
+                w.set_address(None, None);
+            }
+            Status::SUCCESS
+        }
+        _ => Status::INVALID_PARAMETER,
+    }
+}
+
+/// MANUAL_ADDRESS: a unicast address and a contiguous mask; 0.0.0.0 clears
+/// the address.
+fn set_manual_address(w: &mut World, a: Ipv4Addr, mask: Ipv4Addr) -> Status {
+    let mv = u32::from(mask);
+    if a.is_broadcast() || mv.leading_ones() + mv.trailing_zeros() != 32 {
+        return Status::INVALID_PARAMETER;
+    }
+    let gw = w.env.ip4.gateway;
+    w.set_address((!a.is_unspecified()).then_some((a, mask)), gw);
+    Status::SUCCESS
 }
 
 // SAFETY: every read and write below is bounded by the sizes passed in.
@@ -40,30 +82,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                     } else {
                         // SAFETY: 4 readable bytes (checked size, contract).
                         let p = Ip4Config2Policy(unsafe { (data as *const i32).read_unaligned() });
-                        match p {
-                            Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => Status::SUCCESS,
-                            Ip4Config2Policy::DHCP => {
-                                w.env.ip4.dhcp_policy = true;
-                                if w.env.ip4.address.is_some() {
-                                    w.set_address(None, None);
-                                }
-                                let d = w.env.cfg.dhcp;
-                                let f = w.env.cfg.faults;
-                                w.env.ip4.dhcp_deadline = (!d.fail && !f.dhcp_fail)
-                                    .then(|| w.env.now + d.delay_ns + f.dhcp_delay_ns);
-                                Status::SUCCESS
-                            }
-                            Ip4Config2Policy::STATIC => {
-                                let was = w.env.ip4.dhcp_policy;
-                                w.env.ip4.dhcp_policy = false;
-                                w.env.ip4.dhcp_deadline = None;
-                                if was && w.env.ip4.address.is_some() {
-                                    w.set_address(None, None);
-                                }
-                                Status::SUCCESS
-                            }
-                            _ => Status::INVALID_PARAMETER,
-                        }
+                        set_policy(&mut w, p)
                     }
                 }
                 Ip4Config2DataType::MANUAL_ADDRESS => {
@@ -75,15 +94,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                         // SAFETY: a full ManualAddress is readable (checked size).
                         let m =
                             unsafe { (data as *const Ip4Config2ManualAddress).read_unaligned() };
-                        let (a, mask) = (v4(m.address), v4(m.subnet_mask));
-                        let mv = u32::from(mask);
-                        if a.is_broadcast() || mv.leading_ones() + mv.trailing_zeros() != 32 {
-                            Status::INVALID_PARAMETER
-                        } else {
-                            let gw = w.env.ip4.gateway;
-                            w.set_address((!a.is_unspecified()).then_some((a, mask)), gw);
-                            Status::SUCCESS
-                        }
+                        set_manual_address(&mut w, v4(m.address), v4(m.subnet_mask))
                     }
                 }
                 Ip4Config2DataType::GATEWAY => {
