@@ -162,6 +162,61 @@ impl Env {
     pub fn trace(&mut self, line: String) {
         self.trace.push(format!("{:>12} {line}", self.now));
     }
+
+    /// Count steps that do not advance the clock. Returns false (and
+    /// resets the count) when too many in a row found nothing to do: a
+    /// scheduler livelock, reported instead of spinning.
+    fn note_step_time(&mut self, t: u64) -> bool {
+        if t > self.now {
+            self.same_time_steps = 0;
+            return true;
+        }
+        self.same_time_steps += 1;
+        if self.same_time_steps > SAME_TIME_STEP_LIMIT {
+            debug_assert!(false, "efisock-sim scheduler livelock at t={}", self.now);
+            self.trace(format!("scheduler livelock at t={}", self.now));
+            self.same_time_steps = 0;
+            return false;
+        }
+        true
+    }
+
+    /// Signal every timer event due at `now` and re-arm the periodic ones
+    /// (a periodic timer may fire late by a `TimerJitter` decision).
+    fn fire_timers(&mut self, now: u64) {
+        let due: Vec<usize> = self
+            .events
+            .iter()
+            .filter(|(_, e)| e.timer.is_some_and(|(d, _)| d <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let periodic = self
+                .events
+                .get(&id)
+                .is_some_and(|e| e.timer.is_some_and(|(_, p)| p > 0));
+            let jitter = if periodic { self.timer_jitter_ns() } else { 0 };
+            if let Some(e) = self.events.get_mut(&id) {
+                let (d, period) = e.timer.expect("filtered");
+                e.timer = if period > 0 {
+                    Some((d.max(now) + period + jitter, period))
+                } else {
+                    None
+                };
+            }
+            let _ = self.signal(id);
+        }
+    }
+
+    /// Run the peer hosts whose timers are due (once per instant).
+    fn run_due_hosts(&mut self, now: u64) {
+        for i in 0..self.hosts.len() {
+            let due = self.hosts[i].next_due(now).is_some_and(|t| t <= now);
+            if due && self.host_last[i] != now {
+                self.run_host(i);
+            }
+        }
+    }
 }
 
 impl World {
@@ -221,53 +276,12 @@ impl World {
     /// many times in a row: a scheduler bug, reported instead of spinning.
     pub fn step_to(&mut self, t: u64) -> bool {
         self.env.stats.scheduler_steps += 1;
-        if t <= self.env.now {
-            self.env.same_time_steps += 1;
-            if self.env.same_time_steps > SAME_TIME_STEP_LIMIT {
-                debug_assert!(
-                    false,
-                    "efisock-sim scheduler livelock at t={}",
-                    self.env.now
-                );
-                self.env
-                    .trace(format!("scheduler livelock at t={}", self.env.now));
-                self.env.same_time_steps = 0;
-                return false;
-            }
-        } else {
-            self.env.same_time_steps = 0;
+        if !self.env.note_step_time(t) {
+            return false;
         }
         self.env.now = self.env.now.max(t);
         let now = self.env.now;
-        // Timers.
-        let due: Vec<usize> = self
-            .env
-            .events
-            .iter()
-            .filter(|(_, e)| e.timer.is_some_and(|(d, _)| d <= now))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in due {
-            let periodic = self
-                .env
-                .events
-                .get(&id)
-                .is_some_and(|e| e.timer.is_some_and(|(_, p)| p > 0));
-            let jitter = if periodic {
-                self.env.timer_jitter_ns()
-            } else {
-                0
-            };
-            if let Some(e) = self.env.events.get_mut(&id) {
-                let (d, period) = e.timer.expect("filtered");
-                e.timer = if period > 0 {
-                    Some((d.max(now) + period + jitter, period))
-                } else {
-                    None
-                };
-            }
-            let _ = self.env.signal(id);
-        }
+        self.env.fire_timers(now);
         // Link deliveries.
         while let Some((&(t, seq), _)) = self.env.inflight.iter().next() {
             if t > now {
@@ -282,13 +296,7 @@ impl World {
             let d = self.env.cfg.dhcp;
             self.set_address(Some((d.address, d.mask)), Some(d.gateway));
         }
-        // Peer host timers.
-        for i in 0..self.env.hosts.len() {
-            let due = self.env.hosts[i].next_due(now).is_some_and(|t| t <= now);
-            if due && self.env.host_last[i] != now {
-                self.env.run_host(i);
-            }
-        }
+        self.env.run_due_hosts(now);
         self.tcp4.step(&mut self.env);
         self.env.stats.virtual_ns = self.env.now;
         true
