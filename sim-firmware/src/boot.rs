@@ -33,6 +33,7 @@ unsafe impl BootServices for SimBoot {
             .sim
             .w
             .borrow_mut()
+            .env
             .inject("CreateEvent", &[Status::OUT_OF_RESOURCES]);
         if let Some(st) = injected {
             self.sim.exit();
@@ -46,7 +47,7 @@ unsafe impl BootServices for SimBoot {
         {
             Err(Status::INVALID_PARAMETER)
         } else {
-            let id = self.sim.w.borrow_mut().create_event(
+            let id = self.sim.w.borrow_mut().env.create_event(
                 ty,
                 notify_tpl.0,
                 if notify_bits != 0 {
@@ -67,18 +68,18 @@ unsafe impl BootServices for SimBoot {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let id = ev_id(event);
-            if w.events.remove(&id).is_none() {
+            if w.env.events.remove(&id).is_none() {
                 Status::INVALID_PARAMETER
             } else {
-                if let Some(&(_, tok)) = w.pending_events().iter().find(|(e, _)| *e == id) {
-                    w.breach(
+                if let Some(&(_, tok)) = w.tcp4.pending_events().iter().find(|(e, _)| *e == id) {
+                    w.env.breach(
                         BreachKind::EventClosedWhileReferenced,
                         format!("event {id:#x} closed while pending token {tok:#x} references it"),
                     );
                 }
-                w.notify_q.retain(|&e| e != id);
-                w.decider.forget(id);
-                for v in w.ip4.notify.values_mut() {
+                w.env.notify_q.retain(|&e| e != id);
+                w.env.decider.forget(id);
+                for v in w.env.ip4.notify.values_mut() {
                     v.retain(|&e| e != id);
                 }
                 Status::SUCCESS
@@ -90,7 +91,7 @@ unsafe impl BootServices for SimBoot {
 
     fn signal_event(&self, event: Event) -> Status {
         self.sim.enter(0);
-        let st = self.sim.w.borrow_mut().signal(ev_id(event));
+        let st = self.sim.w.borrow_mut().env.signal(ev_id(event));
         self.sim.exit();
         st
     }
@@ -100,10 +101,14 @@ unsafe impl BootServices for SimBoot {
         let id = ev_id(event);
         // Waiting on a token's event is where an injected completion
         // (CONNECTION_RESET / TIMEOUT) of that token may happen.
-        self.sim.w.borrow_mut().inject_completion(None, Some(id));
+        {
+            let mut w = self.sim.w.borrow_mut();
+            let w = &mut *w;
+            w.tcp4.inject_completion(&mut w.env, None, Some(id));
+        }
         let first = {
             let mut w = self.sim.w.borrow_mut();
-            match w.events.get_mut(&id) {
+            match w.env.events.get_mut(&id) {
                 None => Some(Status::INVALID_PARAMETER),
                 Some(e) if e.ty & EventType::NOTIFY_SIGNAL.bits() != 0 => {
                     Some(Status::INVALID_PARAMETER)
@@ -117,7 +122,7 @@ unsafe impl BootServices for SimBoot {
                     // is released, and may signal the event (DXE CoreCheckEvent).
                     if e.ty & EventType::NOTIFY_WAIT.bits() != 0 && !e.queued {
                         e.queued = true;
-                        w.notify_q.push_back(id);
+                        w.env.notify_q.push_back(id);
                     }
                     None
                 }
@@ -128,7 +133,7 @@ unsafe impl BootServices for SimBoot {
             None => {
                 self.sim.deliver_notifies();
                 let mut w = self.sim.w.borrow_mut();
-                match w.events.get_mut(&id) {
+                match w.env.events.get_mut(&id) {
                     Some(e) if e.signaled => {
                         e.signaled = false;
                         Status::SUCCESS
@@ -145,9 +150,9 @@ unsafe impl BootServices for SimBoot {
         self.sim.enter(0);
         {
             let mut w = self.sim.w.borrow_mut();
-            if w.tpl != Tpl::APPLICATION.0 {
-                let t = w.tpl;
-                w.breach(
+            if w.env.tpl != Tpl::APPLICATION.0 {
+                let t = w.env.tpl;
+                w.env.breach(
                     BreachKind::WrongTpl,
                     format!("WaitForEvent called at TPL {t} (only TPL_APPLICATION allowed)"),
                 );
@@ -161,7 +166,7 @@ unsafe impl BootServices for SimBoot {
                 return Err(Status::INVALID_PARAMETER);
             }
             for &e in events {
-                match w.events.get(&ev_id(e)) {
+                match w.env.events.get(&ev_id(e)) {
                     None => {
                         drop(w);
                         self.sim.exit();
@@ -183,7 +188,7 @@ unsafe impl BootServices for SimBoot {
             .sim
             .run_until(start.saturating_add(MAX_WAIT_NS), true, |w| {
                 for (i, id) in ids.iter().enumerate() {
-                    if let Some(e) = w.events.get_mut(id) {
+                    if let Some(e) = w.env.events.get_mut(id) {
                         if e.signaled {
                             e.signaled = false;
                             found = Some(i);
@@ -191,7 +196,7 @@ unsafe impl BootServices for SimBoot {
                         }
                         if e.ty & EventType::NOTIFY_WAIT.bits() != 0 && !e.queued {
                             e.queued = true;
-                            w.notify_q.push_back(*id);
+                            w.env.notify_q.push_back(*id);
                         }
                     }
                 }
@@ -201,7 +206,7 @@ unsafe impl BootServices for SimBoot {
             (true, Some(i)) => Ok(i),
             _ => {
                 let mut w = self.sim.w.borrow_mut();
-                w.breach(
+                w.env.breach(
                     BreachKind::WouldHangForever,
                     format!("WaitForEvent on {} event(s) can never return: nothing pending can signal them", ids.len()),
                 );
@@ -216,14 +221,15 @@ unsafe impl BootServices for SimBoot {
         self.sim.enter(0);
         let st = {
             let mut w = self.sim.w.borrow_mut();
-            let now = w.now;
+            let now = w.env.now;
             // Drawn only for a valid arming, so invalid calls take no decision.
             let arming = matches!(delay, TimerDelay::RELATIVE | TimerDelay::PERIODIC)
-                && w.events
+                && w.env
+                    .events
                     .get(&ev_id(event))
                     .is_some_and(|e| e.ty & EventType::TIMER.bits() != 0);
-            let now = now + if arming { w.timer_jitter_ns() } else { 0 };
-            match w.events.get_mut(&ev_id(event)) {
+            let now = now + if arming { w.env.timer_jitter_ns() } else { 0 };
+            match w.env.events.get_mut(&ev_id(event)) {
                 None => Status::INVALID_PARAMETER,
                 Some(e) if e.ty & EventType::TIMER.bits() == 0 => Status::INVALID_PARAMETER,
                 Some(e) => {
@@ -254,14 +260,14 @@ unsafe impl BootServices for SimBoot {
 
     fn raise_tpl(&self, new_tpl: Tpl) -> Tpl {
         let mut w = self.sim.w.borrow_mut();
-        let old = w.tpl;
+        let old = w.env.tpl;
         if new_tpl.0 < old {
-            w.breach(
+            w.env.breach(
                 BreachKind::WrongTpl,
                 format!("RaiseTPL({}) below the current TPL {old}", new_tpl.0),
             );
         } else {
-            w.tpl = new_tpl.0;
+            w.env.tpl = new_tpl.0;
         }
         Tpl(old)
     }
@@ -269,15 +275,15 @@ unsafe impl BootServices for SimBoot {
     fn restore_tpl(&self, old_tpl: Tpl) {
         {
             let mut w = self.sim.w.borrow_mut();
-            if old_tpl.0 > w.tpl {
-                let cur = w.tpl;
-                w.breach(
+            if old_tpl.0 > w.env.tpl {
+                let cur = w.env.tpl;
+                w.env.breach(
                     BreachKind::WrongTpl,
                     format!("RestoreTPL({}) above the current TPL {cur}", old_tpl.0),
                 );
                 return;
             }
-            w.tpl = old_tpl.0;
+            w.env.tpl = old_tpl.0;
         }
         self.sim.deliver_notifies();
     }
@@ -296,9 +302,9 @@ unsafe impl BootServices for SimBoot {
             let mut w = self.sim.w.borrow_mut();
             // Injected: CoreAllocatePool found no free pages
             // (MdeModulePkg/Core/Dxe/Mem/Pool.c: EFI_OUT_OF_RESOURCES).
-            match w.inject("AllocatePool", &[Status::OUT_OF_RESOURCES]) {
+            match w.env.inject("AllocatePool", &[Status::OUT_OF_RESOURCES]) {
                 Some(st) => Err(st),
-                None => w.pool.allocate(size).ok_or(Status::OUT_OF_RESOURCES),
+                None => w.env.pool.allocate(size).ok_or(Status::OUT_OF_RESOURCES),
             }
         };
         self.sim.exit();
@@ -310,25 +316,26 @@ unsafe impl BootServices for SimBoot {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let p = buffer as usize;
-            match w.pool.size_of(p) {
+            match w.env.pool.size_of(p) {
                 None => Status::INVALID_PARAMETER,
                 Some(size) => {
                     let owned = w
+                        .tcp4
                         .owned_ranges()
                         .into_iter()
                         .find(|&(a, l, _)| a < p + size.max(1) && p < a + l);
                     if let Some((a, _, tok)) = owned {
-                        w.breach(
+                        w.env.breach(
                             BreachKind::FreedWhileOwned,
                             format!("free_pool({p:#x}) while the firmware owns {a:#x} (pending token {tok:#x}); block quarantined"),
                         );
-                        w.pool.quarantine(p);
+                        w.env.pool.quarantine(p);
                         Status::SUCCESS
                     } else {
-                        match w.pool.free(p) {
+                        match w.env.pool.free(p) {
                             FreeOutcome::Freed => Status::SUCCESS,
                             FreeOutcome::GuardOverwritten => {
-                                w.breach(
+                                w.env.breach(
                                     BreachKind::ModifiedWhileOwned,
                                     format!("pool block {p:#x} ({size} bytes): guard bytes overwritten (buffer overrun)"),
                                 );

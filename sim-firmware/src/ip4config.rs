@@ -13,13 +13,55 @@ use efisock::firmware::{
 use uefi_raw::MacAddress;
 
 use crate::sim::SimIp4Config2;
-use crate::world::ev_id;
+use crate::world::{Ip4State, World, ev_id};
 
 /// MAC address reported for the SUT NIC (QEMU's default).
 pub const SUT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
 fn v4(a: Ipv4Address) -> Ipv4Addr {
     Ipv4Addr::from(a.0)
+}
+
+/// POLICY: DHCP drops a static address and starts the DHCP client (whose
+/// lease arrives after the configured delay, unless DHCP is set to fail);
+/// STATIC stops it and drops the leased address.
+fn set_policy(w: &mut World, p: Ip4Config2Policy) -> Status {
+    match p {
+        Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => Status::SUCCESS,
+        Ip4Config2Policy::DHCP => {
+            w.env.ip4.dhcp_policy = true;
+            if w.env.ip4.address.is_some() {
+                w.set_address(None, None);
+            }
+            let d = w.env.cfg.dhcp;
+            let f = w.env.cfg.faults;
+            w.env.ip4.dhcp_deadline =
+                (!d.fail && !f.dhcp_fail).then(|| w.env.now + d.delay_ns + f.dhcp_delay_ns);
+            Status::SUCCESS
+        }
+        Ip4Config2Policy::STATIC => {
+            let was = w.env.ip4.dhcp_policy;
+            w.env.ip4.dhcp_policy = false;
+            w.env.ip4.dhcp_deadline = None;
+            if was && w.env.ip4.address.is_some() {
+                w.set_address(None, None);
+            }
+            Status::SUCCESS
+        }
+        _ => Status::INVALID_PARAMETER,
+    }
+}
+
+/// MANUAL_ADDRESS: a unicast address and a contiguous mask; 0.0.0.0 clears
+/// the address.
+fn set_manual_address(w: &mut World, a: Ipv4Addr, mask: Ipv4Addr) -> Status {
+    let mv = u32::from(mask);
+    if a.is_broadcast() || mv.leading_ones() + mv.trailing_zeros() != 32 {
+        return Status::INVALID_PARAMETER;
+    }
+    let gw = w.env.ip4.gateway;
+    w.set_address((!a.is_unspecified()).then_some((a, mask)), gw);
+    Status::SUCCESS
 }
 
 // SAFETY: every read and write below is bounded by the sizes passed in.
@@ -40,63 +82,32 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
                     } else {
                         // SAFETY: 4 readable bytes (checked size, contract).
                         let p = Ip4Config2Policy(unsafe { (data as *const i32).read_unaligned() });
-                        match p {
-                            Ip4Config2Policy::DHCP if w.ip4.dhcp_policy => Status::SUCCESS,
-                            Ip4Config2Policy::DHCP => {
-                                w.ip4.dhcp_policy = true;
-                                if w.ip4.address.is_some() {
-                                    w.set_address(None, None);
-                                }
-                                let d = w.cfg.dhcp;
-                                let f = w.cfg.faults;
-                                w.ip4.dhcp_deadline = (!d.fail && !f.dhcp_fail)
-                                    .then(|| w.now + d.delay_ns + f.dhcp_delay_ns);
-                                Status::SUCCESS
-                            }
-                            Ip4Config2Policy::STATIC => {
-                                let was = w.ip4.dhcp_policy;
-                                w.ip4.dhcp_policy = false;
-                                w.ip4.dhcp_deadline = None;
-                                if was && w.ip4.address.is_some() {
-                                    w.set_address(None, None);
-                                }
-                                Status::SUCCESS
-                            }
-                            _ => Status::INVALID_PARAMETER,
-                        }
+                        set_policy(&mut w, p)
                     }
                 }
                 Ip4Config2DataType::MANUAL_ADDRESS => {
                     if data_size != size_of::<Ip4Config2ManualAddress>() || data.is_null() {
                         Status::BAD_BUFFER_SIZE
-                    } else if w.ip4.dhcp_policy {
+                    } else if w.env.ip4.dhcp_policy {
                         Status::WRITE_PROTECTED
                     } else {
                         // SAFETY: a full ManualAddress is readable (checked size).
                         let m =
                             unsafe { (data as *const Ip4Config2ManualAddress).read_unaligned() };
-                        let (a, mask) = (v4(m.address), v4(m.subnet_mask));
-                        let mv = u32::from(mask);
-                        if a.is_broadcast() || mv.leading_ones() + mv.trailing_zeros() != 32 {
-                            Status::INVALID_PARAMETER
-                        } else {
-                            let gw = w.ip4.gateway;
-                            w.set_address((!a.is_unspecified()).then_some((a, mask)), gw);
-                            Status::SUCCESS
-                        }
+                        set_manual_address(&mut w, v4(m.address), v4(m.subnet_mask))
                     }
                 }
                 Ip4Config2DataType::GATEWAY => {
                     if data_size % 4 != 0 || (data_size > 0 && data.is_null()) {
                         Status::BAD_BUFFER_SIZE
-                    } else if w.ip4.dhcp_policy {
+                    } else if w.env.ip4.dhcp_policy {
                         Status::WRITE_PROTECTED
                     } else {
                         let gw = (data_size >= 4).then(|| {
                             // SAFETY: at least 4 readable bytes.
                             Ipv4Addr::from(unsafe { (data as *const [u8; 4]).read_unaligned() })
                         });
-                        let addr = w.ip4.address;
+                        let addr = w.env.ip4.address;
                         w.set_address(addr, gw);
                         Status::SUCCESS
                     }
@@ -122,75 +133,20 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
             let w = self.sim.w.borrow();
             // SAFETY: data_size is valid (contract).
             let have = unsafe { *data_size };
-            let need = match data_type {
-                Ip4Config2DataType::INTERFACE_INFO => size_of::<Ip4Config2InterfaceInfo>(),
-                Ip4Config2DataType::POLICY => 4,
-                Ip4Config2DataType::MANUAL_ADDRESS => {
-                    if w.ip4.dhcp_policy || w.ip4.address.is_none() {
-                        return Status::NOT_FOUND;
-                    }
-                    size_of::<Ip4Config2ManualAddress>()
-                }
-                Ip4Config2DataType::GATEWAY => {
-                    if w.ip4.gateway.is_none() {
-                        return Status::NOT_FOUND;
-                    }
-                    4
-                }
-                _ => return Status::UNSUPPORTED,
+            let need = match size_of_data(&w.env.ip4, data_type) {
+                Ok(n) => n,
+                Err(st) => return st,
             };
             if have < need || data.is_null() {
                 // SAFETY: data_size is valid for writes.
                 unsafe { *data_size = need };
                 return Status::BUFFER_TOO_SMALL;
             }
-            let (addr, mask) = w
-                .ip4
-                .address
-                .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
-            // SAFETY: `data` has at least `need` writable bytes (checked).
+            // SAFETY: `data` has at least `need` writable bytes (checked),
+            // and `data_size` is valid for writes.
             unsafe {
                 *data_size = need;
-                match data_type {
-                    Ip4Config2DataType::INTERFACE_INFO => {
-                        let mut name = [0u16; 32];
-                        for (i, c) in "eth0".encode_utf16().enumerate() {
-                            name[i] = c;
-                        }
-                        let mut mac = [0u8; 32];
-                        mac[..6].copy_from_slice(&SUT_MAC);
-                        let info = Ip4Config2InterfaceInfo {
-                            name,
-                            if_type: 1,
-                            hw_addr_size: 6,
-                            hw_addr: MacAddress(mac),
-                            station_addr: Ipv4Address(addr.octets()),
-                            subnet_mask: Ipv4Address(mask.octets()),
-                            route_table_size: 0,
-                            route_table: core::ptr::null_mut(),
-                        };
-                        (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info);
-                    }
-                    Ip4Config2DataType::POLICY => {
-                        let p = if w.ip4.dhcp_policy {
-                            Ip4Config2Policy::DHCP
-                        } else {
-                            Ip4Config2Policy::STATIC
-                        };
-                        (data as *mut i32).write_unaligned(p.0);
-                    }
-                    Ip4Config2DataType::MANUAL_ADDRESS => {
-                        let m = Ip4Config2ManualAddress {
-                            address: Ipv4Address(addr.octets()),
-                            subnet_mask: Ipv4Address(mask.octets()),
-                        };
-                        (data as *mut Ip4Config2ManualAddress).write_unaligned(m);
-                    }
-                    _ => {
-                        let g = w.ip4.gateway.expect("checked").octets();
-                        (data as *mut [u8; 4]).write_unaligned(g);
-                    }
-                }
+                write_data(&w.env.ip4, data_type, data);
             }
             Status::SUCCESS
         })();
@@ -203,10 +159,10 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let id = ev_id(event);
-            if !(0..5).contains(&data_type.0) || !w.events.contains_key(&id) {
+            if !(0..5).contains(&data_type.0) || !w.env.events.contains_key(&id) {
                 Status::INVALID_PARAMETER
             } else {
-                let v = w.ip4.notify.entry(data_type.0).or_default();
+                let v = w.env.ip4.notify.entry(data_type.0).or_default();
                 if v.contains(&id) {
                     Status::ACCESS_DENIED
                 } else {
@@ -224,7 +180,7 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let id = ev_id(event);
-            match w.ip4.notify.get_mut(&data_type.0) {
+            match w.env.ip4.notify.get_mut(&data_type.0) {
                 Some(v) if v.contains(&id) => {
                     v.retain(|&e| e != id);
                     Status::SUCCESS
@@ -234,5 +190,80 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
         };
         self.sim.exit();
         st
+    }
+}
+
+/// The size of `data_type`'s data, or why there is none to get.
+fn size_of_data(ip4: &Ip4State, data_type: Ip4Config2DataType) -> Result<usize, Status> {
+    match data_type {
+        Ip4Config2DataType::INTERFACE_INFO => Ok(size_of::<Ip4Config2InterfaceInfo>()),
+        Ip4Config2DataType::POLICY => Ok(4),
+        Ip4Config2DataType::MANUAL_ADDRESS => {
+            if ip4.dhcp_policy || ip4.address.is_none() {
+                return Err(Status::NOT_FOUND);
+            }
+            Ok(size_of::<Ip4Config2ManualAddress>())
+        }
+        Ip4Config2DataType::GATEWAY => {
+            if ip4.gateway.is_none() {
+                return Err(Status::NOT_FOUND);
+            }
+            Ok(4)
+        }
+        _ => Err(Status::UNSUPPORTED),
+    }
+}
+
+/// Write `data_type`'s data, which [`size_of_data`] accepted.
+///
+/// # Safety
+/// `data` has `size_of_data(ip4, data_type)` writable bytes.
+unsafe fn write_data(ip4: &Ip4State, data_type: Ip4Config2DataType, data: *mut c_void) {
+    let (addr, mask) = ip4
+        .address
+        .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
+    match data_type {
+        Ip4Config2DataType::INTERFACE_INFO => {
+            let mut name = [0u16; 32];
+            for (i, c) in "eth0".encode_utf16().enumerate() {
+                name[i] = c;
+            }
+            let mut mac = [0u8; 32];
+            mac[..6].copy_from_slice(&SUT_MAC);
+            let info = Ip4Config2InterfaceInfo {
+                name,
+                if_type: 1,
+                hw_addr_size: 6,
+                hw_addr: MacAddress(mac),
+                station_addr: Ipv4Address(addr.octets()),
+                subnet_mask: Ipv4Address(mask.octets()),
+                route_table_size: 0,
+                route_table: core::ptr::null_mut(),
+            };
+            // SAFETY: room for the interface info (caller's contract).
+            unsafe { (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info) };
+        }
+        Ip4Config2DataType::POLICY => {
+            let p = if ip4.dhcp_policy {
+                Ip4Config2Policy::DHCP
+            } else {
+                Ip4Config2Policy::STATIC
+            };
+            // SAFETY: room for the policy (caller's contract).
+            unsafe { (data as *mut i32).write_unaligned(p.0) };
+        }
+        Ip4Config2DataType::MANUAL_ADDRESS => {
+            let m = Ip4Config2ManualAddress {
+                address: Ipv4Address(addr.octets()),
+                subnet_mask: Ipv4Address(mask.octets()),
+            };
+            // SAFETY: room for the manual address (caller's contract).
+            unsafe { (data as *mut Ip4Config2ManualAddress).write_unaligned(m) };
+        }
+        _ => {
+            let g = ip4.gateway.expect("checked").octets();
+            // SAFETY: room for the gateway (caller's contract).
+            unsafe { (data as *mut [u8; 4]).write_unaligned(g) };
+        }
     }
 }

@@ -13,12 +13,38 @@
 //! memory corruption on a real machine.
 //!
 //! # Using it
-//! ```no_run
-//! use efisock_sim::{Sim, SimConfig};
+//! Build a world from a seed, give a peer host a service, and drive the
+//! socket layer (or the raw `efisock::firmware` traits) over
+//! [`Sim::platform`]. Here the peer at 10.0.2.2 echoes on port 7:
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use std::time::Duration;
+//! use efisock::Net;
+//! use efisock_sim::{ConnHandler, ConnIo, Sim, SimConfig};
+//!
+//! struct Echo;
+//! impl ConnHandler for Echo {
+//!     fn poll(&mut self, io: &mut dyn ConnIo) {
+//!         let mut buf = [0u8; 512];
+//!         let n = io.recv(&mut buf);
+//!         io.send(&buf[..n]);
+//!     }
+//! }
+//!
 //! let sim = Sim::new(SimConfig::new(0x5EED));
-//! let platform = sim.platform(); // implements efisock::firmware::Platform
-//! // ... drive the core or the raw traits, peers via sim.peer_host() ...
-//! for b in sim.finish() { eprintln!("{b}"); }
+//! sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+//! let net = Net::new(sim.platform()); // `SimPlatform` implements `Platform`
+//! let addr = net.dhcp(Duration::from_secs(30)).unwrap(); // the simulated DHCP server
+//! assert_eq!(addr, Ipv4Addr::new(10, 0, 2, 15));
+//! let sock = net.socket().unwrap();
+//! sock.connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 7)).unwrap();
+//! sock.sendall(b"ping").unwrap();
+//! assert_eq!(sock.recv(64).unwrap(), b"ping");
+//! sock.close().unwrap();
+//! net.shutdown(Duration::from_secs(5)).unwrap();
+//! // Leaked children, events or pool memory, and contract breaches:
+//! assert!(sim.finish().is_empty());
+//! assert!(sim.now_ns() > 0); // virtual time, from the cost model
 //! ```
 //!
 //! # Timing model
@@ -67,7 +93,8 @@
 //! - The per-instance lock is held while the notify functions of completions
 //!   produced by a call run (as that call returns), so re-entering the same
 //!   instance from such a notify gets ACCESS_DENIED. (EDK2 releases the lock
-//!   just before RestoreTPL; the brief asks for ACCESS_DENIED here.)
+//!   just before RestoreTPL; the stricter behaviour shows that the socket
+//!   layer never re-enters an instance from a notify.)
 //! - Retransmission, SYN retries, delayed ACKs and congestion control are
 //!   smoltcp's (Reno; initial RTO 1 s, not EDK2's 3 s, doubling up to
 //!   [`MAX_RTO_NS`] and kept from a retransmitted handshake; ACK delay 10 ms),
@@ -89,7 +116,7 @@
 //!   and during waits, not only at call boundaries.
 //! - WaitForEvent that can never return records `WouldHangForever` and
 //!   returns [`HANG_STATUS`] (`DEVICE_ERROR`).
-#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod boot;
 mod breach;
@@ -102,21 +129,22 @@ mod pool;
 pub mod rng;
 mod sim;
 mod tcp4;
-mod tcp4_api;
 mod tokens;
 mod world;
 
 pub use boot::HANG_STATUS;
 pub use breach::{Breach, BreachKind};
 pub use config::{
-    BreachPolicy, CostModel, DhcpConfig, Faults, LinkConfig, NotifyMode, Profile, Quirks, SimConfig,
+    BreachPolicy, CostModel, DhcpConfig, Faults, LinkConfig, NotifyMode, ParseFaultsError, Profile,
+    Quirks, SimConfig, UnknownProfile, UnknownQuirk,
 };
 pub use decide::{
-    Decider, DecisionKind, MAX_DEFERRALS, MAX_RUN, PCT_INITIAL_HORIZON, Scheduler, Tape,
+    Decider, DecisionKind, MAX_DEFERRALS, MAX_RUN, PCT_INITIAL_HORIZON, ParseSchedulerError,
+    ParseTapeError, Scheduler, Tape, TapeNumber,
 };
 pub use host::{ConnHandler, ConnIo, MAX_RTO_NS, PeerConnState};
 pub use sim::{Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service};
 pub use tcp4::NIC_QUEUE_FRAMES;
-pub use tcp4_api::SimTcp4;
+pub use tcp4::SimTcp4;
 pub use tokens::CANARY;
 pub use world::{Injection, SimStats};

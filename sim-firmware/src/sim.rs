@@ -86,20 +86,20 @@ impl SimHost {
     /// Accept connections on `port`; each gets a handler from `factory`.
     /// Backlog is unlimited, like a host kernel's.
     pub fn listen(&self, port: u16, factory: Box<dyn FnMut() -> Box<dyn ConnHandler>>) {
-        self.sim.w.borrow_mut().hosts[self.idx].listen(port, factory);
+        self.sim.w.borrow_mut().env.hosts[self.idx].listen(port, factory);
     }
 
     /// Stop listening (later SYNs are answered with RST).
     pub fn unlisten(&self, port: u16) {
-        self.sim.w.borrow_mut().hosts[self.idx].unlisten(port);
+        self.sim.w.borrow_mut().env.hosts[self.idx].unlisten(port);
     }
 
     /// Actively open a connection from this host.
     pub fn connect(&self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>) {
         let mut w = self.sim.w.borrow_mut();
-        let now = w.now;
-        w.hosts[self.idx].connect(remote, handler, now);
-        w.run_host(self.idx);
+        let now = w.env.now;
+        w.env.hosts[self.idx].connect(remote, handler, now);
+        w.env.run_host(self.idx);
     }
 }
 
@@ -123,19 +123,19 @@ impl Sim {
 
     /// The run seed.
     pub fn seed(&self) -> u64 {
-        self.w.borrow().cfg.seed
+        self.w.borrow().env.cfg.seed
     }
     /// The firmware profile.
     pub fn profile(&self) -> Profile {
-        self.w.borrow().cfg.profile
+        self.w.borrow().env.cfg.profile
     }
     /// The quirks in effect.
     pub fn quirks(&self) -> Quirks {
-        self.w.borrow().cfg.quirks
+        self.w.borrow().env.cfg.quirks
     }
     /// Virtual time now.
     pub fn now_ns(&self) -> u64 {
-        self.w.borrow().now
+        self.w.borrow().env.now
     }
 
     /// The default peer host (10.0.2.2).
@@ -145,7 +145,7 @@ impl Sim {
 
     /// Add (or get) a peer host with this address.
     pub fn add_host(&self, addr: Ipv4Addr) -> SimHost {
-        let idx = self.w.borrow_mut().add_host(addr);
+        let idx = self.w.borrow_mut().env.add_host(addr);
         SimHost {
             sim: self.clone(),
             idx,
@@ -155,18 +155,18 @@ impl Sim {
 
     /// Change the fault knobs of every link.
     pub fn set_link(&self, link: LinkConfig) {
-        self.w.borrow_mut().cfg.link = link;
+        self.w.borrow_mut().env.cfg.link = link;
     }
 
     /// The fault knobs in effect.
     pub fn faults(&self) -> Faults {
-        self.w.borrow().cfg.faults
+        self.w.borrow().env.cfg.faults
     }
 
     /// Change the fault knobs from now on (packets already in flight keep
     /// their fate).
     pub fn set_faults(&self, faults: Faults) {
-        self.w.borrow_mut().cfg.faults = faults;
+        self.w.borrow_mut().env.cfg.faults = faults;
     }
 
     /// Turn every fault off from now on: `Faults::none()`, and the loss,
@@ -177,44 +177,47 @@ impl Sim {
     /// liveness phase after a swarm run.
     pub fn heal(&self) {
         let mut w = self.w.borrow_mut();
-        w.cfg.faults = Faults::none();
-        let l = &mut w.cfg.link;
+        w.env.cfg.faults = Faults::none();
+        let l = &mut w.env.cfg.link;
         l.loss = 0.0;
         l.duplicate = 0.0;
         l.reorder = 0.0;
         l.jitter_ns = 0;
-        let d = w.cfg.dhcp;
-        if w.ip4.dhcp_policy && w.ip4.address.is_none() && w.ip4.dhcp_deadline.is_none() && !d.fail
+        let d = w.env.cfg.dhcp;
+        if w.env.ip4.dhcp_policy
+            && w.env.ip4.address.is_none()
+            && w.env.ip4.dhcp_deadline.is_none()
+            && !d.fail
         {
-            w.ip4.dhcp_deadline = Some(w.now + d.delay_ns);
+            w.env.ip4.dhcp_deadline = Some(w.env.now + d.delay_ns);
         }
-        w.trace("heal: faults off".into());
+        w.env.trace("heal: faults off".into());
     }
 
     /// The scheduler in effect (`NotifyMode::Anytime` maps to `Uniform`).
     pub fn scheduler(&self) -> Scheduler {
-        self.w.borrow().decider.scheduler()
+        self.w.borrow().env.decider.scheduler()
     }
 
     /// Every decision value taken so far: with `SimConfig::tape` set to it,
     /// the same configuration replays this run bit for bit.
     pub fn tape(&self) -> Tape {
-        self.w.borrow().decider.tape()
+        self.w.borrow().env.decider.tape()
     }
 
     /// Running hash over every decision (kind, options, value).
     pub fn decision_hash(&self) -> u64 {
-        self.w.borrow().decider.hash()
+        self.w.borrow().env.decider.hash()
     }
 
     /// Number of decisions taken so far.
     pub fn decisions(&self) -> u64 {
-        self.w.borrow().decider.decisions()
+        self.w.borrow().env.decider.decisions()
     }
 
     /// Statuses injected so far (`Faults::inject`), in order.
     pub fn injected(&self) -> Vec<Injection> {
-        self.w.borrow().injected.clone()
+        self.w.borrow().env.injected.clone()
     }
 
     /// Run the world forward without the application calling anything
@@ -226,56 +229,56 @@ impl Sim {
 
     /// Breaches recorded so far.
     pub fn breaches(&self) -> Vec<Breach> {
-        self.w.borrow().breaches.clone()
+        self.w.borrow().env.breaches.clone()
     }
 
     /// End-of-test check: leaked children, events, pool allocations.
     /// Idempotent: a second call adds nothing.
     pub fn finish(&self) -> Vec<Breach> {
         let mut w = self.w.borrow_mut();
-        if std::mem::replace(&mut w.finished, true) {
-            return w.breaches.clone();
+        if std::mem::replace(&mut w.env.finished, true) {
+            return w.env.breaches.clone();
         }
         let children: Vec<usize> = w
-            .sut
+            .tcp4
             .children
             .iter()
-            .filter(|(_, c)| c.visible)
+            .filter(|(_, c)| c.is_visible())
             .map(|(&id, _)| id)
             .collect();
         for id in children {
-            w.breach(
+            w.env.breach(
                 BreachKind::LeakedChild,
                 format!("TCP4 child {id} was never destroyed"),
             );
         }
-        let events: Vec<usize> = w.events.keys().copied().collect();
+        let events: Vec<usize> = w.env.events.keys().copied().collect();
         for e in events {
-            w.breach(
+            w.env.breach(
                 BreachKind::LeakedEvent,
                 format!("event {e:#x} was never closed"),
             );
         }
-        for (a, s) in w.pool.live() {
-            w.breach(
+        for (a, s) in w.env.pool.live() {
+            w.env.breach(
                 BreachKind::LeakedPool,
                 format!("pool allocation {a:#x} ({s} bytes) was never freed"),
             );
         }
-        w.breaches.clone()
+        w.env.breaches.clone()
     }
 
     /// Counters of the run.
     pub fn stats(&self) -> SimStats {
         let w = self.w.borrow();
-        let mut s = w.stats.clone();
-        s.virtual_ns = w.now;
+        let mut s = w.env.stats.clone();
+        s.virtual_ns = w.env.now;
         s
     }
 
     /// The run's trace (completions, state changes), for determinism checks.
     pub fn trace(&self) -> Vec<String> {
-        self.w.borrow().trace.clone()
+        self.w.borrow().env.trace.clone()
     }
 
     // ---- call boundaries ---------------------------------------------
@@ -287,10 +290,10 @@ impl Sim {
         for _ in 0..100_000 {
             let call = {
                 let mut w = self.w.borrow_mut();
-                match w.next_notify() {
+                match w.env.next_notify() {
                     Some(c) => {
-                        let prev = w.tpl;
-                        w.tpl = c.tpl;
+                        let prev = w.env.tpl;
+                        w.env.tpl = c.tpl;
                         Some((c, prev))
                     }
                     None => None,
@@ -300,7 +303,7 @@ impl Sim {
             // SAFETY: the caller of CreateEvent guaranteed the notify function
             // and context stay valid until CloseEvent; no world borrow is held.
             unsafe { (c.func)(c.event as _, c.ctx as _) };
-            self.w.borrow_mut().tpl = prev;
+            self.w.borrow_mut().env.tpl = prev;
         }
     }
 
@@ -308,13 +311,13 @@ impl Sim {
     pub(crate) fn enter(&self, extra_ns: u64) {
         let target = {
             let mut w = self.w.borrow_mut();
-            w.stats.firmware_calls += 1;
-            w.now + w.cfg.cost.per_call_ns + extra_ns
+            w.env.stats.firmware_calls += 1;
+            w.env.now + w.env.cfg.cost.per_call_ns + extra_ns
         };
         self.run_steps(target);
         // Non-FIFO schedulers also deliver at call entry (a timer interrupt
         // may have fired just before the call); FIFO keeps EDK2's points.
-        if self.w.borrow().decider.scheduler() != Scheduler::Fifo {
+        if self.w.borrow().env.decider.scheduler() != Scheduler::Fifo {
             self.deliver_notifies();
         }
     }
@@ -336,7 +339,7 @@ impl Sim {
                 _ => break,
             }
         }
-        if w.now < target {
+        if w.env.now < target {
             let _ = w.step_to(target);
         }
     }
@@ -364,21 +367,21 @@ impl Sim {
                             true
                         } else {
                             // Livelock: move on to the target instead.
-                            let next = target.min(w.now + 1_000);
+                            let next = target.min(w.env.now + 1_000);
                             let _ = w.step_to(next);
                             true
                         }
                     }
                     None if stop_when_idle => false,
                     _ => {
-                        if w.now < target && target != u64::MAX {
+                        if w.env.now < target && target != u64::MAX {
                             let _ = w.step_to(target);
                         }
                         false
                     }
                 }
             };
-            if self.w.borrow().tpl < Tpl::CALLBACK.0 {
+            if self.w.borrow().env.tpl < Tpl::CALLBACK.0 {
                 self.deliver_notifies();
             }
             if !next {

@@ -32,8 +32,8 @@ mod tape;
 
 use crate::rng::Rng;
 
-pub use sched::{PCT_INITIAL_HORIZON, Scheduler};
-pub use tape::{MAX_RUN, Tape};
+pub use sched::{PCT_INITIAL_HORIZON, ParseSchedulerError, Scheduler};
+pub use tape::{MAX_RUN, ParseTapeError, Tape, TapeNumber};
 
 pub(crate) use sched::Pct;
 

@@ -61,29 +61,59 @@ impl fmt::Display for Scheduler {
     }
 }
 
+/// Why a string is not a [`Scheduler`]; each variant holds the string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseSchedulerError {
+    /// Neither `fifo`, `uniform` nor `pct<depth>`.
+    Unknown(String),
+    /// `pct` followed by something other than decimal digits.
+    DepthNotDecimal(String),
+    /// `pct0`: PCT needs a depth of at least 1.
+    DepthZero(String),
+    /// The depth does not fit in `u32`.
+    DepthTooLarge(String),
+}
+
+impl fmt::Display for ParseSchedulerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseSchedulerError::Unknown(s) => write!(
+                f,
+                "unknown scheduler {s:?} (expected \"fifo\", \"uniform\" or \"pct<depth>\", e.g. \"pct3\")"
+            ),
+            ParseSchedulerError::DepthNotDecimal(s) => write!(
+                f,
+                "scheduler {s:?}: the PCT depth after \"pct\" must be a decimal number, e.g. \"pct3\""
+            ),
+            ParseSchedulerError::DepthZero(s) => {
+                write!(f, "scheduler {s:?}: the PCT depth must be at least 1")
+            }
+            ParseSchedulerError::DepthTooLarge(s) => {
+                write!(f, "scheduler {s:?}: the PCT depth does not fit in u32")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParseSchedulerError {}
+
 impl FromStr for Scheduler {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseSchedulerError;
+    fn from_str(s: &str) -> Result<Self, ParseSchedulerError> {
         match s {
             "fifo" => Ok(Scheduler::Fifo),
             "uniform" => Ok(Scheduler::Uniform),
             _ => {
                 let Some(d) = s.strip_prefix("pct") else {
-                    return Err(format!(
-                        "unknown scheduler {s:?} (expected \"fifo\", \"uniform\" or \"pct<depth>\", e.g. \"pct3\")"
-                    ));
+                    return Err(ParseSchedulerError::Unknown(s.to_string()));
                 };
                 if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(format!(
-                        "scheduler {s:?}: the PCT depth after \"pct\" must be a decimal number, e.g. \"pct3\""
-                    ));
+                    return Err(ParseSchedulerError::DepthNotDecimal(s.to_string()));
                 }
                 match d.parse::<u32>() {
-                    Ok(0) => Err(format!("scheduler {s:?}: the PCT depth must be at least 1")),
+                    Ok(0) => Err(ParseSchedulerError::DepthZero(s.to_string())),
                     Ok(depth) => Ok(Scheduler::Pct { depth }),
-                    Err(_) => Err(format!(
-                        "scheduler {s:?}: the PCT depth does not fit in u32"
-                    )),
+                    Err(_) => Err(ParseSchedulerError::DepthTooLarge(s.to_string())),
                 }
             }
         }
@@ -172,5 +202,29 @@ impl Pct {
             i = self.best(cands);
         }
         i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_text_and_say_what_is_wrong() {
+        assert_eq!(
+            "pct0".parse::<Scheduler>(),
+            Err(ParseSchedulerError::DepthZero("pct0".into()))
+        );
+        assert_eq!(
+            "pct+3".parse::<Scheduler>(),
+            Err(ParseSchedulerError::DepthNotDecimal("pct+3".into()))
+        );
+        assert_eq!(
+            "pct99999999999".parse::<Scheduler>(),
+            Err(ParseSchedulerError::DepthTooLarge("pct99999999999".into()))
+        );
+        let e = "lifo".parse::<Scheduler>().unwrap_err();
+        assert_eq!(e, ParseSchedulerError::Unknown("lifo".into()));
+        assert!(e.to_string().starts_with("unknown scheduler \"lifo\""));
     }
 }

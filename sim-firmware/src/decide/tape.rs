@@ -118,40 +118,152 @@ impl fmt::Display for Tape {
     }
 }
 
-/// Parse a base-36 number starting at `at`, ended by `end`; returns the
-/// number and the offset after the terminator.
-fn number(s: &[u8], at: usize, end: u8, what: &str, max: u64) -> Result<(u64, usize), String> {
+/// A number inside a tape: the length of a zero run or one large value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapeNumber {
+    /// `_N.`: the length of a run of zeros.
+    ZeroRun,
+    /// `{N}`: one value.
+    Value,
+}
+
+impl fmt::Display for TapeNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TapeNumber::ZeroRun => "zero run",
+            TapeNumber::Value => "value",
+        })
+    }
+}
+
+/// Why a string is not a [`Tape`]; byte offsets count from 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseTapeError {
+    /// A number opened at `start` is missing its terminator `end`.
+    Unterminated {
+        /// Which number.
+        what: TapeNumber,
+        /// Offset of its opening `_` or `{`.
+        start: usize,
+        /// The terminator expected (`.` or `}`).
+        end: char,
+    },
+    /// A number opened at `start` has no digits.
+    Empty {
+        /// Which number.
+        what: TapeNumber,
+        /// Offset of its opening `_` or `{`.
+        start: usize,
+    },
+    /// A byte inside a number is not a base-36 digit.
+    NotADigit {
+        /// Offset of the byte.
+        at: usize,
+        /// The byte, as a character.
+        byte: char,
+        /// Which number.
+        what: TapeNumber,
+        /// Offset of its opening `_` or `{`.
+        start: usize,
+    },
+    /// A number is larger than allowed.
+    TooLarge {
+        /// Which number.
+        what: TapeNumber,
+        /// Offset of its opening `_` or `{`.
+        start: usize,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// `_0.`: a zero run must have at least one zero.
+    ZeroLengthRun {
+        /// Offset of the `_`.
+        at: usize,
+    },
+    /// The tape would hold more than [`MAX_RUN`] values.
+    TooLong,
+    /// A character that cannot start an item.
+    Unexpected {
+        /// The character.
+        ch: char,
+        /// Its offset.
+        at: usize,
+    },
+}
+
+impl fmt::Display for ParseTapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ParseTapeError::Unterminated { what, start, end } => write!(
+                f,
+                "tape: {what} starting at byte {start} is not terminated by {end:?}"
+            ),
+            ParseTapeError::Empty { what, start } => {
+                write!(f, "tape: empty {what} at byte {start}")
+            }
+            ParseTapeError::NotADigit {
+                at,
+                byte,
+                what,
+                start,
+            } => write!(
+                f,
+                "tape: byte {at} ({byte:?}) is not a base-36 digit (0-9, a-z) inside the {what} starting at byte {start}"
+            ),
+            ParseTapeError::TooLarge { what, start, max } => {
+                write!(f, "tape: {what} starting at byte {start} exceeds {max}")
+            }
+            ParseTapeError::ZeroLengthRun { at } => {
+                write!(f, "tape: zero run of length 0 at byte {at}")
+            }
+            ParseTapeError::TooLong => write!(f, "tape: longer than {MAX_RUN} values"),
+            ParseTapeError::Unexpected { ch, at } => write!(
+                f,
+                "tape: unexpected {ch:?} at byte {at} (expected 0-9, a-z, '_' or '{{')"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ParseTapeError {}
+
+/// Parse a base-36 number whose opening `_` or `{` is at `at - 1`, ended
+/// by `end`; returns the number and the offset after the terminator.
+fn number(
+    s: &[u8],
+    at: usize,
+    end: u8,
+    what: TapeNumber,
+    max: u64,
+) -> Result<(u64, usize), ParseTapeError> {
+    let start = at - 1;
     let mut v: u64 = 0;
     let mut i = at;
     loop {
         match s.get(i) {
             None => {
-                return Err(format!(
-                    "tape: {what} starting at byte {} is not terminated by {:?}",
-                    at - 1,
-                    end as char
-                ));
+                return Err(ParseTapeError::Unterminated {
+                    what,
+                    start,
+                    end: end as char,
+                });
             }
             Some(&c) if c == end => {
                 if i == at {
-                    return Err(format!("tape: empty {what} at byte {}", at - 1));
+                    return Err(ParseTapeError::Empty { what, start });
                 }
                 return Ok((v, i + 1));
             }
             Some(&c) => {
-                let d = digit(c).ok_or_else(|| {
-                    format!(
-                        "tape: byte {i} ({:?}) is not a base-36 digit (0-9, a-z) inside the {what} starting at byte {}",
-                        c as char,
-                        at - 1
-                    )
+                let d = digit(c).ok_or(ParseTapeError::NotADigit {
+                    at: i,
+                    byte: c as char,
+                    what,
+                    start,
                 })?;
                 v = v * 36 + d;
                 if v > max {
-                    return Err(format!(
-                        "tape: {what} starting at byte {} exceeds {max}",
-                        at - 1
-                    ));
+                    return Err(ParseTapeError::TooLarge { what, start, max });
                 }
             }
         }
@@ -160,9 +272,9 @@ fn number(s: &[u8], at: usize, end: u8, what: &str, max: u64) -> Result<(u64, us
 }
 
 impl FromStr for Tape {
-    type Err = String;
+    type Err = ParseTapeError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, ParseTapeError> {
         let b = s.as_bytes();
         let mut out = Vec::new();
         let mut i = 0;
@@ -172,24 +284,22 @@ impl FromStr for Tape {
                 out.push(d as u32);
                 i += 1;
             } else if c == b'_' {
-                let (n, next) = number(b, i + 1, b'.', "zero run", MAX_RUN)?;
+                let (n, next) = number(b, i + 1, b'.', TapeNumber::ZeroRun, MAX_RUN)?;
                 if n == 0 {
-                    return Err(format!("tape: zero run of length 0 at byte {i}"));
+                    return Err(ParseTapeError::ZeroLengthRun { at: i });
                 }
                 if out.len() as u64 + n > MAX_RUN {
-                    return Err(format!("tape: longer than {MAX_RUN} values"));
+                    return Err(ParseTapeError::TooLong);
                 }
                 out.extend(std::iter::repeat_n(0, n as usize));
                 i = next;
             } else if c == b'{' {
-                let (v, next) = number(b, i + 1, b'}', "value", u64::from(u32::MAX))?;
+                let (v, next) = number(b, i + 1, b'}', TapeNumber::Value, u64::from(u32::MAX))?;
                 out.push(v as u32);
                 i = next;
             } else {
                 let ch = s[i..].chars().next().unwrap_or('?');
-                return Err(format!(
-                    "tape: unexpected {ch:?} at byte {i} (expected 0-9, a-z, '_' or '{{')"
-                ));
+                return Err(ParseTapeError::Unexpected { ch, at: i });
             }
         }
         Ok(Tape(out))
@@ -208,5 +318,35 @@ mod tests {
         assert_eq!(s.parse::<Tape>().unwrap(), t);
         assert_eq!("".parse::<Tape>().unwrap(), Tape::default());
         assert_eq!(t.trimmed().len(), 11);
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_where() {
+        assert_eq!(
+            "12_5".parse::<Tape>(),
+            Err(ParseTapeError::Unterminated {
+                what: TapeNumber::ZeroRun,
+                start: 2,
+                end: '.'
+            })
+        );
+        assert_eq!(
+            "_0.".parse::<Tape>(),
+            Err(ParseTapeError::ZeroLengthRun { at: 0 })
+        );
+        assert_eq!(
+            "{1z141z4}".parse::<Tape>(),
+            Err(ParseTapeError::TooLarge {
+                what: TapeNumber::Value,
+                start: 0,
+                max: u64::from(u32::MAX)
+            })
+        );
+        let e = "ab!".parse::<Tape>().unwrap_err();
+        assert_eq!(e, ParseTapeError::Unexpected { ch: '!', at: 2 });
+        assert_eq!(
+            e.to_string(),
+            "tape: unexpected '!' at byte 2 (expected 0-9, a-z, '_' or '{')"
+        );
     }
 }

@@ -11,10 +11,10 @@ use efisock::firmware::{
     Tcp4ListenToken, Tcp4ServiceBinding, Tpl,
 };
 
+use super::{CHILD_BASE, Edk2Tcp4};
 use crate::breach::BreachKind;
 use crate::sim::{Sim, SimTcp4Service};
-use crate::tcp4::{CHILD_BASE, Sut};
-use crate::world::World;
+use crate::world::Env;
 
 /// One TCP4 child's protocol instance.
 #[derive(Clone)]
@@ -26,39 +26,43 @@ pub struct SimTcp4 {
 impl SimTcp4 {
     /// The child handle this instance is installed on.
     pub fn handle(&self) -> Handle {
-        Sut::child_handle(self.id) as Handle
+        Edk2Tcp4::child_handle(self.id) as Handle
     }
 
+    /// The envelope of every Tcp4 call but Poll: cost, the TPL check, the
+    /// per-instance lock (when `lock`), then `f` on the driver, an injected
+    /// completion, the trace line, and the notifies of what completed.
     fn call(
         &self,
         call: &'static str,
         lock: bool,
-        f: impl FnOnce(&mut World, usize) -> Status,
+        f: impl FnOnce(&mut Edk2Tcp4, &mut Env, usize) -> Status,
     ) -> Status {
         self.sim.enter(0);
         let (st, locked) = {
             let mut w = self.sim.w.borrow_mut();
-            if w.tpl > Tpl::CALLBACK.0 {
-                let t = w.tpl;
-                w.breach(
+            let w = &mut *w;
+            if w.env.tpl > Tpl::CALLBACK.0 {
+                let t = w.env.tpl;
+                w.env.breach(
                     BreachKind::WrongTpl,
                     format!("Tcp4.{call} called at TPL {t} (above TPL_CALLBACK)"),
                 );
                 (Status::UNSUPPORTED, false)
             } else {
-                match w.sut.children.get_mut(&self.id) {
+                match w.tcp4.children.get_mut(&self.id) {
                     None => (Status::INVALID_PARAMETER, false),
                     Some(c) if lock && c.busy => (Status::ACCESS_DENIED, false),
                     Some(c) => {
                         if lock {
                             c.busy = true;
                         }
-                        w.sut.in_call = true;
-                        let st = f(&mut w, self.id);
+                        w.tcp4.in_call = true;
+                        let st = f(&mut w.tcp4, &mut w.env, self.id);
                         // An injected completion of this instance's pending
                         // token, as if a DPC ran during the call.
-                        w.inject_completion(Some(self.id), None);
-                        w.sut.in_call = false;
+                        w.tcp4.inject_completion(&mut w.env, Some(self.id), None);
+                        w.tcp4.in_call = false;
                         (st, lock)
                     }
                 }
@@ -66,15 +70,16 @@ impl SimTcp4 {
         };
         {
             let mut w = self.sim.w.borrow_mut();
-            let now = w.now;
+            let now = w.env.now;
             tracing::trace!(target: "efisock::sim", instance = self.id as u64, call, status = name(st), t_ns = now);
-            w.trace(format!("child {} {call} -> {}", self.id, name(st)));
+            w.env
+                .trace(format!("child {} {call} -> {}", self.id, name(st)));
         }
         // Notify functions of completions run now, with the lock still held:
         // a notify re-entering this instance gets ACCESS_DENIED.
         self.sim.exit();
         if locked {
-            if let Some(c) = self.sim.w.borrow_mut().sut.children.get_mut(&self.id) {
+            if let Some(c) = self.sim.w.borrow_mut().tcp4.children.get_mut(&self.id) {
                 c.busy = false;
             }
         }
@@ -83,7 +88,7 @@ impl SimTcp4 {
 }
 
 // SAFETY: tokens get their status written before their event is signalled
-// (`World::complete`), each exactly once (removed from the pending queues
+// (`Edk2Tcp4::complete`), each exactly once (removed from the pending queues
 // before completion), and are never touched afterwards.
 unsafe impl Tcp4 for SimTcp4 {
     unsafe fn get_mode_data(
@@ -96,15 +101,15 @@ unsafe impl Tcp4 for SimTcp4 {
     ) -> Status {
         let _ = (managed_network_config_data, simple_network_mode);
         // SAFETY: pointers forwarded under the caller's contract.
-        self.call("GetModeData", false, |w, id| unsafe {
-            w.get_mode_data(id, connection_state, config_data, ip4_mode_data)
+        self.call("GetModeData", false, |tcp4, _, id| unsafe {
+            tcp4.get_mode_data(id, connection_state, config_data, ip4_mode_data)
         })
     }
 
     unsafe fn configure(&self, config_data: *const Tcp4ConfigData) -> Status {
         // SAFETY: pointer forwarded under the caller's contract.
-        self.call("Configure", true, |w, id| unsafe {
-            w.configure(id, config_data)
+        self.call("Configure", true, |tcp4, cx, id| unsafe {
+            tcp4.configure(cx, id, config_data)
         })
     }
 
@@ -121,8 +126,8 @@ unsafe impl Tcp4 for SimTcp4 {
         }
         // The simulated network routes every address directly, so routes
         // change nothing; the status mirrors EDK2 for a configured instance.
-        self.call("Routes", true, |w, id| {
-            if w.sut.children.get(&id).is_some_and(|c| c.is_configured()) {
+        self.call("Routes", true, |tcp4, _, id| {
+            if tcp4.children.get(&id).is_some_and(|c| c.is_configured()) {
                 Status::SUCCESS
             } else {
                 Status::NOT_STARTED
@@ -136,7 +141,9 @@ unsafe impl Tcp4 for SimTcp4 {
             return Status::INVALID_PARAMETER;
         }
         // SAFETY: as above.
-        self.call("Connect", true, |w, id| unsafe { w.connect(id, token) })
+        self.call("Connect", true, |tcp4, cx, id| unsafe {
+            tcp4.connect(cx, id, token)
+        })
     }
 
     unsafe fn accept(&self, token: *mut Tcp4ListenToken) -> Status {
@@ -145,7 +152,9 @@ unsafe impl Tcp4 for SimTcp4 {
             return Status::INVALID_PARAMETER;
         }
         // SAFETY: as above.
-        self.call("Accept", true, |w, id| unsafe { w.accept(id, token) })
+        self.call("Accept", true, |tcp4, cx, id| unsafe {
+            tcp4.accept(cx, id, token)
+        })
     }
 
     unsafe fn transmit(&self, token: *mut Tcp4IoToken) -> Status {
@@ -154,7 +163,9 @@ unsafe impl Tcp4 for SimTcp4 {
             return Status::INVALID_PARAMETER;
         }
         // SAFETY: as above.
-        self.call("Transmit", true, |w, id| unsafe { w.transmit(id, token) })
+        self.call("Transmit", true, |tcp4, cx, id| unsafe {
+            tcp4.transmit(cx, id, token)
+        })
     }
 
     unsafe fn receive(&self, token: *mut Tcp4IoToken) -> Status {
@@ -163,7 +174,9 @@ unsafe impl Tcp4 for SimTcp4 {
             return Status::INVALID_PARAMETER;
         }
         // SAFETY: as above.
-        self.call("Receive", true, |w, id| unsafe { w.receive(id, token) })
+        self.call("Receive", true, |tcp4, cx, id| unsafe {
+            tcp4.receive(cx, id, token)
+        })
     }
 
     unsafe fn close(&self, token: *mut Tcp4CloseToken) -> Status {
@@ -172,31 +185,39 @@ unsafe impl Tcp4 for SimTcp4 {
             return Status::INVALID_PARAMETER;
         }
         // SAFETY: as above.
-        self.call("Close", true, |w, id| unsafe { w.close(id, token) })
+        self.call("Close", true, |tcp4, cx, id| unsafe {
+            tcp4.close(cx, id, token)
+        })
     }
 
     unsafe fn cancel(&self, token: *mut Tcp4CompletionToken) -> Status {
         // SAFETY: forwarded; only compared by address and written if pending.
-        self.call("Cancel", true, |w, id| unsafe { w.cancel(id, token) })
+        self.call("Cancel", true, |tcp4, cx, id| unsafe {
+            tcp4.cancel(cx, id, token)
+        })
     }
 
     fn poll(&self) -> Status {
-        let extra = self.sim.w.borrow().cfg.cost.poll_ns;
-        self.sim.w.borrow_mut().stats.polls += 1;
+        let extra = self.sim.w.borrow().env.cfg.cost.poll_ns;
+        self.sim.w.borrow_mut().env.stats.polls += 1;
         self.sim.enter(extra);
         let st = {
             let mut w = self.sim.w.borrow_mut();
+            let w = &mut *w;
             // Injected: Tcp4Poll returns what the IP4/MNP poll below it
             // returned (NetworkPkg/TcpDxe/TcpMain.c Tcp4Poll -> SOCK_POLL in
             // TcpDispatcher.c -> Ip4Dxe EfiIp4Poll -> MnpDxe MnpPoll):
             // NOT_READY when no frame was received, DEVICE_ERROR when SNP
             // failed; the UEFI spec lists both for Tcp4.Poll. Then no frame
             // is processed by this Poll.
-            match w.inject("Poll", &[Status::NOT_READY, Status::DEVICE_ERROR]) {
+            match w
+                .env
+                .inject("Poll", &[Status::NOT_READY, Status::DEVICE_ERROR])
+            {
                 Some(st) => st,
                 None => {
-                    w.sut_one_frame();
-                    w.inject_completion(Some(self.id), None);
+                    w.tcp4.one_frame(&mut w.env);
+                    w.tcp4.inject_completion(&mut w.env, Some(self.id), None);
                     Status::SUCCESS
                 }
             }
@@ -211,7 +232,7 @@ impl Tcp4ServiceBinding for SimTcp4Service {
 
     fn create_child(&self) -> Result<Handle, Status> {
         self.sim.enter(0);
-        let h = self.sim.w.borrow_mut().create_child();
+        let h = self.sim.w.borrow_mut().tcp4.create_child();
         self.sim.exit();
         Ok(h as Handle)
     }
@@ -220,8 +241,11 @@ impl Tcp4ServiceBinding for SimTcp4Service {
         self.sim.enter(0);
         let st = {
             let mut w = self.sim.w.borrow_mut();
+            let w = &mut *w;
             match child_id(child) {
-                Some(id) if w.sut.children.contains_key(&id) => w.destroy_child(id),
+                Some(id) if w.tcp4.children.contains_key(&id) => {
+                    w.tcp4.destroy_child(&mut w.env, id)
+                }
                 _ => Status::INVALID_PARAMETER,
             }
         };
@@ -232,7 +256,7 @@ impl Tcp4ServiceBinding for SimTcp4Service {
     fn open_tcp4(&self, child: Handle) -> Result<SimTcp4, Status> {
         let w = self.sim.w.borrow();
         match child_id(child) {
-            Some(id) if w.sut.children.get(&id).is_some_and(|c| c.visible) => Ok(SimTcp4 {
+            Some(id) if w.tcp4.children.get(&id).is_some_and(|c| c.is_visible()) => Ok(SimTcp4 {
                 sim: self.sim.clone(),
                 id,
             }),
