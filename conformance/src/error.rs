@@ -193,3 +193,67 @@ mod tests {
         );
     }
 }
+
+/// Why a target could not end a case cleanly or reset its network
+/// ([`Target::finish`](crate::runner::Target::finish),
+/// [`SocketTarget::unconfigure`](crate::target::SocketTarget::unconfigure)).
+#[derive(Debug)]
+pub enum TargetError {
+    /// What the case left behind: leaked children, events or pool memory and
+    /// firmware contract breaches, one line each.
+    Leftovers(Vec<String>),
+    /// The socket layer could not shut down.
+    Shutdown(efisock::Error),
+    /// Firmware resources were still held after the socket layer shut down.
+    ResourcesHeld(efisock::Resources),
+    /// A firmware call of the target's own set-up returned an error status.
+    Firmware {
+        /// The call, with its arguments in short (`SetData(Policy, STATIC)`).
+        call: &'static str,
+        /// What it returned.
+        status: efisock::firmware::Status,
+    },
+    /// The interface kept its address after being told to drop it.
+    AddressKept {
+        /// The address it kept.
+        address: std::net::Ipv4Addr,
+        /// Its subnet mask.
+        mask: std::net::Ipv4Addr,
+        /// How long the target waited for it to go.
+        waited: std::time::Duration,
+    },
+    /// Reading the interface's address failed.
+    Address(efisock::Error),
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetError::Leftovers(problems) => f.write_str(&problems.join("\n")),
+            TargetError::Shutdown(e) => write!(f, "socket layer shutdown: {e}"),
+            TargetError::ResourcesHeld(r) => write!(f, "resources left after shutdown: {r:?}"),
+            TargetError::Firmware { call, status } => {
+                write!(f, "{call} = {}", efisock::firmware::status::name(*status))
+            }
+            TargetError::AddressKept {
+                address,
+                mask,
+                waited,
+            } => write!(
+                f,
+                "EDK2 kept {address}/{mask} for {waited:?} after SetData(Policy, \
+                 STATIC) with no manual address: the interface cannot be unconfigured"
+            ),
+            TargetError::Address(e) => write!(f, "reading the address: {e}"),
+        }
+    }
+}
+
+impl Error for TargetError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            TargetError::Shutdown(e) | TargetError::Address(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -99,15 +99,9 @@ pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, Pa
 }
 
 /// Parses the options file (whitespace-separated words, the CLI grammar plus
-/// [`CASE_TIMEOUT_FLAG`]).
-///
-/// The error is the message alone because the UEFI suite application
-/// chains this with its own file-reading message; [`GuestArgs::from_str`]
-/// gives the typed [`ParseError`].
-///
-/// [`GuestArgs::from_str`]: std::str::FromStr::from_str
-pub fn parse_args_file(text: &str) -> Result<GuestArgs, String> {
-    text.parse().map_err(|e: ParseError| e.to_string())
+/// [`CASE_TIMEOUT_FLAG`]); the same as `text.parse::<GuestArgs>()`.
+pub fn parse_args_file(text: &str) -> Result<GuestArgs, ParseError> {
+    text.parse()
 }
 
 impl std::str::FromStr for GuestArgs {
@@ -293,7 +287,12 @@ mod tests {
         assert!(args_file(&opts(&[]), Duration::from_millis(1500)).is_err());
         assert!(parse_args_file("--case-timeout").is_err());
         assert!(parse_args_file("--case-timeout 0").is_err());
-        assert!(parse_args_file("--bogus").unwrap_err().contains("--bogus"));
+        assert!(
+            parse_args_file("--bogus")
+                .unwrap_err()
+                .to_string()
+                .contains("--bogus")
+        );
         let e = "--case-timeout 0".parse::<GuestArgs>().unwrap_err();
         assert_eq!(e.input(), "0");
         assert_eq!(

@@ -13,7 +13,7 @@ use efisock_sim::{
     SimPlatform,
 };
 
-use crate::error::SetupError;
+use crate::error::{SetupError, TargetError};
 use crate::peers::{self, Peer, PeerConnState, PeerIo};
 use crate::runner::Target;
 use crate::target::{Expectations, SocketTarget};
@@ -189,12 +189,12 @@ impl Target for SimTarget {
         self.sim.now_ns()
     }
 
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), TargetError> {
         let problems = self.leftovers();
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("\n"))
+            Err(TargetError::Leftovers(problems))
         }
     }
 }
@@ -235,10 +235,10 @@ impl SocketTarget for SimTarget {
         true
     }
 
-    fn unconfigure(&mut self) -> Result<(), String> {
+    fn unconfigure(&mut self) -> Result<(), TargetError> {
         let problems = self.leftovers();
         if !problems.is_empty() {
-            return Err(problems.join("; "));
+            return Err(TargetError::Leftovers(problems));
         }
         let (sim, net) = world(&self.config);
         self.sim = sim;

@@ -53,5 +53,5 @@ pub trait SocketTarget: Target {
     fn slow_down_links(&self, bandwidth_bps: u64, latency_ns: u64) -> bool;
     /// Replaces the network with one whose interface has no address yet
     /// (the state OVMF boots in), for the IP-configuration cases.
-    fn unconfigure(&mut self) -> Result<(), String>;
+    fn unconfigure(&mut self) -> Result<(), crate::error::TargetError>;
 }

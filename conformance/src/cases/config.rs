@@ -75,7 +75,7 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
 }
 
 fn no_address_enetdown<T: SocketTarget>(t: &mut T) -> CaseResult {
-    t.unconfigure().map_err(CaseError::new)?;
+    t.unconfigure().map_err(|e| CaseError::new(e.to_string()))?;
     ensure_eq!(
         t.net().address().context("address")?,
         None,
@@ -92,7 +92,7 @@ fn no_address_enetdown<T: SocketTarget>(t: &mut T) -> CaseResult {
 }
 
 fn dhcp_assigns_address<T: SocketTarget>(t: &mut T) -> CaseResult {
-    t.unconfigure().map_err(CaseError::new)?;
+    t.unconfigure().map_err(|e| CaseError::new(e.to_string()))?;
     let start = t.net().now();
     let addr = t.net().dhcp(Duration::from_secs(30)).context("dhcp")?;
     let took = t.net().now() - start;
@@ -123,7 +123,7 @@ fn dhcp_is_idempotent<T: SocketTarget>(t: &mut T) -> CaseResult {
 }
 
 fn static_address<T: SocketTarget>(t: &mut T) -> CaseResult {
-    t.unconfigure().map_err(CaseError::new)?;
+    t.unconfigure().map_err(|e| CaseError::new(e.to_string()))?;
     let mask = Ipv4Addr::new(255, 255, 255, 0);
     t.net()
         .set_static(t.local_ip(), mask, Some(*t.peer(ports::ECHO).ip()))

@@ -15,8 +15,11 @@
 //! (default 120, firmware time; see the guest binary's docs for what is
 //! enforced).
 
+mod error;
 pub mod ports;
 pub mod results;
+
+pub use error::QemuRunError;
 
 use std::io::Write;
 use std::time::Duration;
@@ -41,7 +44,7 @@ pub const MAX_CONNECTIONS_PER_SERVICE: u32 = 50_000;
 /// Default whole-run limit.
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(2700);
 
-fn env_secs(name: &str, default: Duration) -> Result<Duration, String> {
+fn env_secs(name: &'static str, default: Duration) -> Result<Duration, QemuRunError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(v) => v
@@ -49,7 +52,7 @@ fn env_secs(name: &str, default: Duration) -> Result<Duration, String> {
             .ok()
             .filter(|s| (1..=86_400).contains(s))
             .map(Duration::from_secs)
-            .ok_or_else(|| format!("{name}={v} is not 1..=86400 seconds")),
+            .ok_or(QemuRunError::Limit { name, value: v }),
     }
 }
 
@@ -70,7 +73,7 @@ pub struct QemuRun {
 
 /// Builds, boots and collects; errors only when the run could not happen
 /// (bad options, tools, build, QEMU failing to start).
-pub fn execute(opts: &RunOptions, err: &mut dyn Write) -> Result<QemuRun, String> {
+pub fn execute(opts: &RunOptions, err: &mut dyn Write) -> Result<QemuRun, QemuRunError> {
     let case_timeout = env_secs("EFISOCK_CASE_TIMEOUT", guest::DEFAULT_CASE_TIMEOUT)?;
     let run_timeout = env_secs("EFISOCK_QEMU_TIMEOUT", DEFAULT_RUN_TIMEOUT)?;
     let args = guest::args_file(opts, case_timeout)?;
@@ -80,9 +83,9 @@ pub fn execute(opts: &RunOptions, err: &mut dyn Write) -> Result<QemuRun, String
     let hostfwd = ports::allocate_forwards()?;
     let work_dir = target_dir().join("efisock-qemu");
     let esp = work_dir.join("esp");
-    std::fs::create_dir_all(&esp).map_err(|e| format!("create {}: {e}", esp.display()))?;
+    std::fs::create_dir_all(&esp).map_err(QemuRunError::io(format!("create {}", esp.display())))?;
     std::fs::write(esp.join(guest::ARGS_FILE), &args)
-        .map_err(|e| format!("write the options file: {e}"))?;
+        .map_err(QemuRunError::io("write the options file"))?;
     let mut host_config = HostConfig::qemu(&hostfwd);
     host_config.lifetime = run_timeout + Duration::from_secs(60);
     // The whole suite opens well over 1000 connections to the echo service

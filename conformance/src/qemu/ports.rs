@@ -14,15 +14,15 @@ pub const GUEST_SERVER_PORTS: &[u16] = &[
 /// `(host_port, guest_port)` forwards for [`GUEST_SERVER_PORTS`], each host
 /// port chosen free by the kernel on 127.0.0.1 (the listener is closed again
 /// before QEMU binds it; a port taken in between makes QEMU fail loudly).
-pub fn allocate_forwards() -> Result<Vec<(u16, u16)>, String> {
+pub fn allocate_forwards() -> Result<Vec<(u16, u16)>, super::QemuRunError> {
     let mut held = Vec::new();
     let mut pairs = Vec::new();
     for &guest in GUEST_SERVER_PORTS {
         let l = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .map_err(|e| format!("finding a free 127.0.0.1 port: {e}"))?;
+            .map_err(super::QemuRunError::io("finding a free 127.0.0.1 port"))?;
         let host = l
             .local_addr()
-            .map_err(|e| format!("local_addr of a probe listener: {e}"))?
+            .map_err(super::QemuRunError::io("local_addr of a probe listener"))?
             .port();
         held.push(l);
         pairs.push((host, guest));

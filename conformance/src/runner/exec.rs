@@ -18,7 +18,7 @@ pub trait Target {
     /// Called after a case body succeeded: tear down and report anything the
     /// case left behind (leaked children, events or memory, firmware contract
     /// breaches). An error fails the case with that message.
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), crate::error::TargetError> {
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use efisock::firmware::{
     BootServices as _, Ip4Config2 as _, Ip4Config2DataType, Ip4Config2Policy, Platform,
 };
 use efisock::{Net, NetConfig};
+use efisock_conformance::error::TargetError;
 use efisock_conformance::expectations::EDK2_STABLE202211;
 use efisock_conformance::runner::Target;
 use efisock_conformance::target::{Expectations, SocketTarget};
@@ -172,17 +173,17 @@ pub struct OvmfTarget {
 
 impl OvmfTarget {
     /// Shuts the socket layer down and checks that nothing is left.
-    fn release(&self) -> Result<(), String> {
+    fn release(&self) -> Result<(), TargetError> {
         // Teardown gets its own bound, not what is left of the case's.
         self.net.set_wait_deadline(None);
         self.net
             .shutdown(SHUTDOWN_TIMEOUT)
-            .map_err(|e| format!("socket layer shutdown: {e}"))?;
+            .map_err(TargetError::Shutdown)?;
         let r = self.net.resources();
         if r.is_zero() {
             Ok(())
         } else {
-            Err(format!("resources left after shutdown: {r:?}"))
+            Err(TargetError::ResourcesHeld(r))
         }
     }
 }
@@ -196,7 +197,7 @@ impl Target for OvmfTarget {
             .saturating_sub(self.started_ns)
     }
 
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<(), TargetError> {
         self.release()
     }
 }
@@ -235,7 +236,7 @@ impl SocketTarget for OvmfTarget {
     /// Sets the Ip4Config2 policy to STATIC without a manual address, which
     /// in EDK2 (`Ip4Config2SetPolicy`) stops DHCP and clears the station
     /// address; then waits (bounded) until the address reads 0.0.0.0.
-    fn unconfigure(&mut self) -> Result<(), String> {
+    fn unconfigure(&mut self) -> Result<(), TargetError> {
         self.release()?;
         let policy = Ip4Config2Policy::STATIC.0.to_ne_bytes();
         let ip = self.setup.platform.ip4_config2();
@@ -248,10 +249,10 @@ impl SocketTarget for OvmfTarget {
             )
         };
         if st != efisock::firmware::Status::SUCCESS && st != efisock::firmware::Status::NOT_READY {
-            return Err(format!(
-                "SetData(Policy, STATIC) = {}",
-                efisock::firmware::status::name(st)
-            ));
+            return Err(TargetError::Firmware {
+                call: "SetData(Policy, STATIC)",
+                status: st,
+            });
         }
         let net = self.setup.net();
         let boot = self.setup.platform.boot();
@@ -261,14 +262,15 @@ impl SocketTarget for OvmfTarget {
         loop {
             match net.address() {
                 Ok(None) => break,
-                Ok(Some((a, m))) if boot.monotonic_ns() >= deadline => {
-                    return Err(format!(
-                        "EDK2 kept {a}/{m} for {UNCONFIGURE_WAIT:?} after SetData(Policy, \
-                         STATIC) with no manual address: the interface cannot be unconfigured"
-                    ));
+                Ok(Some((address, mask))) if boot.monotonic_ns() >= deadline => {
+                    return Err(TargetError::AddressKept {
+                        address,
+                        mask,
+                        waited: UNCONFIGURE_WAIT,
+                    });
                 }
                 Ok(Some(_)) => net.sleep(Duration::from_millis(10)),
-                Err(e) => return Err(format!("reading the address: {e}")),
+                Err(e) => return Err(TargetError::Address(e)),
             }
         }
         self.net = net;

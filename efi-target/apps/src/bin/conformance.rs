@@ -71,7 +71,7 @@ mod app {
         }));
         let GuestArgs { opts, case_timeout } = match std::fs::read_to_string(guest::GUEST_ARGS_PATH)
             .map_err(|e| format!("reading {}: {e}", guest::GUEST_ARGS_PATH))
-            .and_then(|t| guest::parse_args_file(&t))
+            .and_then(|t| guest::parse_args_file(&t).map_err(|e| e.to_string()))
         {
             Ok(a) => a,
             Err(e) => fatal(&e, suite::EXIT_USAGE),
