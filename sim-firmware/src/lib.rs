@@ -116,7 +116,6 @@
 //!   and during waits, not only at call boundaries.
 //! - WaitForEvent that can never return records `WouldHangForever` and
 //!   returns [`HANG_STATUS`] (`DEVICE_ERROR`).
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod boot;
 mod breach;

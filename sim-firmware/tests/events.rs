@@ -165,8 +165,8 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
         Status::SUCCESS
     );
     let mut size = 0usize;
-    // SAFETY: `size` is a live usize; a null `data` is only probed for size.
     assert_eq!(
+        // SAFETY: `size` is a live usize; a null `data` is only probed for size.
         unsafe {
             ip.get_data(
                 Ip4Config2DataType::INTERFACE_INFO,
@@ -179,8 +179,8 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     assert_eq!(size, size_of::<Ip4Config2InterfaceInfo>());
     let mut policy = 0i32;
     let mut psize = 4usize;
-    // SAFETY: `psize` is live and `policy` is a live i32 of `psize` (4) bytes.
     assert_eq!(
+        // SAFETY: `psize` is live and `policy` is a live i32 of `psize` (4) bytes.
         unsafe {
             ip.get_data(
                 Ip4Config2DataType::POLICY,
@@ -192,8 +192,8 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     );
     assert_eq!(policy, 0, "OVMF default: static");
     let dhcp = 1i32;
-    // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
     assert_eq!(
+        // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
         unsafe {
             ip.set_data(
                 Ip4Config2DataType::POLICY,
@@ -207,9 +207,9 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     assert_eq!(env.boot().wait_for_event(&[e]), Ok(0));
     assert!(env.sim.now_ns() - start >= 3_500_000_000);
     let mut info = std::mem::MaybeUninit::<Ip4Config2InterfaceInfo>::zeroed();
-    // SAFETY: `size` is live and was set by the call above to
-    // `size_of::<Ip4Config2InterfaceInfo>()`, exactly the size of `info`.
     assert_eq!(
+        // SAFETY: `size` is live and was set by the call above to
+        // `size_of::<Ip4Config2InterfaceInfo>()`, exactly the size of `info`.
         unsafe {
             ip.get_data(
                 Ip4Config2DataType::INTERFACE_INFO,
@@ -246,8 +246,8 @@ fn dhcp_failure_makes_wait_a_detected_hang() {
         Status::SUCCESS
     );
     let dhcp = 1i32;
-    // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
     assert_eq!(
+        // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
         unsafe {
             env.p.ip4_config2().set_data(
                 Ip4Config2DataType::POLICY,

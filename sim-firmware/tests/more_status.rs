@@ -124,8 +124,8 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
     let env = Env::unaddressed(SimConfig::new(76));
     let dhcp = 1i32;
     let ip = env.p.ip4_config2();
-    // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
     assert_eq!(
+        // SAFETY: `dhcp` is a live i32: 4 readable bytes, copied during the call.
         unsafe {
             ip.set_data(
                 Ip4Config2DataType::POLICY,
@@ -139,9 +139,9 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
         address: Ipv4Address([10, 0, 2, 20]),
         subnet_mask: Ipv4Address([255, 255, 255, 0]),
     };
-    // SAFETY: `m` is a live `Ip4Config2ManualAddress` and `data_size` is its
-    // size.
     assert_eq!(
+        // SAFETY: `m` is a live `Ip4Config2ManualAddress` and `data_size` is its
+        // size.
         unsafe {
             ip.set_data(
                 Ip4Config2DataType::MANUAL_ADDRESS,
@@ -151,8 +151,8 @@ fn manual_address_is_write_protected_under_dhcp_and_routes_need_config() {
         },
         Status::WRITE_PROTECTED
     );
-    // SAFETY: `dhcp` is a live i32, so the 3 bytes claimed are readable.
     assert_eq!(
+        // SAFETY: `dhcp` is a live i32, so the 3 bytes claimed are readable.
         unsafe {
             ip.set_data(
                 Ip4Config2DataType::POLICY,

@@ -128,10 +128,10 @@ impl Env {
     }
     /// FreePool, asserting SUCCESS.
     pub fn free<T>(&self, p: *mut T) {
-        // SAFETY: `SimBoot::free_pool` never dereferences an unknown pointer
-        // (INVALID_PARAMETER), and a block the firmware still owns is
-        // quarantined, not released, so no pointer the firmware holds dangles.
         assert_eq!(
+            // SAFETY: `SimBoot::free_pool` never dereferences an unknown pointer
+            // (INVALID_PARAMETER), and a block the firmware still owns is
+            // quarantined, not released, so no pointer the firmware holds dangles.
             unsafe { self.boot().free_pool(p as *mut u8) },
             Status::SUCCESS
         );
