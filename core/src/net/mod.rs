@@ -7,75 +7,25 @@
 //! lives behind an `Rc<RefCell<..>>` (single-threaded, like UEFI boot
 //! services). Notify functions never touch it (see `completion`).
 
+mod shutdown;
+
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::mem::ManuallyDrop;
-use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use crate::completion::{Clock, CompletionQueue, read_clock};
-use crate::error::{Errno, Error, FirmwareCall, Result};
-use crate::firmware::{Event, EventType, Platform, Status, Tcp4Of, Tpl};
-use crate::fw::{Ctx, FIRMWARE_CALLS, Stats, call_index};
-use crate::poller::Poller;
-use crate::select::Selected;
-use crate::socket::teardown::Corpse;
-use crate::socket::{Sock, Socket, SocketId};
+use crate::calls::completion::{Clock, CompletionQueue, read_clock};
+use crate::calls::{Ctx, FIRMWARE_CALLS, Stats, call_index};
+use crate::config::NetConfig;
+use crate::error::{FirmwareCall, Result};
+use crate::firmware::{EventType, Platform, Status, Tpl};
+use crate::slots::SlotTable;
+use crate::socket::table::State;
 use crate::strategy::{PollStrategy, WaitIo, default_strategy};
 use crate::time;
-use crate::token::SlotTable;
-
-/// Token slots one socket may use besides Transmits (Connect, Accept,
-/// Receive, Close).
-pub(crate) const FIXED_SLOTS_PER_SOCKET: usize = 4;
-/// Transmit tokens one socket may have in flight.
-pub(crate) const MAX_TX_SLOTS: usize = 16;
-
-/// Tunables of a [`Net`].
-#[derive(Debug, Clone)]
-pub struct NetConfig {
-    /// Buffer of the one Receive kept armed per connected socket (default 64 KiB).
-    pub recv_buffer_size: usize,
-    /// Bytes a socket may have queued in pending Transmits (default 256 KiB).
-    pub send_budget: usize,
-    /// Live sockets (listening, connected or fresh) at most (default 64);
-    /// beyond it `socket()`/`accept()` fail with ENOBUFS.
-    pub max_sockets: usize,
-    /// How long a blocking close waits for the graceful Close before the
-    /// Configure(NULL) fallback (default 10 s).
-    pub close_timeout: Duration,
-    /// Bound on a blocking connect on a socket without timeout (default
-    /// None: the firmware's own connect timer, 75 s on EDK2).
-    pub connect_timeout: Option<Duration>,
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            recv_buffer_size: 64 * 1024,
-            send_budget: 256 * 1024,
-            max_sockets: 64,
-            close_timeout: Duration::from_secs(10),
-            connect_timeout: None,
-        }
-    }
-}
-
-impl NetConfig {
-    /// Size of one Transmit buffer.
-    pub(crate) fn tx_chunk(&self) -> usize {
-        self.send_budget.clamp(1, 64 * 1024)
-    }
-    /// Slot table size (and completion queue bound). The graveyard shares
-    /// it: a socket whose slots are still pending in the graveyard keeps its
-    /// share until they are signalled.
-    pub(crate) fn slot_limit(&self) -> usize {
-        self.max_sockets.max(1) * 2 * (FIXED_SLOTS_PER_SOCKET + MAX_TX_SLOTS)
-    }
-}
 
 /// Counters since the `Net` was created; exact.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -133,25 +83,6 @@ impl Resources {
     /// True when nothing is held.
     pub fn is_zero(&self) -> bool {
         *self == Resources::default()
-    }
-}
-
-/// All mutable state of a `Net`.
-pub(crate) struct State<P: Platform> {
-    pub slots: SlotTable,
-    pub socks: BTreeMap<SocketId, Sock<Tcp4Of<P>>>,
-    pub corpses: Vec<Corpse<Tcp4Of<P>>>,
-    pub next_id: u32,
-    pub next_instance: u64,
-    pub timer: Option<Event>,
-    pub down: bool,
-}
-
-impl<P: Platform> State<P> {
-    /// A fresh instance number (for traces; 0 is "no instance").
-    pub fn instance(&mut self) -> u64 {
-        self.next_instance += 1;
-        self.next_instance
     }
 }
 
@@ -410,67 +341,6 @@ impl<P: Platform + 'static> Net<P> {
         &self.inner.cfg
     }
 
-    /// A new AF_INET SOCK_STREAM socket (a fresh TCP4 child).
-    pub fn socket(&self) -> Result<Socket<P>> {
-        let inner = &*self.inner;
-        let mut st = inner.state.borrow_mut();
-        let ctx = inner.ctx();
-        inner.safe_point(&ctx, &mut st);
-        if st.down {
-            return Err(Error::os(Errno::ENETDOWN, "socket: Net was shut down"));
-        }
-        if st.socks.len() >= inner.cfg.max_sockets {
-            return Err(Error::os(Errno::ENOBUFS, "socket: max_sockets reached"));
-        }
-        let instance = st.instance();
-        let (child, tcp) = ctx
-            .create_child(instance)
-            .map_err(|s| Error::from_status(FirmwareCall::CreateChild, s))?;
-        let id = SocketId(st.next_id);
-        st.next_id = st.next_id.wrapping_add(1);
-        st.socks.insert(id, Sock::new(tcp, child, instance));
-        drop(st);
-        Ok(Socket::from_parts(self.clone(), id))
-    }
-
-    /// `select.select`: the ready subsets of the given sockets.
-    pub fn select(
-        &self,
-        read: &[&Socket<P>],
-        write: &[&Socket<P>],
-        except: &[&Socket<P>],
-        timeout: Option<Duration>,
-    ) -> Result<Selected> {
-        crate::select::select(self, read, write, except, timeout)
-    }
-
-    /// A selectors/mio-style poller over this `Net`'s sockets.
-    pub fn poller(&self) -> Poller<P> {
-        Poller::new(self.clone())
-    }
-
-    /// Obtains an address by DHCP if the interface has none, waiting at most
-    /// `timeout`; returns the station address.
-    pub fn dhcp(&self, timeout: Duration) -> Result<Ipv4Addr> {
-        crate::ipconfig::dhcp(self, timeout)
-    }
-
-    /// Sets a static address (policy STATIC + manual address + gateway).
-    pub fn set_static(
-        &self,
-        addr: Ipv4Addr,
-        mask: Ipv4Addr,
-        gateway: Option<Ipv4Addr>,
-    ) -> Result<()> {
-        crate::ipconfig::set_static(self, addr, mask, gateway)
-    }
-
-    /// Station address and subnet mask; None while unconfigured.
-    pub fn address(&self) -> Result<Option<(Ipv4Addr, Ipv4Addr)>> {
-        let inner = &*self.inner;
-        crate::ipconfig::address(&inner.ctx())
-    }
-
     /// Replaces the poll strategy used by every wait.
     pub fn set_strategy(&self, strategy: Box<dyn PollStrategy>) {
         *self.inner.strategy.borrow_mut() = strategy;
@@ -545,14 +415,14 @@ impl<P: Platform + 'static> Net<P> {
     /// memory is kept (never freed while firmware-owned) and ETIMEDOUT is
     /// returned.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
-        crate::socket::teardown::shutdown_all(&self.inner, timeout)
+        shutdown::shutdown_all(&self.inner, timeout)
     }
 }
 
 impl<P: Platform> Drop for Inner<P> {
     fn drop(&mut self) {
         let timeout = self.cfg.close_timeout;
-        let clean = crate::socket::teardown::shutdown_all(self, timeout).is_ok()
+        let clean = shutdown::shutdown_all(self, timeout).is_ok()
             && self.state.get_mut().slots.pending() == 0;
         if clean {
             // SAFETY: no event exists any more, so no notify function can

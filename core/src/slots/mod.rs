@@ -12,14 +12,14 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ptr::{self, addr_of_mut};
 
-use crate::completion::{CompletionQueue, SlotHeader, notify_trampoline};
+use crate::calls::completion::{CompletionQueue, SlotHeader, notify_trampoline};
+use crate::calls::{Ctx, St};
 use crate::error::FirmwareCall;
 use crate::firmware::{
     Boolean, Event, EventType, Handle, Platform, Status, Tcp4, Tcp4CloseToken, Tcp4CompletionToken,
     Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken, Tcp4ReceiveData,
     Tcp4TransmitData, Tpl,
 };
-use crate::fw::{Ctx, St};
 
 /// Index into the slot table.
 pub(crate) type SlotId = u32;

@@ -14,10 +14,11 @@ use alloc::vec::Vec;
 use core::ops::BitOr;
 use core::time::Duration;
 
+use crate::api::socket::Socket;
 use crate::error::{Errno, Error, Result};
 use crate::firmware::Platform;
 use crate::net::Net;
-use crate::socket::{Socket, SocketId};
+use crate::socket::SocketId;
 use crate::time;
 
 /// What a registration waits for.
@@ -86,14 +87,17 @@ pub struct Poller<P: Platform + 'static> {
     regs: BTreeMap<SocketId, (Interest, usize)>,
 }
 
-impl<P: Platform + 'static> Poller<P> {
-    pub(crate) fn new(net: Net<P>) -> Self {
+impl<P: Platform + 'static> Net<P> {
+    /// A selectors/mio-style poller over this `Net`'s sockets.
+    pub fn poller(&self) -> Poller<P> {
         Poller {
-            net,
+            net: self.clone(),
             regs: BTreeMap::new(),
         }
     }
+}
 
+impl<P: Platform + 'static> Poller<P> {
     fn check(&self, s: &Socket<P>, api: &'static str) -> Result<()> {
         if !Rc::ptr_eq(&s.net.inner, &self.net.inner) {
             return Err(Error::os(Errno::EINVAL, "poller: socket of another Net"));

@@ -11,10 +11,12 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::api::socket::Socket;
 use crate::error::{Errno, Error, Result};
 use crate::firmware::Platform;
-use crate::net::{Net, State};
-use crate::socket::{Readiness, Socket, SocketId};
+use crate::net::Net;
+use crate::socket::table::State;
+use crate::socket::{Readiness, SocketId};
 use crate::time;
 
 /// The ready subsets, in the order the sockets were given.
@@ -61,7 +63,7 @@ pub(crate) fn check_sockets<P: Platform + 'static>(
     Ok(())
 }
 
-pub(crate) fn select<P: Platform + 'static>(
+fn select<P: Platform + 'static>(
     net: &Net<P>,
     read: &[&Socket<P>],
     write: &[&Socket<P>],
@@ -95,4 +97,17 @@ pub(crate) fn select<P: Platform + 'static>(
         (!sel.is_empty()).then_some(sel)
     });
     Ok(got.unwrap_or_default())
+}
+
+impl<P: Platform + 'static> Net<P> {
+    /// `select.select`: the ready subsets of the given sockets.
+    pub fn select(
+        &self,
+        read: &[&Socket<P>],
+        write: &[&Socket<P>],
+        except: &[&Socket<P>],
+        timeout: Option<Duration>,
+    ) -> Result<Selected> {
+        select(self, read, write, except, timeout)
+    }
 }

@@ -15,11 +15,13 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
+use crate::api::connect::configure;
+use crate::api::socket::Socket;
+use crate::api::stream::block_on;
+use crate::calls::ipconfig::address;
 use crate::error::{Errno, Error, FirmwareCall, Result};
 use crate::firmware::Platform;
-use crate::socket::connect::configure;
-use crate::socket::stream::block_on;
-use crate::socket::{Phase, Sock, Socket};
+use crate::socket::{Phase, Sock, SocketId};
 use crate::time;
 
 /// How long SO_REUSEADDR waits for a port held by another instance
@@ -38,7 +40,7 @@ impl<P: Platform + 'static> Socket<P> {
             }
             let ip = *addr.ip();
             if !ip.is_unspecified() {
-                match crate::ipconfig::address(ctx)? {
+                match address(ctx)? {
                     Some((station, _)) if station == ip => {}
                     _ => {
                         return Err(Error::os(
@@ -130,7 +132,7 @@ impl<P: Platform + 'static> Socket<P> {
             let peer = sock
                 .peer
                 .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-            let id = crate::socket::SocketId(st.next_id);
+            let id = SocketId(st.next_id);
             st.next_id = st.next_id.wrapping_add(1);
             st.socks.insert(id, sock);
             // Arms the child's Receive.
