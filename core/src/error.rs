@@ -496,6 +496,34 @@ mod tests {
         assert!(Error::timeout("recv").is_timeout());
     }
 
+    #[cfg(feature = "std")]
+    #[test]
+    fn io_error_kinds_table() {
+        use std::io::ErrorKind as K;
+        let rows: &[(Error, K)] = &[
+            (Error::timeout("recv"), K::TimedOut),
+            (Error::os(Errno::EAGAIN, "x"), K::WouldBlock),
+            (Error::os(Errno::ECONNRESET, "x"), K::ConnectionReset),
+            (Error::os(Errno::ECONNREFUSED, "x"), K::ConnectionRefused),
+            (Error::os(Errno::ECONNABORTED, "x"), K::ConnectionAborted),
+            (Error::os(Errno::ENOTCONN, "x"), K::NotConnected),
+            (Error::os(Errno::EADDRINUSE, "x"), K::AddrInUse),
+            (Error::os(Errno::EADDRNOTAVAIL, "x"), K::AddrNotAvailable),
+            (Error::os(Errno::EPIPE, "x"), K::BrokenPipe),
+            (Error::os(Errno::ETIMEDOUT, "x"), K::TimedOut),
+            (Error::os(Errno::EINVAL, "x"), K::InvalidInput),
+            (Error::os(Errno::ENOBUFS, "x"), K::Other),
+            (Error::os(Errno::EIO, "x"), K::Other),
+        ];
+        for (error, kind) in rows {
+            let io = std::io::Error::from(error.clone());
+            assert_eq!(io.kind(), *kind, "{error}");
+            assert_eq!(io.to_string(), error.to_string(), "the message is kept");
+        }
+        let parse = crate::addr::inet_aton("not an address").unwrap_err();
+        assert_eq!(std::io::Error::from(parse).kind(), K::InvalidInput);
+    }
+
     #[test]
     fn success_as_error_is_loud_not_silent() {
         let e = Error::from_status(C::Receive, status::CONNECTION_FIN);

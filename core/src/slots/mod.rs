@@ -658,6 +658,21 @@ mod tests {
         assert_eq!((s, st), (SlotState::Idle, Status::SUCCESS));
     }
 
+    /// (state, freeable, is_done) for every state.
+    #[test]
+    fn state_predicates_table() {
+        let rows = [
+            (SlotState::Idle, true, false),
+            (SlotState::Pending, false, false),
+            (SlotState::Done(Status::SUCCESS), true, true),
+            (SlotState::Done(Status::ABORTED), true, true),
+        ];
+        for (state, freeable, done) in rows {
+            assert_eq!(state.freeable(), freeable, "{state:?}");
+            assert_eq!(state.is_done(), done, "{state:?}");
+        }
+    }
+
     #[test]
     fn rejected_submission_returns_to_idle() {
         let s = SlotState::Idle.submit().unwrap().rejected().unwrap();
@@ -699,6 +714,15 @@ mod tests {
 
     #[test]
     fn kinds_map_to_their_calls() {
-        assert_eq!(TokenKind::Close.name(), "close");
+        let rows = [
+            (TokenKind::Connect, "connect"),
+            (TokenKind::Accept, "accept"),
+            (TokenKind::Transmit, "transmit"),
+            (TokenKind::Receive, "receive"),
+            (TokenKind::Close, "close"),
+        ];
+        for (kind, name) in rows {
+            assert_eq!(kind.name(), name);
+        }
     }
 }

@@ -197,6 +197,13 @@ mod tests {
     }
 
     #[test]
+    fn listen_option_asks_for_2_mib_buffers() {
+        let o = listen_option(5);
+        assert_eq!(o.receive_buffer_size, 2 * 1024 * 1024);
+        assert_eq!(o.send_buffer_size, 2 * 1024 * 1024);
+    }
+
+    #[test]
     fn backlog_is_clamped_to_edk2_range() {
         assert_eq!(listen_option(0).max_syn_back_log, 5);
         assert_eq!(listen_option(7).max_syn_back_log, 7);

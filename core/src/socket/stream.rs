@@ -117,6 +117,20 @@ fn connection_gone<P: Platform>(ctx: &Ctx<'_, P>, sock: &mut Sock<Tcp4Of<P>>) ->
     ))
 }
 
+/// What a send does when no Transmit slot can be created: with Transmits
+/// in flight a slot frees when one completes, so it waits (None, like a full
+/// budget); with none in flight, or when the firmware refused memory,
+/// nothing will free one, so it fails with ENOBUFS.
+pub(crate) fn on_no_slot(err: AllocError, in_flight: bool) -> Option<Result<usize>> {
+    match err {
+        AllocError::TableFull if in_flight => None,
+        AllocError::TableFull | AllocError::Firmware(_) => Some(Err(Error::os(
+            Errno::ENOBUFS,
+            "send: no token slot or pool memory",
+        ))),
+    }
+}
+
 /// Queues up to `data.len()` bytes in one Transmit. None: budget full.
 pub(crate) fn send_now<P: Platform>(
     ctx: &Ctx<'_, P>,
@@ -140,13 +154,7 @@ pub(crate) fn send_now<P: Platform>(
         Some(id) => id,
         None => match slots.alloc(ctx, TokenKind::Transmit, ctx.cfg.tx_chunk(), sock.instance) {
             Ok(id) => id,
-            Err(AllocError::TableFull) if !sock.tx_pending.is_empty() => return None,
-            Err(_) => {
-                return Some(Err(Error::os(
-                    Errno::ENOBUFS,
-                    "send: no token slot or pool memory",
-                )));
-            }
+            Err(e) => return on_no_slot(e, !sock.tx_pending.is_empty()),
         },
     };
     let n = data.len().min(free);
@@ -249,6 +257,29 @@ mod tests {
         assert_eq!(err.errno(), Some(Errno::ECONNREFUSED));
         let err = recv(&mut failed, 1).unwrap().unwrap_err();
         assert_eq!(err.errno(), Some(Errno::ENOTCONN));
+    }
+
+    #[test]
+    fn no_slot_table() {
+        let enobufs = Some(Errno::ENOBUFS);
+        let rows = [
+            (AllocError::TableFull, true, None),
+            (AllocError::TableFull, false, enobufs),
+            (
+                AllocError::Firmware(Status::OUT_OF_RESOURCES),
+                true,
+                enobufs,
+            ),
+            (
+                AllocError::Firmware(Status::OUT_OF_RESOURCES),
+                false,
+                enobufs,
+            ),
+        ];
+        for (err, in_flight, expected) in rows {
+            let got = on_no_slot(err, in_flight).map(|r| r.unwrap_err().errno().unwrap());
+            assert_eq!(got, expected, "{err:?}, in flight {in_flight}");
+        }
     }
 
     #[test]

@@ -1,0 +1,270 @@
+//! The socket layer's decisions, pinned on the simulator: what the peer sees
+//! when a socket closes, when bind and listen refuse a port, what a second
+//! connect and a second listen do, and what the firmware is left owning.
+//!
+//! Why here and not only in the conformance suite: these are the decisions
+//! a mutation of the core must not survive, and the core's own `cargo test`
+//! is what a change to the core runs first. Each test names the decision it
+//! pins; the peer runs on the simulated host 10.0.2.2.
+
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
+use std::time::Duration;
+
+use efisock::error::FirmwareCall;
+use efisock::{Errno, Net, Shutdown};
+use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig, SimPlatform};
+
+const SUT: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+const MASK: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
+
+/// A simulated world and a `Net` on it with a static address.
+fn world(seed: u64) -> (Sim, Net<SimPlatform>) {
+    let sim = Sim::new(SimConfig::new(seed));
+    let net = Net::new(sim.platform());
+    net.set_static(SUT, MASK, Some(PEER))
+        .expect("static address");
+    (sim, net)
+}
+
+/// What a peer connection saw: every state it passed through.
+type Seen = Rc<RefCell<Vec<PeerConnState>>>;
+
+/// A peer that optionally sends `greeting` once, then only records states
+/// and reads (and drops) whatever arrives.
+struct Recorder {
+    seen: Seen,
+    greeting: &'static [u8],
+    sent: usize,
+}
+
+impl ConnHandler for Recorder {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        let state = io.state();
+        {
+            let mut seen = self.seen.borrow_mut();
+            if seen.last() != Some(&state) {
+                seen.push(state);
+            }
+        }
+        if state == PeerConnState::Established && self.sent < self.greeting.len() {
+            self.sent += io.send(&self.greeting[self.sent..]);
+        }
+        let mut buf = [0u8; 4096];
+        while io.recv(&mut buf) > 0 {}
+    }
+}
+
+/// Peer port `port` records every connection's states into the returned list.
+fn recording_peer(sim: &Sim, port: u16, greeting: &'static [u8]) -> Rc<RefCell<Vec<Seen>>> {
+    let conns: Rc<RefCell<Vec<Seen>>> = Rc::default();
+    let all = Rc::clone(&conns);
+    sim.peer_host().listen(
+        port,
+        Box::new(move || {
+            let seen: Seen = Rc::default();
+            all.borrow_mut().push(Rc::clone(&seen));
+            Box::new(Recorder {
+                seen,
+                greeting,
+                sent: 0,
+            })
+        }),
+    );
+    conns
+}
+
+/// How the first recorded connection ended.
+fn ending(conns: &Rc<RefCell<Vec<Seen>>>) -> Vec<PeerConnState> {
+    conns.borrow()[0].borrow().clone()
+}
+
+#[test]
+fn close_of_an_ordinary_connection_sends_fin() {
+    let (sim, net) = world(1);
+    let conns = recording_peer(&sim, 9000, b"");
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9000)).unwrap();
+    s.close().unwrap();
+    net.sleep(Duration::from_millis(200));
+    let seen = ending(&conns);
+    assert!(
+        seen.contains(&PeerConnState::PeerFin) && !seen.contains(&PeerConnState::Reset),
+        "the peer must see FIN, not RST: {seen:?}"
+    );
+}
+
+#[test]
+fn close_with_unread_data_sends_rst() {
+    let (sim, net) = world(2);
+    let conns = recording_peer(&sim, 9001, b"unread");
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9001)).unwrap();
+    let ready = net
+        .select(&[&s], &[], &[], Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(ready.read, [s.fileno()], "the greeting arrived");
+    s.close().unwrap();
+    net.sleep(Duration::from_millis(200));
+    let seen = ending(&conns);
+    assert_eq!(
+        seen.last(),
+        Some(&PeerConnState::Reset),
+        "unread data: RST, as Linux does: {seen:?}"
+    );
+}
+
+#[test]
+fn linger_zero_close_sends_rst() {
+    let (sim, net) = world(3);
+    let conns = recording_peer(&sim, 9002, b"");
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9002)).unwrap();
+    s.set_linger(Some(Duration::ZERO)).unwrap();
+    s.close().unwrap();
+    net.sleep(Duration::from_millis(200));
+    assert_eq!(ending(&conns).last(), Some(&PeerConnState::Reset));
+}
+
+#[test]
+fn bind_refuses_a_port_another_socket_of_the_net_holds() {
+    let (_sim, net) = world(4);
+    let a = net.socket().unwrap();
+    let b = net.socket().unwrap();
+    let c = net.socket().unwrap();
+    a.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45000))
+        .unwrap();
+    let err = b
+        .bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45000))
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EADDRINUSE));
+    c.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45001))
+        .expect("another port is free");
+}
+
+#[test]
+fn bind_checks_the_address_and_binds_once() {
+    let (_sim, net) = world(5);
+    let s = net.socket().unwrap();
+    let err = s
+        .bind(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 99), 45002))
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EADDRNOTAVAIL));
+    s.bind(SocketAddrV4::new(SUT, 45002)).unwrap();
+    assert_eq!(s.getsockname().unwrap(), SocketAddrV4::new(SUT, 45002));
+    let err = s.bind(SocketAddrV4::new(SUT, 45003)).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EINVAL));
+}
+
+/// A port held by another instance of the firmware (here: a listener of a
+/// second `Net` on the same firmware, which `bind` cannot see).
+fn port_held_elsewhere(sim: &Sim, port: u16) -> efisock::Socket<SimPlatform> {
+    let other = Net::new(sim.platform());
+    let holder = other.socket().unwrap();
+    holder
+        .bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+        .unwrap();
+    holder.listen(5).unwrap();
+    holder
+}
+
+#[test]
+fn a_held_port_fails_at_once_without_so_reuseaddr() {
+    let (sim, net) = world(6);
+    let _holder = port_held_elsewhere(&sim, 45010);
+    let s = net.socket().unwrap();
+    s.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45010))
+        .unwrap();
+    let t0 = net.now();
+    let err = s.listen(5).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EADDRINUSE));
+    assert!(
+        net.now() - t0 < Duration::from_millis(100),
+        "no SO_REUSEADDR: no wait for the port ({:?})",
+        net.now() - t0
+    );
+}
+
+#[test]
+fn a_held_port_is_waited_for_with_so_reuseaddr() {
+    let (sim, net) = world(7);
+    let _holder = port_held_elsewhere(&sim, 45011);
+    let s = net.socket().unwrap();
+    s.set_reuseaddr(true).unwrap();
+    s.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45011))
+        .unwrap();
+    let t0 = net.now();
+    let err = s.listen(5).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EADDRINUSE));
+    assert!(
+        net.now() - t0 >= efisock::REUSE_WAIT,
+        "SO_REUSEADDR waits REUSE_WAIT for the port ({:?})",
+        net.now() - t0
+    );
+}
+
+#[test]
+fn a_second_listen_updates_the_backlog() {
+    let (sim, net) = world(8);
+    let s = net.socket().unwrap();
+    s.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45020))
+        .unwrap();
+    s.listen(1).unwrap();
+    let sut = SocketAddrV4::new(SUT, 45020);
+    for _ in 0..4 {
+        sim.peer_host().connect(
+            sut,
+            Box::new(Recorder {
+                seen: Rc::default(),
+                greeting: b"",
+                sent: 0,
+            }),
+        );
+    }
+    net.sleep(Duration::from_millis(500));
+    // The listener's child plus one accepted connection waiting for accept().
+    assert_eq!(net.resources().children, 2, "backlog 1 holds one");
+    s.listen(3).unwrap();
+    net.sleep(Duration::from_millis(500));
+    assert_eq!(net.resources().children, 4, "backlog 3 holds three");
+}
+
+#[test]
+fn a_second_connect_after_a_refusal_uses_a_fresh_child() {
+    let (sim, net) = world(9);
+    let s = net.socket().unwrap();
+    let err = s.connect(SocketAddrV4::new(PEER, 9010)).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::ECONNREFUSED));
+    let _conns = recording_peer(&sim, 9010, b"");
+    let created = net.stats().calls_of(FirmwareCall::CreateChild);
+    s.connect(SocketAddrV4::new(PEER, 9010))
+        .expect("the retry connects");
+    assert_eq!(s.getpeername().unwrap(), SocketAddrV4::new(PEER, 9010));
+    let stats = net.stats();
+    assert_eq!(
+        stats.calls_of(FirmwareCall::CreateChild),
+        created + 1,
+        "EDK2 does not reset a failed child's control flags: the retry needs a fresh one"
+    );
+    assert_eq!(
+        stats.calls_of(FirmwareCall::DestroyChild),
+        1,
+        "the refused child went to the graveyard and was destroyed"
+    );
+}
+
+#[test]
+fn a_connected_socket_keeps_a_receive_pending_in_the_firmware() {
+    let (sim, net) = world(10);
+    let _conns = recording_peer(&sim, 9020, b"");
+    let s = net.socket().unwrap();
+    assert_eq!(net.resources().pending_tokens, 0);
+    s.connect(SocketAddrV4::new(PEER, 9020)).unwrap();
+    assert_eq!(net.resources().pending_tokens, 1, "the armed Receive");
+    s.shutdown(Shutdown::Write).unwrap();
+    s.close().unwrap();
+    net.shutdown(Duration::from_secs(10)).unwrap();
+    assert!(net.resources().is_zero(), "{:?}", net.resources());
+}
