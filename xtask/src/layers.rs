@@ -354,8 +354,14 @@ mod tests {
     fn imports_downwards_and_within_a_layer_are_fine() {
         let v = check_sources(
             &files(&[
-                ("net/mod.rs", "use crate::socket::table::State;\nuse crate::slots::SlotTable;\n"),
-                ("socket/stream.rs", "use crate::socket::Sock;\nfn f() { crate::time::nanos(x) }\n"),
+                (
+                    "net/mod.rs",
+                    "use crate::socket::table::State;\nuse crate::slots::SlotTable;\n",
+                ),
+                (
+                    "socket/stream.rs",
+                    "use crate::socket::Sock;\nfn f() { crate::time::nanos(x) }\n",
+                ),
                 ("api/select.rs", "use crate::Net;\n"),
             ]),
             &root_reexports(LIB),
@@ -368,7 +374,10 @@ mod tests {
         let v = check_sources(
             &files(&[
                 ("slots/mod.rs", "use crate::{error::Error,\n    Socket};\n"),
-                ("calls/mod.rs", "let n: crate::Net<P>;\nlet s = crate::strategy_by_name(x);\n"),
+                (
+                    "calls/mod.rs",
+                    "let n: crate::Net<P>;\nlet s = crate::strategy_by_name(x);\n",
+                ),
             ]),
             &root_reexports(LIB),
         );
@@ -391,7 +400,10 @@ mod tests {
     #[test]
     fn unknown_modules_are_reported() {
         let v = check_sources(
-            &files(&[("newthing.rs", ""), ("net/mod.rs", "use crate::mystery::X;\n")]),
+            &files(&[
+                ("newthing.rs", ""),
+                ("net/mod.rs", "use crate::mystery::X;\n"),
+            ]),
             &root_reexports(LIB),
         );
         assert_eq!(v.len(), 2, "{v:?}");
