@@ -12,7 +12,37 @@ pub(crate) const FIXED_SLOTS_PER_SOCKET: usize = 4;
 /// Transmit tokens one socket may have in flight.
 pub(crate) const MAX_TX_SLOTS: usize = 16;
 
-/// Tunables of a [`Net`].
+/// Tunables of a [`Net`](crate::Net).
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// use efisock::{Net, NetConfig};
+/// use std::time::Duration;
+///
+/// let net = Net::with_config(
+///     platform,
+///     NetConfig {
+///         send_budget: 64 * 1024,
+///         connect_timeout: Some(Duration::from_secs(5)),
+///         ..NetConfig::default()
+///     },
+/// );
+/// assert_eq!(net.config().max_sockets, 64);
+/// ```
 #[derive(Debug, Clone)]
 pub struct NetConfig {
     /// Buffer of the one Receive kept armed per connected socket (default 64 KiB).

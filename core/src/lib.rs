@@ -4,7 +4,41 @@
 //! `socket` and `select` modules, driving the firmware's asynchronous TCP4
 //! protocol through the small trait boundary in [`firmware`].
 //!
-//! Start with [`Net::new`], then [`Net::socket`]; see `docs/architecture.md`.
+//! Start with [`Net::new`], then [`Net::socket`]. The [`manual`] explains
+//! the [architecture](manual::architecture) and the [socket
+//! semantics](manual::semantics) (what EFI can and cannot express).
+//!
+//! ```
+//! use efisock::{Net, Shutdown};
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use std::time::Duration;
+//!
+//! fn fetch<P: efisock::firmware::Platform + 'static>(platform: P) -> efisock::Result<Vec<u8>> {
+//!     let net = Net::new(platform);
+//!     net.dhcp(Duration::from_secs(30))?;
+//!     let s = net.socket()?;
+//!     s.settimeout(Some(Duration::from_secs(10)))?;
+//!     s.connect(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 7))?;
+//!     s.sendall(b"hello")?;
+//!     let reply = s.recv(5)?; // b"" would mean EOF
+//!     s.shutdown(Shutdown::Both)?;
+//!     Ok(reply)
+//! }
+//! # let sim = efisock_sim::Sim::new(efisock_sim::SimConfig::new(1));
+//! # struct Echo;
+//! # impl efisock_sim::ConnHandler for Echo {
+//! #     fn poll(&mut self, io: &mut dyn efisock_sim::ConnIo) {
+//! #         let mut buf = [0; 64];
+//! #         let n = io.recv(&mut buf);
+//! #         io.send(&buf[..n]);
+//! #     }
+//! # }
+//! # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+//! assert_eq!(fetch(sim.platform()).unwrap(), b"hello");
+//! ```
+//!
+//! `Platform` is the firmware: `efisock_sim::Sim::platform()` on a host,
+//! `efisock_efi::backend::EfiPlatform` inside UEFI.
 //!
 //! Layers, each importing only the ones below it (checked by `cargo xtask
 //! layers`):
@@ -17,9 +51,8 @@
 //! | 3 | `slots` | token slots in pool memory |
 //! | 4 | `socket` | the per-socket state machine, the socket table, the graveyard |
 //! | 5 | `net` | `Net`: the shared state and the one wait loop |
-//! | 6 | `api` | `Socket`, select, `Poller`, IP configuration, `std::io` |
+//! | 6 | `api`, `manual` | `Socket`, select, `Poller`, IP configuration, `std::io`; the manual |
 #![cfg_attr(not(feature = "std"), no_std)]
-#![warn(missing_docs)]
 
 extern crate alloc;
 
@@ -39,6 +72,7 @@ pub mod deliberate;
 pub mod loom_model {
     pub use crate::calls::completion::{Clock, ClockFn, CompletionQueue, Record, Reservation};
 }
+pub mod manual;
 mod net;
 mod slots;
 mod socket;

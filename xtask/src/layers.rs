@@ -33,8 +33,9 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("socket", &["socket"]),
     // `Net`: the shared state and the one wait loop.
     ("net", &["net"]),
-    // The public API: Socket calls, select, Poller, IP configuration, io.
-    ("api", &["api"]),
+    // The public API: Socket calls, select, Poller, IP configuration, io;
+    // and the manual (documentation only).
+    ("api", &["api", "manual"]),
 ];
 
 /// One import of a higher layer (or of an unknown module).

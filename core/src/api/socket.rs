@@ -15,6 +15,44 @@ use crate::socket::table::State;
 use crate::socket::{Phase, Sock, SocketId};
 
 /// A TCP socket (AF_INET, SOCK_STREAM). Not `Clone`; dropping it closes it.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use std::time::Duration;
+///
+/// let s = net.socket()?;
+/// s.setblocking(false);
+/// // Nonblocking connect: EINPROGRESS, then writable once it finished.
+/// let err = s.connect("10.0.2.2:7".parse().unwrap()).unwrap_err();
+/// assert_eq!(err.errno(), Some(efisock::Errno::EINPROGRESS));
+/// let ready = net.select(&[], &[&s], &[], Some(Duration::from_secs(5)))?;
+/// assert_eq!(ready.write, [s.fileno()]);
+/// assert_eq!(s.so_error(), 0, "connected");
+/// s.settimeout(Some(Duration::from_secs(5)))?;
+/// s.sendall(b"hi")?;
+/// assert_eq!(s.recv(2)?, b"hi");
+/// # Ok::<(), efisock::Error>(())
+/// ```
 pub struct Socket<P: Platform + 'static> {
     pub(crate) net: Net<P>,
     pub(crate) id: SocketId,

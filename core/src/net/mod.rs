@@ -28,6 +28,37 @@ use crate::strategy::{PollStrategy, WaitIo, default_strategy};
 use crate::time;
 
 /// Counters since the `Net` was created; exact.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use efisock::error::FirmwareCall;
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// let stats = net.stats();
+/// assert_eq!(stats.calls_of(FirmwareCall::Connect), 1);
+/// assert!(stats.polls > 0, "the wait for the handshake polled the firmware");
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NetStats {
     /// Firmware calls, indexed like [`NetStats::CALLS`].
@@ -65,6 +96,37 @@ impl NetStats {
 }
 
 /// Live firmware resources; all zero after a successful [`Net::shutdown`].
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// assert_eq!(net.resources().pending_tokens, 1, "the Receive kept armed");
+/// drop(s);
+/// net.shutdown(std::time::Duration::from_secs(10))?;
+/// assert!(net.resources().is_zero());
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Resources {
     /// TCP4 children created or accepted and not yet destroyed.
@@ -266,6 +328,42 @@ impl<P: Platform> WaitIo for Io<'_, '_, P> {
 }
 
 /// The socket layer on one firmware. Cheap to clone (shared state).
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// use efisock::Net;
+/// use std::net::Ipv4Addr;
+/// use std::time::Duration;
+///
+/// let net = Net::new(platform);
+/// net.set_static(
+///     Ipv4Addr::new(10, 0, 2, 15),
+///     Ipv4Addr::new(255, 255, 255, 0),
+///     Some(Ipv4Addr::new(10, 0, 2, 2)),
+/// )?;
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// s.sendall(b"ping")?;
+/// assert_eq!(s.recv(4)?, b"ping");
+/// drop(s);
+/// net.shutdown(Duration::from_secs(10))?;
+/// assert!(net.resources().is_zero());
+/// # Ok::<(), efisock::Error>(())
+/// ```
 pub struct Net<P: Platform> {
     pub(crate) inner: Rc<Inner<P>>,
 }

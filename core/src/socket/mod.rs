@@ -25,10 +25,75 @@ use crate::firmware::{Handle, Platform, Status, Tcp4, status};
 use crate::slots::{SlotId, SlotState, SlotTable, TokenKind};
 
 /// A socket's number (its `fileno()`), unique within a `Net`.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// let a = net.socket()?;
+/// let b = net.socket()?;
+/// assert_ne!(a.fileno(), b.fileno());
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct SocketId(pub u32);
 
 /// Which directions `Socket::shutdown` closes.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use efisock::Shutdown;
+///
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// s.sendall(b"last words")?;
+/// s.shutdown(Shutdown::Write)?; // FIN after the data
+/// assert_eq!(s.recv(64)?, b"last words");
+/// assert_eq!(s.recv(64)?, b"", "the peer closed too: EOF");
+/// assert_eq!(
+///     s.send(b"more").unwrap_err().errno(),
+///     Some(efisock::Errno::EPIPE)
+/// );
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Shutdown {
     /// SHUT_RD: local only; queued and later data is discarded, recv sees EOF.
