@@ -80,12 +80,12 @@ pub(crate) fn connect<P: Platform>(
     match sock.phase {
         Phase::Listening => return Err(Error::os(Errno::EINVAL, "connect: socket is listening")),
         Phase::Connected => return Err(Error::os(Errno::EISCONN, "connect")),
-        Phase::Connecting => {
+        Phase::Connecting { .. } => {
             if mode == Blocking::No {
                 return Err(Error::os(Errno::EALREADY, "connect"));
             }
         }
-        Phase::Failed => {
+        Phase::Failed { .. } => {
             if let Some(e) = sock.so_error.take() {
                 return Err(e);
             }
@@ -110,7 +110,7 @@ pub(crate) fn connect<P: Platform>(
     let done = inner.wait(st, deadline, |_, st| {
         st.socks
             .get(&id)
-            .is_none_or(|s| s.phase != Phase::Connecting)
+            .is_none_or(|s| !s.phase.is_connecting())
             .then_some(())
     });
     if done.is_none() {
@@ -164,10 +164,7 @@ fn start<P: Platform>(
         sock.configured = false;
         return Err(Error::from_status(FirmwareCall::Connect, status));
     }
-    sock.connect_slot = Some(slot);
-    sock.phase = Phase::Connecting;
-    sock.connect_done = false;
-    sock.connect_aborted = false;
+    sock.phase = Phase::Connecting { slot };
     sock.peer = Some(addr);
     Ok(())
 }
@@ -178,10 +175,9 @@ fn start<P: Platform>(
 /// ABORTED inside the call.
 fn abort_connect<P: Platform>(inner: &Inner<P>, ctx: &Ctx<'_, P>, st: &mut State<P>, id: SocketId) {
     if let Some(sock) = st.socks.get_mut(&id) {
-        sock.connect_aborted = true;
         let _ = ctx.configure(&sock.tcp, sock.instance, None);
         sock.configured = false;
-        sock.phase = Phase::Failed;
+        sock.phase = sock.phase.abandon_connect();
     }
     inner.safe_point(ctx, st);
 }

@@ -127,7 +127,6 @@ impl<P: Platform + 'static> Socket<P> {
             let mut sock = Sock::new(tcp, child, instance);
             sock.phase = Phase::Connected;
             sock.configured = true;
-            sock.connect_done = true;
             sock.learn_local(ctx);
             let peer = sock
                 .peer

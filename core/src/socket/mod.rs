@@ -115,19 +115,79 @@ impl Shutdown {
     }
 }
 
-/// Where a socket is in its life.
+/// Where a socket is in its life, with the Connect token that belongs to
+/// that stage.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Phase {
-    /// Created (maybe bound), never configured.
+    /// Created (maybe bound), not connecting or listening.
     Fresh,
-    /// Connect token pending.
-    Connecting,
+    /// The Connect token `slot` is pending.
+    Connecting { slot: SlotId },
     /// Connection established (connect succeeded or accepted).
     Connected,
     /// Connect failed or was aborted; the child is unconfigured or dead.
-    Failed,
+    /// `abandoned_connect`: the Connect token of an attempt we aborted
+    /// ourselves, until the firmware signals it (its ABORTED is ours, not
+    /// an error to report).
+    Failed { abandoned_connect: Option<SlotId> },
     /// Listening with an Accept kept armed.
     Listening,
+}
+
+/// What a signalled Connect token means for the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectDone {
+    /// Connected: learn the addresses.
+    Connected,
+    /// Failed with this error (for SO_ERROR and the next call).
+    Failed(Error),
+    /// The attempt we aborted ended: stay Failed, report nothing.
+    Abandoned,
+}
+
+impl Phase {
+    /// The Connect token this phase owns, if any.
+    pub(crate) const fn connect_slot(self) -> Option<SlotId> {
+        match self {
+            Phase::Connecting { slot } => Some(slot),
+            Phase::Failed { abandoned_connect } => abandoned_connect,
+            Phase::Fresh | Phase::Connected | Phase::Listening => None,
+        }
+    }
+
+    /// True for `Connecting`.
+    pub(crate) const fn is_connecting(self) -> bool {
+        matches!(self, Phase::Connecting { .. })
+    }
+
+    /// True for `Failed`.
+    pub(crate) const fn is_failed(self) -> bool {
+        matches!(self, Phase::Failed { .. })
+    }
+
+    /// The Connect token completed with `status` (pure): the outcome and
+    /// the next phase.
+    pub(crate) fn connect_done(self, status: Status) -> (ConnectDone, Phase) {
+        let failed = Phase::Failed {
+            abandoned_connect: None,
+        };
+        match self {
+            Phase::Failed { .. } => (ConnectDone::Abandoned, failed),
+            _ if status == Status::SUCCESS => (ConnectDone::Connected, Phase::Connected),
+            _ => (
+                ConnectDone::Failed(Error::from_status(FirmwareCall::Connect, status)),
+                failed,
+            ),
+        }
+    }
+
+    /// We abort the attempt (timeout): Failed, keeping the Connect token
+    /// until the firmware signals it.
+    pub(crate) const fn abandon_connect(self) -> Phase {
+        Phase::Failed {
+            abandoned_connect: self.connect_slot(),
+        }
+    }
 }
 
 /// Per-socket state (lives in the `Net`'s shared state).
@@ -154,12 +214,6 @@ pub(crate) struct Sock<T> {
     /// A receive error to raise once (then EOF).
     pub rx_err: Option<Error>,
     pub recv_slot: Option<SlotId>,
-    // connect
-    pub connect_slot: Option<SlotId>,
-    /// The connect finished (success or failure): writable in select.
-    pub connect_done: bool,
-    /// The connect was aborted by us (timeout): its ABORTED is not an error to report.
-    pub connect_aborted: bool,
     /// Pending error for SO_ERROR / the next call.
     pub so_error: Option<Error>,
     /// The peer reset the connection (send → ECONNRESET).
@@ -202,9 +256,6 @@ impl<T> Sock<T> {
             rx_eof: false,
             rx_err: None,
             recv_slot: None,
-            connect_slot: None,
-            connect_done: false,
-            connect_aborted: false,
             so_error: None,
             reset: false,
             tx_pending: VecDeque::new(),
@@ -229,7 +280,6 @@ impl<T> Sock<T> {
             rx_eof: self.rx_eof || self.shut_rd,
             rx_err: self.rx_err.is_some(),
             accept_queued: !self.accept_q.is_empty() || self.accept_err.is_some(),
-            connect_done: self.connect_done,
             budget_free: self.tx_queued < send_budget && self.tx_pending.len() < MAX_TX_SLOTS,
             shut_wr: self.shut_wr,
             so_error: self.so_error.is_some(),
@@ -243,7 +293,7 @@ impl<T: Tcp4> Sock<T> {
     pub fn slots(&self) -> Vec<SlotId> {
         let mut v: Vec<SlotId> = Vec::new();
         v.extend(self.recv_slot);
-        v.extend(self.connect_slot);
+        v.extend(self.phase.connect_slot());
         v.extend(self.accept_slot);
         v.extend(self.close_slot);
         v.extend(self.tx_pending.iter().copied());
@@ -276,23 +326,19 @@ impl<T: Tcp4> Sock<T> {
     }
 
     fn progress_connect<P: Platform>(&mut self, ctx: &Ctx<'_, P>, slots: &mut SlotTable) {
-        let Some(status) = Self::take_done(slots, self.connect_slot) else {
+        let slot = self.phase.connect_slot();
+        let Some(status) = Self::take_done(slots, slot) else {
             return;
         };
-        if let Some(id) = self.connect_slot.take() {
+        if let Some(id) = slot {
             slots.free(ctx, id);
         }
-        self.connect_done = true;
-        if self.connect_aborted {
-            self.phase = Phase::Failed;
-            return;
-        }
-        if status == Status::SUCCESS {
-            self.phase = Phase::Connected;
-            self.learn_local(ctx);
-        } else {
-            self.phase = Phase::Failed;
-            self.so_error = Some(Error::from_status(FirmwareCall::Connect, status));
+        let (outcome, next) = self.phase.connect_done(status);
+        self.phase = next;
+        match outcome {
+            ConnectDone::Abandoned => {}
+            ConnectDone::Connected => self.learn_local(ctx),
+            ConnectDone::Failed(e) => self.so_error = Some(e),
         }
     }
 
@@ -516,7 +562,6 @@ pub(crate) struct ReadyInputs {
     pub rx_eof: bool,
     pub rx_err: bool,
     pub accept_queued: bool,
-    pub connect_done: bool,
     pub budget_free: bool,
     pub shut_wr: bool,
     pub so_error: bool,
@@ -542,18 +587,18 @@ pub(crate) struct Readiness {
 pub(crate) fn readiness(i: &ReadyInputs) -> Readiness {
     let read = match i.phase {
         Phase::Listening => i.accept_queued,
-        Phase::Failed => true,
+        Phase::Failed { .. } => true,
         Phase::Connected => i.rx_queued || i.rx_eof || i.rx_err,
-        Phase::Fresh | Phase::Connecting => false,
+        Phase::Fresh | Phase::Connecting { .. } => false,
     };
     let write = match i.phase {
         Phase::Connected => i.budget_free || i.shut_wr || i.reset,
-        Phase::Failed => true,
-        Phase::Connecting | Phase::Fresh | Phase::Listening => i.connect_done,
+        Phase::Failed { .. } => true,
+        Phase::Connecting { .. } | Phase::Fresh | Phase::Listening => false,
     };
     let except = i.so_error || i.rx_err;
     let hup = (i.phase == Phase::Connected && (i.rx_eof || i.reset) && !i.rx_queued)
-        || i.phase == Phase::Failed;
+        || i.phase.is_failed();
     Readiness {
         read,
         write,
@@ -573,7 +618,6 @@ mod tests {
             rx_eof: false,
             rx_err: false,
             accept_queued: false,
-            connect_done: false,
             budget_free: true,
             shut_wr: false,
             so_error: false,
@@ -628,6 +672,7 @@ mod tests {
     #[test]
     fn listener_readable_only_with_queued_connection() {
         let mut i = base(Phase::Listening);
+        assert_eq!(readiness(&i), Readiness::default());
         assert!(!readiness(&i).read);
         assert!(!readiness(&i).write);
         i.accept_queued = true;
@@ -636,20 +681,64 @@ mod tests {
 
     #[test]
     fn connecting_becomes_writable_when_connect_finishes() {
-        let mut i = base(Phase::Connecting);
-        assert!(!readiness(&i).write);
-        assert!(!readiness(&i).read);
-        i.connect_done = true;
-        assert!(readiness(&i).write);
+        let i = base(Phase::Connecting { slot: 0 });
+        assert_eq!(readiness(&i), Readiness::default());
+        assert!(readiness(&base(Phase::Connected)).write);
+        assert!(
+            readiness(&base(Phase::Failed {
+                abandoned_connect: None
+            }))
+            .write
+        );
     }
 
     #[test]
     fn failed_connect_is_writable_readable_and_exceptional() {
-        let mut i = base(Phase::Failed);
+        let mut i = base(Phase::Failed {
+            abandoned_connect: None,
+        });
         i.so_error = true;
-        i.connect_done = true;
         let r = readiness(&i);
         assert!(r.write && r.read && r.except && r.hup);
+    }
+
+    /// (phase, status) -> (outcome errno, next phase): the Connect token's
+    /// completion, including the attempt we abandoned ourselves.
+    #[test]
+    fn connect_done_table() {
+        let failed = Phase::Failed {
+            abandoned_connect: None,
+        };
+        let connecting = Phase::Connecting { slot: 3 };
+        let abandoned = connecting.abandon_connect();
+        assert_eq!(
+            abandoned,
+            Phase::Failed {
+                abandoned_connect: Some(3)
+            }
+        );
+        assert_eq!(abandoned.connect_slot(), Some(3));
+        assert_eq!(connecting.connect_slot(), Some(3));
+        assert_eq!(Phase::Connected.connect_slot(), None);
+        assert_eq!(
+            connecting.connect_done(Status::SUCCESS),
+            (ConnectDone::Connected, Phase::Connected)
+        );
+        let (outcome, next) = connecting.connect_done(status::CONNECTION_REFUSED);
+        assert_eq!(next, failed);
+        match outcome {
+            ConnectDone::Failed(e) => assert_eq!(e.errno(), Some(Errno::ECONNREFUSED)),
+            o => panic!("{o:?}"),
+        }
+        for st in [Status::ABORTED, Status::SUCCESS] {
+            assert_eq!(
+                abandoned.connect_done(st),
+                (ConnectDone::Abandoned, failed),
+                "our own abort is not reported"
+            );
+        }
+        assert!(connecting.is_connecting() && !connecting.is_failed());
+        assert!(abandoned.is_failed() && !abandoned.is_connecting());
     }
 
     #[test]

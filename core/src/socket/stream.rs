@@ -43,11 +43,11 @@ pub(crate) fn recv_now<T>(
     }
     match sock.phase {
         Phase::Fresh | Phase::Listening => Some(Err(Error::os(Errno::ENOTCONN, "recv"))),
-        Phase::Failed => Some(Err(sock
+        Phase::Failed { .. } => Some(Err(sock
             .so_error
             .take()
             .unwrap_or(Error::os(Errno::ENOTCONN, "recv")))),
-        Phase::Connecting => None,
+        Phase::Connecting { .. } => None,
         Phase::Connected => {
             let receiving = sock
                 .recv_slot
@@ -87,10 +87,10 @@ pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
         return Gate::Fail(e);
     }
     match sock.phase {
-        Phase::Fresh | Phase::Listening | Phase::Failed => {
+        Phase::Fresh | Phase::Listening | Phase::Failed { .. } => {
             Gate::Fail(Error::os(Errno::ENOTCONN, "send"))
         }
-        Phase::Connecting => Gate::Block,
+        Phase::Connecting { .. } => Gate::Block,
         Phase::Connected => Gate::Open,
     }
 }
@@ -247,8 +247,10 @@ mod tests {
             let err = recv(&mut sock(phase), 1).unwrap().unwrap_err();
             assert_eq!(err.errno(), Some(Errno::ENOTCONN));
         }
-        assert_eq!(recv(&mut sock(Phase::Connecting), 1), None);
-        let mut failed = sock(Phase::Failed);
+        assert_eq!(recv(&mut sock(Phase::Connecting { slot: 0 }), 1), None);
+        let mut failed = sock(Phase::Failed {
+            abandoned_connect: None,
+        });
         failed.so_error = Some(Error::from_status(
             FirmwareCall::Connect,
             status::CONNECTION_RESET,
@@ -285,8 +287,17 @@ mod tests {
     #[test]
     fn send_gate_table() {
         assert_eq!(send_gate(&mut sock(Phase::Connected)), Gate::Open);
-        assert_eq!(send_gate(&mut sock(Phase::Connecting)), Gate::Block);
-        for phase in [Phase::Fresh, Phase::Listening, Phase::Failed] {
+        assert_eq!(
+            send_gate(&mut sock(Phase::Connecting { slot: 0 })),
+            Gate::Block
+        );
+        for phase in [
+            Phase::Fresh,
+            Phase::Listening,
+            Phase::Failed {
+                abandoned_connect: None,
+            },
+        ] {
             match send_gate(&mut sock(phase)) {
                 Gate::Fail(e) => assert_eq!(e.errno(), Some(Errno::ENOTCONN)),
                 g => panic!("{phase:?}: {g:?}"),

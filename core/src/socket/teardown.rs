@@ -29,7 +29,7 @@ use crate::calls::Ctx;
 use crate::error::{Errno, Error, FirmwareCall, Result};
 use crate::firmware::{Handle, Platform, Status, Tcp4, Tcp4ConnectionState};
 use crate::slots::{SlotId, SlotState, SlotTable, TokenKind};
-use crate::socket::{Phase, Sock};
+use crate::socket::Sock;
 use crate::time;
 
 /// Upper bound on accepted-but-not-yet-`accept()`ed children per listener.
@@ -159,7 +159,7 @@ pub(crate) fn bury<P: Platform, T: Tcp4>(
         // for it explicitly.
         let abort = !sock.rx.is_empty()
             || sock.reset
-            || sock.phase == Phase::Failed
+            || sock.phase.is_failed()
             || sock.linger == Some(core::time::Duration::ZERO);
         let _ = submit_close(ctx, slots, &mut sock, abort);
     }
