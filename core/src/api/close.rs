@@ -15,7 +15,7 @@ use crate::firmware::Platform;
 use crate::net::Inner;
 use crate::socket::table::State;
 use crate::socket::teardown::{ABORT_GRACE, bury};
-use crate::socket::{Phase, Shutdown};
+use crate::socket::{Phase, Shutdown, WriteSide};
 use crate::time::{self, Blocking};
 
 impl<P: Platform + 'static> Socket<P> {
@@ -69,9 +69,8 @@ impl<P: Platform + 'static> Socket<P> {
                 sock.shut_rd = true;
                 sock.rx.clear();
             }
-            if wr && !sock.shut_wr {
-                sock.shut_wr = true;
-                sock.fin_wanted = true;
+            if wr && !sock.write.is_shut() {
+                sock.write = WriteSide::FinWanted;
                 let id = self.id;
                 block_on_close(inner, st, id)?;
             }
@@ -91,10 +90,7 @@ fn block_on_close<P: Platform>(
     let timeout = st.socks[&id].timeout;
     let check = |_: &Ctx<'_, P>, st: &mut State<P>| {
         let sock = st.socks.get_mut(&id)?;
-        if let Some(e) = sock.close_err.take() {
-            return Some(Err(e));
-        }
-        sock.close_slot.is_some().then_some(Ok(()))
+        sock.write.take_fin_outcome()
     };
     match time::blocking(ctx.now(), timeout) {
         // Nonblocking: the FIN goes out at a later safe point.

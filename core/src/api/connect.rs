@@ -78,7 +78,9 @@ pub(crate) fn connect<P: Platform>(
     let now = ctx.now();
     let mode = time::blocking(now, sock.timeout);
     match sock.phase {
-        Phase::Listening => return Err(Error::os(Errno::EINVAL, "connect: socket is listening")),
+        Phase::Listening { .. } => {
+            return Err(Error::os(Errno::EINVAL, "connect: socket is listening"));
+        }
         Phase::Connected => return Err(Error::os(Errno::EISCONN, "connect")),
         Phase::Connecting { .. } => {
             if mode == Blocking::No {

@@ -71,9 +71,9 @@ impl<P: Platform + 'static> Socket<P> {
         self.with("listen", |inner, ctx, st| {
             let sock = &st.socks[&self.id];
             match sock.phase {
-                Phase::Listening => {
+                Phase::Listening { .. } => {
                     if let Some(s) = st.socks.get_mut(&self.id) {
-                        s.backlog = backlog;
+                        s.phase = Phase::Listening { backlog };
                     }
                     return Ok(());
                 }
@@ -88,8 +88,7 @@ impl<P: Platform + 'static> Socket<P> {
             let deadline = time::deadline(ctx.now(), sock.timeout);
             configure(inner, st, self.id, None, backlog, deadline)?;
             if let Some(s) = st.socks.get_mut(&self.id) {
-                s.phase = Phase::Listening;
-                s.backlog = backlog;
+                s.phase = Phase::Listening { backlog };
             }
             // Arms the first Accept.
             inner.safe_point(ctx, st);
@@ -100,7 +99,7 @@ impl<P: Platform + 'static> Socket<P> {
     /// Accepts a connection: the new socket (blocking) and the peer address.
     pub fn accept(&self) -> Result<(Socket<P>, SocketAddrV4)> {
         let (id, peer) = self.with("accept", |inner, ctx, st| {
-            if st.socks[&self.id].phase != Phase::Listening {
+            if !matches!(st.socks[&self.id].phase, Phase::Listening { .. }) {
                 return Err(Error::os(Errno::EINVAL, "accept: socket is not listening"));
             }
             let child = block_on(inner, st, self.id, "accept", |_, _, sock| {

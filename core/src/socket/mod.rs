@@ -130,8 +130,57 @@ pub(crate) enum Phase {
     /// ourselves, until the firmware signals it (its ABORTED is ours, not
     /// an error to report).
     Failed { abandoned_connect: Option<SlotId> },
-    /// Listening with an Accept kept armed.
-    Listening,
+    /// Listening with an Accept kept armed while fewer than `backlog`
+    /// accepted connections wait for `accept()` (see [`accept_wanted`]).
+    Listening { backlog: u32 },
+}
+
+/// The write side of a connection and the Close token that ends it.
+/// Replaces four fields (shut_wr, fin_wanted, close_slot, close_err) whose
+/// combinations were mostly illegal.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) enum WriteSide {
+    /// Sending.
+    Open,
+    /// `shutdown(Write)`: the graceful Close goes out once the Transmits
+    /// drained.
+    FinWanted,
+    /// Our Close token `slot` was submitted (graceful, or abortive at close).
+    Closing { slot: SlotId },
+    /// Submitting the deferred Close failed; the error is reported once, to
+    /// the `shutdown` that waits for the FIN.
+    CloseFailed(Option<Error>),
+}
+
+impl WriteSide {
+    /// The Close token, if submitted.
+    pub(crate) const fn close_slot(&self) -> Option<SlotId> {
+        match self {
+            WriteSide::Closing { slot } => Some(*slot),
+            _ => None,
+        }
+    }
+
+    /// True once the write side is shut (send fails with EPIPE).
+    pub(crate) const fn is_shut(&self) -> bool {
+        !matches!(self, WriteSide::Open)
+    }
+
+    /// Whether the deferred graceful Close is due now (pure): wanted, and
+    /// no Transmit in flight.
+    pub(crate) const fn fin_due(&self, transmits_in_flight: bool) -> bool {
+        matches!(self, WriteSide::FinWanted) && !transmits_in_flight
+    }
+
+    /// What `shutdown(Write)` waits for: Some once the FIN was submitted
+    /// (Ok) or its submission failed (the error, once); None while pending.
+    pub(crate) fn take_fin_outcome(&mut self) -> Option<Result<(), Error>> {
+        match self {
+            WriteSide::Closing { .. } => Some(Ok(())),
+            WriteSide::CloseFailed(err) => err.take().map(Err),
+            WriteSide::Open | WriteSide::FinWanted => None,
+        }
+    }
 }
 
 /// What a signalled Connect token means for the socket.
@@ -151,7 +200,7 @@ impl Phase {
         match self {
             Phase::Connecting { slot } => Some(slot),
             Phase::Failed { abandoned_connect } => abandoned_connect,
-            Phase::Fresh | Phase::Connected | Phase::Listening => None,
+            Phase::Fresh | Phase::Connected | Phase::Listening { .. } => None,
         }
     }
 
@@ -207,7 +256,6 @@ pub(crate) struct Sock<T> {
     /// `SO_LINGER`: `Some(0)` closes abortively (RST); `Some(d)` bounds how
     /// long a graceful close may take before the reset fallback.
     pub linger: Option<core::time::Duration>,
-    pub backlog: u32,
     // receive side
     pub rx: VecDeque<u8>,
     pub rx_eof: bool,
@@ -228,12 +276,7 @@ pub(crate) struct Sock<T> {
     pub accept_err: Option<Error>,
     // shutdown / close
     pub shut_rd: bool,
-    pub shut_wr: bool,
-    /// A graceful Close is wanted once the Transmits drain.
-    pub fin_wanted: bool,
-    pub close_slot: Option<SlotId>,
-    /// An error from submitting the deferred Close.
-    pub close_err: Option<Error>,
+    pub write: WriteSide,
 }
 
 impl<T> Sock<T> {
@@ -251,7 +294,6 @@ impl<T> Sock<T> {
             timeout: None,
             reuseaddr: false,
             linger: None,
-            backlog: 0,
             rx: VecDeque::new(),
             rx_eof: false,
             rx_err: None,
@@ -265,10 +307,7 @@ impl<T> Sock<T> {
             accept_q: VecDeque::new(),
             accept_err: None,
             shut_rd: false,
-            shut_wr: false,
-            fin_wanted: false,
-            close_slot: None,
-            close_err: None,
+            write: WriteSide::Open,
         }
     }
 
@@ -281,7 +320,7 @@ impl<T> Sock<T> {
             rx_err: self.rx_err.is_some(),
             accept_queued: !self.accept_q.is_empty() || self.accept_err.is_some(),
             budget_free: self.tx_queued < send_budget && self.tx_pending.len() < MAX_TX_SLOTS,
-            shut_wr: self.shut_wr,
+            shut_wr: self.write.is_shut(),
             so_error: self.so_error.is_some(),
             reset: self.reset,
         })
@@ -295,7 +334,7 @@ impl<T: Tcp4> Sock<T> {
         v.extend(self.recv_slot);
         v.extend(self.phase.connect_slot());
         v.extend(self.accept_slot);
-        v.extend(self.close_slot);
+        v.extend(self.write.close_slot());
         v.extend(self.tx_pending.iter().copied());
         v.extend(self.tx_idle.iter().copied());
         v
@@ -399,7 +438,7 @@ impl<T: Tcp4> Sock<T> {
                 return;
             }
         }
-        if errno == Errno::ECONNABORTED && self.close_slot.is_some() {
+        if errno == Errno::ECONNABORTED && self.write.close_slot().is_some() {
             // Our own teardown aborted it: end of stream, not an error.
             self.rx_eof = true;
             return;
@@ -454,13 +493,12 @@ impl<T: Tcp4> Sock<T> {
     /// Keeps one Receive armed while connected, one Accept while listening,
     /// and submits a deferred graceful Close once the Transmits drained.
     fn rearm<P: Platform>(&mut self, ctx: &Ctx<'_, P>, slots: &mut SlotTable) {
-        if self.fin_wanted && self.close_slot.is_none() && self.tx_pending.is_empty() {
-            self.fin_wanted = false;
+        if self.write.fin_due(!self.tx_pending.is_empty()) {
             if let Err(e) = teardown::submit_close(ctx, slots, self, false) {
-                self.close_err = Some(e);
+                self.write = WriteSide::CloseFailed(Some(e));
             }
         }
-        let closing = self.close_slot.is_some();
+        let closing = self.write.close_slot().is_some();
         if self.phase == Phase::Connected
             && !closing
             && !self.rx_eof
@@ -469,12 +507,11 @@ impl<T: Tcp4> Sock<T> {
         {
             self.arm_receive(ctx, slots);
         }
-        if self.phase == Phase::Listening
-            && !closing
-            && self.accept_err.is_none()
-            && self.accept_q.len() < (self.backlog.max(1) as usize).min(teardown::MAX_ACCEPT_QUEUE)
-        {
-            self.arm_accept(ctx, slots);
+        if let Phase::Listening { backlog } = self.phase {
+            if !closing && self.accept_err.is_none() && accept_wanted(self.accept_q.len(), backlog)
+            {
+                self.arm_accept(ctx, slots);
+            }
         }
     }
 
@@ -554,6 +591,13 @@ impl<T: Tcp4> Sock<T> {
     }
 }
 
+/// Whether a listener with `queued` accepted connections waiting for
+/// `accept()` keeps an Accept armed: while fewer than `max(backlog, 1)`,
+/// and never more than [`teardown::MAX_ACCEPT_QUEUE`].
+pub(crate) fn accept_wanted(queued: usize, backlog: u32) -> bool {
+    queued < (backlog.max(1) as usize).min(teardown::MAX_ACCEPT_QUEUE)
+}
+
 /// What readiness is computed from (pure, for testing).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadyInputs {
@@ -586,7 +630,7 @@ pub(crate) struct Readiness {
 /// - hup: the peer's FIN/RST or our read shutdown, and no more data queued.
 pub(crate) fn readiness(i: &ReadyInputs) -> Readiness {
     let read = match i.phase {
-        Phase::Listening => i.accept_queued,
+        Phase::Listening { .. } => i.accept_queued,
         Phase::Failed { .. } => true,
         Phase::Connected => i.rx_queued || i.rx_eof || i.rx_err,
         Phase::Fresh | Phase::Connecting { .. } => false,
@@ -594,7 +638,7 @@ pub(crate) fn readiness(i: &ReadyInputs) -> Readiness {
     let write = match i.phase {
         Phase::Connected => i.budget_free || i.shut_wr || i.reset,
         Phase::Failed { .. } => true,
-        Phase::Connecting { .. } | Phase::Fresh | Phase::Listening => false,
+        Phase::Connecting { .. } | Phase::Fresh | Phase::Listening { .. } => false,
     };
     let except = i.so_error || i.rx_err;
     let hup = (i.phase == Phase::Connected && (i.rx_eof || i.reset) && !i.rx_queued)
@@ -671,7 +715,7 @@ mod tests {
 
     #[test]
     fn listener_readable_only_with_queued_connection() {
-        let mut i = base(Phase::Listening);
+        let mut i = base(Phase::Listening { backlog: 1 });
         assert_eq!(readiness(&i), Readiness::default());
         assert!(!readiness(&i).read);
         assert!(!readiness(&i).write);
@@ -739,6 +783,70 @@ mod tests {
         }
         assert!(connecting.is_connecting() && !connecting.is_failed());
         assert!(abandoned.is_failed() && !abandoned.is_connecting());
+    }
+
+    /// Every write side: (shut, close slot, FIN due with/without Transmits
+    /// in flight, what shutdown(Write) sees).
+    #[test]
+    fn write_side_table() {
+        let err = Error::os(Errno::ENOBUFS, "close: no token slot");
+        let rows = [
+            (WriteSide::Open, false, None, (false, false), None),
+            (WriteSide::FinWanted, true, None, (false, true), None),
+            (
+                WriteSide::Closing { slot: 7 },
+                true,
+                Some(7),
+                (false, false),
+                Some(Ok(())),
+            ),
+            (
+                WriteSide::CloseFailed(Some(err.clone())),
+                true,
+                None,
+                (false, false),
+                Some(Err(err.clone())),
+            ),
+            (
+                WriteSide::CloseFailed(None),
+                true,
+                None,
+                (false, false),
+                None,
+            ),
+        ];
+        for (mut w, shut, slot, (due_busy, due_idle), outcome) in rows {
+            assert_eq!(w.is_shut(), shut, "{w:?}");
+            assert_eq!(w.close_slot(), slot, "{w:?}");
+            assert_eq!(w.fin_due(true), due_busy, "{w:?}");
+            assert_eq!(w.fin_due(false), due_idle, "{w:?}");
+            assert_eq!(w.take_fin_outcome(), outcome, "{w:?}");
+        }
+        let mut failed = WriteSide::CloseFailed(Some(err));
+        assert!(failed.take_fin_outcome().is_some());
+        assert_eq!(
+            failed.take_fin_outcome(),
+            None,
+            "the error is reported once"
+        );
+    }
+
+    /// (queued, backlog) -> keep an Accept armed.
+    #[test]
+    fn accept_wanted_table() {
+        let rows = [
+            (0, 0, true),
+            (1, 0, false),
+            (0, 1, true),
+            (1, 1, false),
+            (2, 3, true),
+            (3, 3, false),
+            (127, 1000, true),
+            (128, 1000, false),
+        ];
+        for (queued, backlog, want) in rows {
+            assert_eq!(accept_wanted(queued, backlog), want, "{queued} {backlog}");
+        }
     }
 
     #[test]

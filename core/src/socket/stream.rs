@@ -42,7 +42,7 @@ pub(crate) fn recv_now<T>(
         return Some(Ok(0));
     }
     match sock.phase {
-        Phase::Fresh | Phase::Listening => Some(Err(Error::os(Errno::ENOTCONN, "recv"))),
+        Phase::Fresh | Phase::Listening { .. } => Some(Err(Error::os(Errno::ENOTCONN, "recv"))),
         Phase::Failed { .. } => Some(Err(sock
             .so_error
             .take()
@@ -52,7 +52,7 @@ pub(crate) fn recv_now<T>(
             let receiving = sock
                 .recv_slot
                 .is_some_and(|id| slots.state(id) == SlotState::Pending);
-            if sock.close_slot.is_some() && !receiving {
+            if sock.write.close_slot().is_some() && !receiving {
                 // Our Close went out: no Receive can be armed any more.
                 Some(Ok(0))
             } else {
@@ -77,7 +77,7 @@ pub(crate) enum Gate {
 /// (every time); a stored error (failed Transmit/connect) → raised once;
 /// not connected → ENOTCONN; connecting → wait.
 pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
-    if sock.shut_wr || sock.fin_wanted || sock.close_slot.is_some() {
+    if sock.write.is_shut() {
         return Gate::Fail(Error::os(Errno::EPIPE, "send: write side shut down"));
     }
     if sock.reset {
@@ -87,7 +87,7 @@ pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
         return Gate::Fail(e);
     }
     match sock.phase {
-        Phase::Fresh | Phase::Listening | Phase::Failed { .. } => {
+        Phase::Fresh | Phase::Listening { .. } | Phase::Failed { .. } => {
             Gate::Fail(Error::os(Errno::ENOTCONN, "send"))
         }
         Phase::Connecting { .. } => Gate::Block,
@@ -181,6 +181,7 @@ mod tests {
     use super::*;
     use crate::error::FirmwareCall;
     use crate::firmware::status;
+    use crate::socket::WriteSide;
 
     fn sock(phase: Phase) -> Sock<()> {
         let mut s = Sock::new((), core::ptr::null_mut(), 1);
@@ -243,7 +244,7 @@ mod tests {
 
     #[test]
     fn recv_when_not_connected() {
-        for phase in [Phase::Fresh, Phase::Listening] {
+        for phase in [Phase::Fresh, Phase::Listening { backlog: 1 }] {
             let err = recv(&mut sock(phase), 1).unwrap().unwrap_err();
             assert_eq!(err.errno(), Some(Errno::ENOTCONN));
         }
@@ -293,7 +294,7 @@ mod tests {
         );
         for phase in [
             Phase::Fresh,
-            Phase::Listening,
+            Phase::Listening { backlog: 1 },
             Phase::Failed {
                 abandoned_connect: None,
             },
@@ -303,9 +304,15 @@ mod tests {
                 g => panic!("{phase:?}: {g:?}"),
             }
         }
-        let mut s = sock(Phase::Connected);
-        s.shut_wr = true;
-        assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::EPIPE)));
+        for write in [
+            WriteSide::FinWanted,
+            WriteSide::Closing { slot: 1 },
+            WriteSide::CloseFailed(None),
+        ] {
+            let mut s = sock(Phase::Connected);
+            s.write = write;
+            assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::EPIPE)));
+        }
         let mut s = sock(Phase::Connected);
         s.reset = true;
         for _ in 0..2 {

@@ -29,7 +29,7 @@ use crate::calls::Ctx;
 use crate::error::{Errno, Error, FirmwareCall, Result};
 use crate::firmware::{Handle, Platform, Status, Tcp4, Tcp4ConnectionState};
 use crate::slots::{SlotId, SlotState, SlotTable, TokenKind};
-use crate::socket::Sock;
+use crate::socket::{Sock, WriteSide};
 use crate::time;
 
 /// Upper bound on accepted-but-not-yet-`accept()`ed children per listener.
@@ -139,7 +139,7 @@ pub(crate) fn submit_close<P: Platform, T: Tcp4>(
         slots.free(ctx, id);
         return Err(Error::from_status(FirmwareCall::Close, st));
     }
-    sock.close_slot = Some(id);
+    sock.write = WriteSide::Closing { slot: id };
     Ok(())
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn bury<P: Platform, T: Tcp4>(
     while let Some(child) = sock.accept_q.pop_front() {
         let _ = ctx.destroy_child(sock.instance, child);
     }
-    if sock.configured && sock.close_slot.is_none() {
+    if sock.configured && sock.write.close_slot().is_none() {
         // Unread data: abortive close (RST), as Linux does; SO_LINGER 0 asks
         // for it explicitly.
         let abort = !sock.rx.is_empty()
@@ -163,7 +163,7 @@ pub(crate) fn bury<P: Platform, T: Tcp4>(
             || sock.linger == Some(core::time::Duration::ZERO);
         let _ = submit_close(ctx, slots, &mut sock, abort);
     }
-    let close_slot = sock.close_slot;
+    let close_slot = sock.write.close_slot();
     let mut kept = Vec::new();
     for id in sock.slots() {
         if Some(id) != close_slot && slots.state(id).freeable() {
