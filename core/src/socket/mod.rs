@@ -1,17 +1,26 @@
-//! Sockets: Python `socket` semantics over one TCP4 child each.
+//! The socket state machine: Python `socket` semantics over one TCP4 child
+//! each, without ever waiting.
 //!
-//! Why this split: `Sock` is the per-socket state machine kept inside the
-//! `Net`'s shared state (so completions, select and teardown reach it);
-//! `Socket` is the user's handle. `progress` is the single place where
-//! signalled tokens change a socket's state, in submission order per socket
-//! (connect, then Receive, then Transmits FIFO, then Accept, then Close).
-//! The submodules hold one concern each: `connect`, `stream` (send/recv),
-//! `listen` (bind/listen/accept), `teardown` (close, shutdown, graveyard).
+//! Why this layer: `Sock` is the per-socket state kept in the socket table
+//! (so completions, select and teardown reach it); the user's handle and
+//! every call that may block live above `Net`, in `api`. `progress` is the
+//! single place where signalled tokens change a socket's state, in
+//! submission order per socket (connect, then Receive, then Transmits FIFO,
+//! then Accept, then Close). The submodules hold one concern each: `phase`
+//! (the life and write-side states and their transitions), `readiness`,
+//! `configure` (access point, options, `Configure`), `stream` (the send
+//! and recv decisions), `table` (the socket table), `teardown` (close
+//! decisions and the graveyard).
 
 pub(crate) mod configure;
+pub(crate) mod phase;
+pub(crate) mod readiness;
 pub(crate) mod stream;
 pub(crate) mod table;
 pub(crate) mod teardown;
+
+pub(crate) use phase::{ConnectDone, Phase, WriteSide};
+pub(crate) use readiness::{Readiness, ReadyInputs, accept_wanted, readiness};
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -111,130 +120,6 @@ impl Shutdown {
             Shutdown::Read => (true, false),
             Shutdown::Write => (false, true),
             Shutdown::Both => (true, true),
-        }
-    }
-}
-
-/// Where a socket is in its life, with the Connect token that belongs to
-/// that stage.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Phase {
-    /// Created (maybe bound), not connecting or listening.
-    Fresh,
-    /// The Connect token `slot` is pending.
-    Connecting { slot: SlotId },
-    /// Connection established (connect succeeded or accepted).
-    Connected,
-    /// Connect failed or was aborted; the child is unconfigured or dead.
-    /// `abandoned_connect`: the Connect token of an attempt we aborted
-    /// ourselves, until the firmware signals it (its ABORTED is ours, not
-    /// an error to report).
-    Failed { abandoned_connect: Option<SlotId> },
-    /// Listening with an Accept kept armed while fewer than `backlog`
-    /// accepted connections wait for `accept()` (see [`accept_wanted`]).
-    Listening { backlog: u32 },
-}
-
-/// The write side of a connection and the Close token that ends it.
-/// Replaces four fields (shut_wr, fin_wanted, close_slot, close_err) whose
-/// combinations were mostly illegal.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub(crate) enum WriteSide {
-    /// Sending.
-    Open,
-    /// `shutdown(Write)`: the graceful Close goes out once the Transmits
-    /// drained.
-    FinWanted,
-    /// Our Close token `slot` was submitted (graceful, or abortive at close).
-    Closing { slot: SlotId },
-    /// Submitting the deferred Close failed; the error is reported once, to
-    /// the `shutdown` that waits for the FIN.
-    CloseFailed(Option<Error>),
-}
-
-impl WriteSide {
-    /// The Close token, if submitted.
-    pub(crate) const fn close_slot(&self) -> Option<SlotId> {
-        match self {
-            WriteSide::Closing { slot } => Some(*slot),
-            _ => None,
-        }
-    }
-
-    /// True once the write side is shut (send fails with EPIPE).
-    pub(crate) const fn is_shut(&self) -> bool {
-        !matches!(self, WriteSide::Open)
-    }
-
-    /// Whether the deferred graceful Close is due now (pure): wanted, and
-    /// no Transmit in flight.
-    pub(crate) const fn fin_due(&self, transmits_in_flight: bool) -> bool {
-        matches!(self, WriteSide::FinWanted) && !transmits_in_flight
-    }
-
-    /// What `shutdown(Write)` waits for: Some once the FIN was submitted
-    /// (Ok) or its submission failed (the error, once); None while pending.
-    pub(crate) fn take_fin_outcome(&mut self) -> Option<Result<(), Error>> {
-        match self {
-            WriteSide::Closing { .. } => Some(Ok(())),
-            WriteSide::CloseFailed(err) => err.take().map(Err),
-            WriteSide::Open | WriteSide::FinWanted => None,
-        }
-    }
-}
-
-/// What a signalled Connect token means for the socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ConnectDone {
-    /// Connected: learn the addresses.
-    Connected,
-    /// Failed with this error (for SO_ERROR and the next call).
-    Failed(Error),
-    /// The attempt we aborted ended: stay Failed, report nothing.
-    Abandoned,
-}
-
-impl Phase {
-    /// The Connect token this phase owns, if any.
-    pub(crate) const fn connect_slot(self) -> Option<SlotId> {
-        match self {
-            Phase::Connecting { slot } => Some(slot),
-            Phase::Failed { abandoned_connect } => abandoned_connect,
-            Phase::Fresh | Phase::Connected | Phase::Listening { .. } => None,
-        }
-    }
-
-    /// True for `Connecting`.
-    pub(crate) const fn is_connecting(self) -> bool {
-        matches!(self, Phase::Connecting { .. })
-    }
-
-    /// True for `Failed`.
-    pub(crate) const fn is_failed(self) -> bool {
-        matches!(self, Phase::Failed { .. })
-    }
-
-    /// The Connect token completed with `status` (pure): the outcome and
-    /// the next phase.
-    pub(crate) fn connect_done(self, status: Status) -> (ConnectDone, Phase) {
-        let failed = Phase::Failed {
-            abandoned_connect: None,
-        };
-        match self {
-            Phase::Failed { .. } => (ConnectDone::Abandoned, failed),
-            _ if status == Status::SUCCESS => (ConnectDone::Connected, Phase::Connected),
-            _ => (
-                ConnectDone::Failed(Error::from_status(FirmwareCall::Connect, status)),
-                failed,
-            ),
-        }
-    }
-
-    /// We abort the attempt (timeout): Failed, keeping the Connect token
-    /// until the firmware signals it.
-    pub(crate) const fn abandon_connect(self) -> Phase {
-        Phase::Failed {
-            abandoned_connect: self.connect_slot(),
         }
     }
 }
@@ -591,263 +476,9 @@ impl<T: Tcp4> Sock<T> {
     }
 }
 
-/// Whether a listener with `queued` accepted connections waiting for
-/// `accept()` keeps an Accept armed: while fewer than `max(backlog, 1)`,
-/// and never more than [`teardown::MAX_ACCEPT_QUEUE`].
-pub(crate) fn accept_wanted(queued: usize, backlog: u32) -> bool {
-    queued < (backlog.max(1) as usize).min(teardown::MAX_ACCEPT_QUEUE)
-}
-
-/// What readiness is computed from (pure, for testing).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadyInputs {
-    pub phase: Phase,
-    pub rx_queued: bool,
-    pub rx_eof: bool,
-    pub rx_err: bool,
-    pub accept_queued: bool,
-    pub budget_free: bool,
-    pub shut_wr: bool,
-    pub so_error: bool,
-    pub reset: bool,
-}
-
-/// Readiness of one socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Readiness {
-    pub read: bool,
-    pub write: bool,
-    pub except: bool,
-    pub hup: bool,
-}
-
-/// select/poll readiness, POSIX-style:
-/// - read: data queued, EOF, a receive error, or (listening) a connection to accept;
-///   also a failed connect (recv would return its error at once);
-/// - write: connected with send budget free (or write side shut: send fails
-///   at once with EPIPE), or a connect that finished (either way);
-/// - except: a pending error (SO_ERROR set or a receive error);
-/// - hup: the peer's FIN/RST or our read shutdown, and no more data queued.
-pub(crate) fn readiness(i: &ReadyInputs) -> Readiness {
-    let read = match i.phase {
-        Phase::Listening { .. } => i.accept_queued,
-        Phase::Failed { .. } => true,
-        Phase::Connected => i.rx_queued || i.rx_eof || i.rx_err,
-        Phase::Fresh | Phase::Connecting { .. } => false,
-    };
-    let write = match i.phase {
-        Phase::Connected => i.budget_free || i.shut_wr || i.reset,
-        Phase::Failed { .. } => true,
-        Phase::Connecting { .. } | Phase::Fresh | Phase::Listening { .. } => false,
-    };
-    let except = i.so_error || i.rx_err;
-    let hup = (i.phase == Phase::Connected && (i.rx_eof || i.reset) && !i.rx_queued)
-        || i.phase.is_failed();
-    Readiness {
-        read,
-        write,
-        except,
-        hup,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn base(phase: Phase) -> ReadyInputs {
-        ReadyInputs {
-            phase,
-            rx_queued: false,
-            rx_eof: false,
-            rx_err: false,
-            accept_queued: false,
-            budget_free: true,
-            shut_wr: false,
-            so_error: false,
-            reset: false,
-        }
-    }
-
-    #[test]
-    fn connected_socket_with_nothing_queued_is_only_writable() {
-        let r = readiness(&base(Phase::Connected));
-        assert_eq!(
-            r,
-            Readiness {
-                read: false,
-                write: true,
-                except: false,
-                hup: false
-            }
-        );
-    }
-
-    #[test]
-    fn full_budget_is_not_writable() {
-        let mut i = base(Phase::Connected);
-        i.budget_free = false;
-        assert!(!readiness(&i).write);
-    }
-
-    #[test]
-    fn data_eof_and_error_are_readable() {
-        for f in [
-            |i: &mut ReadyInputs| i.rx_queued = true,
-            |i: &mut ReadyInputs| i.rx_eof = true,
-            |i: &mut ReadyInputs| i.rx_err = true,
-        ] {
-            let mut i = base(Phase::Connected);
-            f(&mut i);
-            assert!(readiness(&i).read);
-        }
-    }
-
-    #[test]
-    fn eof_with_data_queued_is_not_hup_yet() {
-        let mut i = base(Phase::Connected);
-        i.rx_eof = true;
-        i.rx_queued = true;
-        assert!(!readiness(&i).hup);
-        i.rx_queued = false;
-        assert!(readiness(&i).hup);
-    }
-
-    #[test]
-    fn listener_readable_only_with_queued_connection() {
-        let mut i = base(Phase::Listening { backlog: 1 });
-        assert_eq!(readiness(&i), Readiness::default());
-        assert!(!readiness(&i).read);
-        assert!(!readiness(&i).write);
-        i.accept_queued = true;
-        assert!(readiness(&i).read);
-    }
-
-    #[test]
-    fn connecting_becomes_writable_when_connect_finishes() {
-        let i = base(Phase::Connecting { slot: 0 });
-        assert_eq!(readiness(&i), Readiness::default());
-        assert!(readiness(&base(Phase::Connected)).write);
-        assert!(
-            readiness(&base(Phase::Failed {
-                abandoned_connect: None
-            }))
-            .write
-        );
-    }
-
-    #[test]
-    fn failed_connect_is_writable_readable_and_exceptional() {
-        let mut i = base(Phase::Failed {
-            abandoned_connect: None,
-        });
-        i.so_error = true;
-        let r = readiness(&i);
-        assert!(r.write && r.read && r.except && r.hup);
-    }
-
-    /// (phase, status) -> (outcome errno, next phase): the Connect token's
-    /// completion, including the attempt we abandoned ourselves.
-    #[test]
-    fn connect_done_table() {
-        let failed = Phase::Failed {
-            abandoned_connect: None,
-        };
-        let connecting = Phase::Connecting { slot: 3 };
-        let abandoned = connecting.abandon_connect();
-        assert_eq!(
-            abandoned,
-            Phase::Failed {
-                abandoned_connect: Some(3)
-            }
-        );
-        assert_eq!(abandoned.connect_slot(), Some(3));
-        assert_eq!(connecting.connect_slot(), Some(3));
-        assert_eq!(Phase::Connected.connect_slot(), None);
-        assert_eq!(
-            connecting.connect_done(Status::SUCCESS),
-            (ConnectDone::Connected, Phase::Connected)
-        );
-        let (outcome, next) = connecting.connect_done(status::CONNECTION_REFUSED);
-        assert_eq!(next, failed);
-        match outcome {
-            ConnectDone::Failed(e) => assert_eq!(e.errno(), Some(Errno::ECONNREFUSED)),
-            o => panic!("{o:?}"),
-        }
-        for st in [Status::ABORTED, Status::SUCCESS] {
-            assert_eq!(
-                abandoned.connect_done(st),
-                (ConnectDone::Abandoned, failed),
-                "our own abort is not reported"
-            );
-        }
-        assert!(connecting.is_connecting() && !connecting.is_failed());
-        assert!(abandoned.is_failed() && !abandoned.is_connecting());
-    }
-
-    /// Every write side: (shut, close slot, FIN due with/without Transmits
-    /// in flight, what shutdown(Write) sees).
-    #[test]
-    fn write_side_table() {
-        let err = Error::os(Errno::ENOBUFS, "close: no token slot");
-        let rows = [
-            (WriteSide::Open, false, None, (false, false), None),
-            (WriteSide::FinWanted, true, None, (false, true), None),
-            (
-                WriteSide::Closing { slot: 7 },
-                true,
-                Some(7),
-                (false, false),
-                Some(Ok(())),
-            ),
-            (
-                WriteSide::CloseFailed(Some(err.clone())),
-                true,
-                None,
-                (false, false),
-                Some(Err(err.clone())),
-            ),
-            (
-                WriteSide::CloseFailed(None),
-                true,
-                None,
-                (false, false),
-                None,
-            ),
-        ];
-        for (mut w, shut, slot, (due_busy, due_idle), outcome) in rows {
-            assert_eq!(w.is_shut(), shut, "{w:?}");
-            assert_eq!(w.close_slot(), slot, "{w:?}");
-            assert_eq!(w.fin_due(true), due_busy, "{w:?}");
-            assert_eq!(w.fin_due(false), due_idle, "{w:?}");
-            assert_eq!(w.take_fin_outcome(), outcome, "{w:?}");
-        }
-        let mut failed = WriteSide::CloseFailed(Some(err));
-        assert!(failed.take_fin_outcome().is_some());
-        assert_eq!(
-            failed.take_fin_outcome(),
-            None,
-            "the error is reported once"
-        );
-    }
-
-    /// (queued, backlog) -> keep an Accept armed.
-    #[test]
-    fn accept_wanted_table() {
-        let rows = [
-            (0, 0, true),
-            (1, 0, false),
-            (0, 1, true),
-            (1, 1, false),
-            (2, 3, true),
-            (3, 3, false),
-            (127, 1000, true),
-            (128, 1000, false),
-        ];
-        for (queued, backlog, want) in rows {
-            assert_eq!(accept_wanted(queued, backlog), want, "{queued} {backlog}");
-        }
-    }
 
     #[test]
     fn shutdown_directions() {
@@ -863,18 +494,5 @@ mod tests {
         s.shut_rd = true;
         let r = s.readiness(10);
         assert!(r.read && r.hup && r.write);
-    }
-
-    #[test]
-    fn fresh_socket_is_not_ready() {
-        assert_eq!(
-            readiness(&base(Phase::Fresh)),
-            Readiness {
-                read: false,
-                write: false,
-                except: false,
-                hup: false
-            }
-        );
     }
 }
