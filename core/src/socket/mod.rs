@@ -19,7 +19,7 @@ pub(crate) mod stream;
 pub(crate) mod table;
 pub(crate) mod teardown;
 
-pub(crate) use phase::{ConnectDone, Phase, WriteSide};
+pub(crate) use phase::{ConnectDone, Phase, ReadSide, WriteSide};
 pub(crate) use readiness::{Readiness, ReadyInputs, accept_wanted, readiness};
 
 use alloc::collections::VecDeque;
@@ -143,9 +143,7 @@ pub(crate) struct Sock<T> {
     pub linger: Option<core::time::Duration>,
     // receive side
     pub rx: VecDeque<u8>,
-    pub rx_eof: bool,
-    /// A receive error to raise once (then EOF).
-    pub rx_err: Option<Error>,
+    pub read: ReadSide,
     pub recv_slot: Option<SlotId>,
     /// Pending error for SO_ERROR / the next call.
     pub so_error: Option<Error>,
@@ -180,8 +178,7 @@ impl<T> Sock<T> {
             reuseaddr: false,
             linger: None,
             rx: VecDeque::new(),
-            rx_eof: false,
-            rx_err: None,
+            read: ReadSide::Open,
             recv_slot: None,
             so_error: None,
             reset: false,
@@ -201,8 +198,8 @@ impl<T> Sock<T> {
         readiness(&ReadyInputs {
             phase: self.phase,
             rx_queued: !self.rx.is_empty(),
-            rx_eof: self.rx_eof || self.shut_rd,
-            rx_err: self.rx_err.is_some(),
+            rx_eof: self.read.is_ended() || self.shut_rd,
+            rx_err: self.read.has_error(),
             accept_queued: !self.accept_q.is_empty() || self.accept_err.is_some(),
             budget_free: self.tx_queued < send_budget && self.tx_pending.len() < MAX_TX_SLOTS,
             shut_wr: self.write.is_shut(),
@@ -297,7 +294,7 @@ impl<T: Tcp4> Sock<T> {
                     self.rx.extend(slots.received(id));
                 }
             }
-            StatusMeaning::EndOfStream => self.rx_eof = true,
+            StatusMeaning::EndOfStream => self.end_of_stream(),
             StatusMeaning::Error(errno) => self.receive_failed(errno, status),
         }
         if let Some(slot) = slots.get_mut(id) {
@@ -313,25 +310,27 @@ impl<T: Tcp4> Sock<T> {
         }
     }
 
+    fn end_of_stream(&mut self) {
+        self.read = core::mem::replace(&mut self.read, ReadSide::Open).ended();
+    }
+
     fn receive_failed(&mut self, errno: Errno, status: Status) {
         if errno == Errno::ECONNRESET {
             self.reset = true;
             #[cfg(feature = "deliberate-bugs")]
             if crate::deliberate::is_enabled(crate::deliberate::Bug::EofOnReset) {
                 // DELIBERATE BUG (d): the reset reads as a clean end of stream.
-                self.rx_eof = true;
+                self.end_of_stream();
                 return;
             }
         }
         if errno == Errno::ECONNABORTED && self.write.close_slot().is_some() {
             // Our own teardown aborted it: end of stream, not an error.
-            self.rx_eof = true;
+            self.end_of_stream();
             return;
         }
         let err = Error::from_status(FirmwareCall::Receive, status);
-        if self.rx_err.is_none() {
-            self.rx_err = Some(err.clone());
-        }
+        self.read = core::mem::replace(&mut self.read, ReadSide::Open).failed(err.clone());
         if self.so_error.is_none() {
             self.so_error = Some(err);
         }
@@ -386,8 +385,7 @@ impl<T: Tcp4> Sock<T> {
         let closing = self.write.close_slot().is_some();
         if self.phase == Phase::Connected
             && !closing
-            && !self.rx_eof
-            && self.rx_err.is_none()
+            && self.read.is_open()
             && (self.rx.len() < Self::rx_limit(ctx) || self.shut_rd)
         {
             self.arm_receive(ctx, slots);
@@ -440,7 +438,7 @@ impl<T: Tcp4> Sock<T> {
         }
         match errno_for(FirmwareCall::Receive, st) {
             StatusMeaning::Success => {}
-            StatusMeaning::EndOfStream => self.rx_eof = true,
+            StatusMeaning::EndOfStream => self.end_of_stream(),
             StatusMeaning::Error(errno) => self.receive_failed(errno, st),
         }
     }

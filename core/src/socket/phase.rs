@@ -76,6 +76,63 @@ impl WriteSide {
     }
 }
 
+/// How the read side of a connection ended, as far as recv is concerned.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) enum ReadSide {
+    /// Receiving (a Receive is kept armed).
+    Open,
+    /// The connection failed with this error; recv raises it once (after
+    /// the data already queued), then reads EOF.
+    Failed(Error),
+    /// End of stream: the peer's FIN, our own teardown, or a raised error.
+    Ended,
+}
+
+impl ReadSide {
+    /// The peer's FIN or our own teardown (pure): Ended, unless an error is
+    /// still to be raised (it comes first).
+    pub(crate) fn ended(self) -> ReadSide {
+        match self {
+            ReadSide::Failed(e) => ReadSide::Failed(e),
+            ReadSide::Open | ReadSide::Ended => ReadSide::Ended,
+        }
+    }
+
+    /// The connection failed with `err` (pure): the first error is kept.
+    pub(crate) fn failed(self, err: Error) -> ReadSide {
+        match self {
+            ReadSide::Failed(first) => ReadSide::Failed(first),
+            ReadSide::Open | ReadSide::Ended => ReadSide::Failed(err),
+        }
+    }
+
+    /// The error to raise now, once; the read side is Ended afterwards.
+    pub(crate) fn take_error(&mut self) -> Option<Error> {
+        match core::mem::replace(self, ReadSide::Ended) {
+            ReadSide::Failed(e) => Some(e),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// True while receiving.
+    pub(crate) const fn is_open(&self) -> bool {
+        matches!(self, ReadSide::Open)
+    }
+
+    /// True at the end of stream.
+    pub(crate) const fn is_ended(&self) -> bool {
+        matches!(self, ReadSide::Ended)
+    }
+
+    /// True while an error waits to be raised.
+    pub(crate) const fn has_error(&self) -> bool {
+        matches!(self, ReadSide::Failed(_))
+    }
+}
+
 /// What a signalled Connect token means for the socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ConnectDone {
@@ -179,6 +236,54 @@ mod tests {
 
     /// Every write side: (shut, close slot, FIN due with/without Transmits
     /// in flight, what shutdown(Write) sees).
+    /// Every read side through every event: (start, after FIN, after an
+    /// error, the error recv raises).
+    #[test]
+    fn read_side_table() {
+        let first = Error::os(Errno::ECONNRESET, "first");
+        let second = Error::os(Errno::ETIMEDOUT, "second");
+        let failed = ReadSide::Failed(first.clone());
+        let rows = [
+            (
+                ReadSide::Open,
+                ReadSide::Ended,
+                ReadSide::Failed(second.clone()),
+                None,
+            ),
+            (
+                failed.clone(),
+                failed.clone(),
+                failed.clone(),
+                Some(first.clone()),
+            ),
+            (
+                ReadSide::Ended,
+                ReadSide::Ended,
+                ReadSide::Failed(second.clone()),
+                None,
+            ),
+        ];
+        for (start, after_fin, after_error, raised) in rows {
+            assert_eq!(start.clone().ended(), after_fin, "{start:?}");
+            assert_eq!(
+                start.clone().failed(second.clone()),
+                after_error,
+                "{start:?}"
+            );
+            let mut s = start.clone();
+            assert_eq!(s.take_error(), raised, "{start:?}");
+            let after_take = if raised.is_some() {
+                ReadSide::Ended
+            } else {
+                start.clone()
+            };
+            assert_eq!(s, after_take, "raised once, then EOF");
+        }
+        assert!(ReadSide::Open.is_open() && !ReadSide::Open.is_ended());
+        assert!(ReadSide::Ended.is_ended() && !ReadSide::Ended.has_error());
+        assert!(failed.has_error() && !failed.is_open() && !failed.is_ended());
+    }
+
     #[test]
     fn write_side_table() {
         let err = Error::os(Errno::ENOBUFS, "close: no token slot");

@@ -30,15 +30,14 @@ pub(crate) fn recv_now<T>(
     if !sock.rx.is_empty() {
         return Some(Ok(out(sock)));
     }
-    if let Some(e) = sock.rx_err.take() {
+    if let Some(e) = sock.read.take_error() {
         // Raised once; afterwards the stream reads as ended (Linux).
-        sock.rx_eof = true;
         if sock.so_error.as_ref() == Some(&e) {
             sock.so_error = None;
         }
         return Some(Err(e));
     }
-    if sock.rx_eof {
+    if sock.read.is_ended() {
         return Some(Ok(0));
     }
     match sock.phase {
@@ -181,7 +180,7 @@ mod tests {
     use super::*;
     use crate::error::FirmwareCall;
     use crate::firmware::status;
-    use crate::socket::WriteSide;
+    use crate::socket::{ReadSide, WriteSide};
 
     fn sock(phase: Phase) -> Sock<()> {
         let mut s = Sock::new((), core::ptr::null_mut(), 1);
@@ -213,7 +212,7 @@ mod tests {
     fn eof_is_sticky_and_comes_after_data() {
         let mut s = sock(Phase::Connected);
         s.rx.extend(b"ab");
-        s.rx_eof = true;
+        s.read = ReadSide::Ended;
         assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"ab");
         for _ in 0..3 {
             assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
@@ -225,7 +224,7 @@ mod tests {
         let mut s = sock(Phase::Connected);
         s.rx.extend(b"x");
         let e = Error::from_status(FirmwareCall::Receive, status::CONNECTION_RESET);
-        s.rx_err = Some(e.clone());
+        s.read = ReadSide::Failed(e.clone());
         s.so_error = Some(e);
         assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"x");
         let err = recv(&mut s, 10).unwrap().unwrap_err();
