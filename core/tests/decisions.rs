@@ -268,3 +268,65 @@ fn a_connected_socket_keeps_a_receive_pending_in_the_firmware() {
     net.shutdown(Duration::from_secs(10)).unwrap();
     assert!(net.resources().is_zero(), "{:?}", net.resources());
 }
+
+#[test]
+fn an_accepted_socket_knows_its_peer() {
+    let (sim, net) = world(11);
+    let s = net.socket().unwrap();
+    s.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45030))
+        .unwrap();
+    s.listen(5).unwrap();
+    sim.peer_host().connect(
+        SocketAddrV4::new(SUT, 45030),
+        Box::new(Recorder {
+            seen: Rc::default(),
+            greeting: b"",
+            sent: 0,
+        }),
+    );
+    s.settimeout(Some(Duration::from_secs(5))).unwrap();
+    let (child, peer) = s.accept().unwrap();
+    assert_eq!(*peer.ip(), PEER);
+    assert_ne!(peer.port(), 0);
+    assert_eq!(child.getpeername().unwrap(), peer);
+    assert_eq!(child.getsockname().unwrap(), SocketAddrV4::new(SUT, 45030));
+}
+
+/// A peer that resets the connection as soon as it is established.
+struct Resetter;
+
+impl ConnHandler for Resetter {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        if io.state() == PeerConnState::Established {
+            io.abort();
+        }
+    }
+}
+
+#[test]
+fn a_peer_reset_is_hup_and_error_then_econnreset_on_every_send() {
+    let (sim, net) = world(12);
+    sim.peer_host()
+        .listen(9030, Box::new(|| Box::new(Resetter)));
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9030)).unwrap();
+    let mut poller = net.poller();
+    poller.register(&s, efisock::Interest::READABLE, 7).unwrap();
+    let events = poller.poll(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = events[0];
+    assert!(
+        e.readable && e.error && e.hup,
+        "a reset reads as readable, error and hang-up: {e:?}"
+    );
+    let err = s.recv(10).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::ECONNRESET));
+    for _ in 0..2 {
+        let err = s.send(b"x").unwrap_err();
+        assert_eq!(
+            err.errno(),
+            Some(Errno::ECONNRESET),
+            "send keeps raising it"
+        );
+    }
+}
