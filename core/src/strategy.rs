@@ -469,6 +469,24 @@ mod tests {
         }
     }
 
+    /// The send window ends exactly `send_spin_us` after the last Transmit:
+    /// (µs since the last Transmit) -> stalls after the Poll.
+    #[test]
+    fn spin_backoff_send_window_boundary() {
+        for (since_transmit_us, stalls) in [(4, false), (5, true), (6, true)] {
+            let mut s = SpinBackoff::new(0, 5, 10, 40);
+            s.begin();
+            let mut io = Rec {
+                now: 1_000_000,
+                ..Rec::default()
+            };
+            io.last_transmit = Some(io.now - since_transmit_us * 1000);
+            s.step(&mut io);
+            let stalled = io.log.iter().any(|(what, _)| *what == "stall");
+            assert_eq!(stalled, stalls, "{since_transmit_us} µs after the Transmit");
+        }
+    }
+
     #[test]
     fn busy_poll_only_polls() {
         let mut io = Rec::default();

@@ -330,3 +330,24 @@ fn a_peer_reset_is_hup_and_error_then_econnreset_on_every_send() {
         );
     }
 }
+
+#[test]
+fn shutdown_read_leaves_the_write_side_open() {
+    let (sim, net) = world(13);
+    let conns = recording_peer(&sim, 9040, b"");
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9040)).unwrap();
+    s.shutdown(Shutdown::Read).unwrap();
+    assert_eq!(s.recv(10).unwrap(), b"", "read side shut: EOF");
+    assert_eq!(s.send(b"still sending").unwrap(), 13);
+    net.sleep(Duration::from_millis(100));
+    assert!(
+        !ending(&conns).contains(&PeerConnState::PeerFin),
+        "no FIN for a read shutdown: {:?}",
+        ending(&conns)
+    );
+    s.shutdown(Shutdown::Write).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    net.sleep(Duration::from_millis(100));
+    assert!(ending(&conns).contains(&PeerConnState::PeerFin));
+}
