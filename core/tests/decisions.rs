@@ -351,3 +351,25 @@ fn shutdown_read_leaves_the_write_side_open() {
     net.sleep(Duration::from_millis(100));
     assert!(ending(&conns).contains(&PeerConnState::PeerFin));
 }
+
+#[test]
+fn a_timed_out_connect_is_aborted_and_a_new_attempt_starts_fresh() {
+    let (_sim, net) = world(14);
+    let nobody = SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 77), 9050);
+    let s = net.socket().unwrap();
+    s.settimeout(Some(Duration::from_millis(300))).unwrap();
+    let err = s.connect(nobody).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(
+        net.resources().pending_tokens,
+        0,
+        "Configure(NULL) aborted the Connect token"
+    );
+    assert_eq!(s.so_error(), 0, "our own abort is not an error to report");
+    s.setblocking(false);
+    assert_eq!(
+        s.connect_ex(nobody),
+        Errno::EINPROGRESS.code(),
+        "a new attempt, not EALREADY"
+    );
+}
