@@ -366,6 +366,14 @@ fn a_timed_out_connect_is_aborted_and_a_new_attempt_starts_fresh() {
         "Configure(NULL) aborted the Connect token"
     );
     assert_eq!(s.so_error(), 0, "our own abort is not an error to report");
+    let err = s
+        .bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 45040))
+        .unwrap_err();
+    assert_eq!(
+        err.errno(),
+        Some(Errno::EINVAL),
+        "no bind after a connect attempt, even an aborted one"
+    );
     s.setblocking(false);
     assert_eq!(
         s.connect_ex(nobody),
