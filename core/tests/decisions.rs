@@ -381,3 +381,37 @@ fn a_timed_out_connect_is_aborted_and_a_new_attempt_starts_fresh() {
         "a new attempt, not EALREADY"
     );
 }
+
+#[test]
+fn poller_registrations_follow_python_selectors() {
+    let (sim, net) = world(15);
+    let _conns = recording_peer(&sim, 9060, b"");
+    let a = net.socket().unwrap();
+    let b = net.socket().unwrap();
+    a.connect(SocketAddrV4::new(PEER, 9060)).unwrap();
+    b.connect(SocketAddrV4::new(PEER, 9060)).unwrap();
+    let mut poller = net.poller();
+    assert!(poller.is_empty());
+    assert_eq!(poller.len(), 0);
+    poller.register(&a, efisock::Interest::WRITABLE, 1).unwrap();
+    poller.register(&b, efisock::Interest::READABLE, 2).unwrap();
+    assert_eq!(poller.len(), 2);
+    assert!(!poller.is_empty());
+    let twice = poller.register(&a, efisock::Interest::READABLE, 3);
+    assert_eq!(twice.unwrap_err().errno(), Some(Errno::EINVAL));
+    b.close().unwrap();
+    let events = poller.poll(Some(Duration::ZERO)).unwrap();
+    let tokens: Vec<_> = events.iter().map(|e| (e.token, e.error, e.hup)).collect();
+    assert_eq!(
+        tokens,
+        [(1, false, false), (2, true, true)],
+        "the closed socket is reported once with error and hup"
+    );
+    assert_eq!(poller.len(), 1, "and then dropped");
+    assert_eq!(
+        poller.unregister(&b).unwrap_err().errno(),
+        Some(Errno::EINVAL)
+    );
+    poller.unregister(&a).unwrap();
+    assert!(poller.is_empty());
+}

@@ -142,7 +142,7 @@ impl<P: Platform> Ctx<'_, P> {
         st
     }
 
-    // ---- Tcp4 (non-token calls; token calls live in `token`) ----
+    // ---- Tcp4 (non-token calls; token calls live in `slots`) ----
 
     /// `Configure`; `None` is the brutal reset.
     pub fn configure(
