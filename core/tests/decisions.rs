@@ -415,3 +415,34 @@ fn poller_registrations_follow_python_selectors() {
     poller.unregister(&a).unwrap();
     assert!(poller.is_empty());
 }
+
+#[test]
+fn socket_options_read_back() {
+    let (_sim, net) = world(16);
+    let s = net.socket().unwrap();
+    assert!(!s.reuseaddr());
+    s.set_reuseaddr(true).unwrap();
+    assert!(s.reuseaddr());
+    s.set_reuseaddr(false).unwrap();
+    assert!(!s.reuseaddr());
+    assert_eq!(s.linger(), None);
+    s.set_linger(Some(Duration::from_secs(3))).unwrap();
+    assert_eq!(s.linger(), Some(Duration::from_secs(3)));
+    assert_eq!(s.gettimeout(), None);
+    assert!(s.getblocking());
+    s.setblocking(false);
+    assert_eq!(s.gettimeout(), Some(Duration::ZERO));
+    assert!(!s.getblocking());
+    s.settimeout(Some(Duration::from_millis(250))).unwrap();
+    assert_eq!(s.gettimeout(), Some(Duration::from_millis(250)));
+    assert!(s.getblocking());
+    assert_eq!(s.so_error(), 0);
+    assert_eq!(s.getpeername().unwrap_err().errno(), Some(Errno::ENOTCONN));
+    assert_eq!(
+        s.getsockname().unwrap(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
+    );
+    s.close().unwrap();
+    assert_eq!(s.so_error(), Errno::EBADF.code(), "closed");
+    assert_eq!(s.settimeout(None).unwrap_err().errno(), Some(Errno::EBADF));
+}
