@@ -102,6 +102,19 @@ mod tests {
         assert!(!readiness(&i).write);
     }
 
+    /// With the budget full, a shut write side or a reset still makes the
+    /// socket writable: send fails at once instead of blocking.
+    #[test]
+    fn full_budget_but_send_would_fail_is_writable() {
+        for (shut_wr, reset) in [(true, false), (false, true), (true, true)] {
+            let mut i = base(Phase::Connected);
+            i.budget_free = false;
+            i.shut_wr = shut_wr;
+            i.reset = reset;
+            assert!(readiness(&i).write, "shut_wr {shut_wr}, reset {reset}");
+        }
+    }
+
     #[test]
     fn data_eof_and_error_are_readable() {
         for f in [
