@@ -49,7 +49,8 @@ COMMANDS:
                     lower layers (the table is in xtask/src/layers.rs)
     mutants         cargo-mutants on the core's decision modules, tested by
                     the core's tests and the conformance sim and fuzz tests
-                    ([--shard K/N] [--core-only] [-- EXTRA cargo-mutants ARGS];
+                    ([--shard K/N] [--core-only] [--out DIR]
+                    [-- EXTRA cargo-mutants ARGS];
                     see docs/mutants.md)
     help            print this help
 

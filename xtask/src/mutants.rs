@@ -45,17 +45,15 @@ pub fn mutants_args(args: &[String]) -> Result<Vec<String>, String> {
         out.push("-f".into());
         out.push((*f).into());
     }
-    out.extend(
-        ["--timeout", TIMEOUT_SECS, "-o", "target/mutants"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    out.extend(["--timeout".into(), TIMEOUT_SECS.into()]);
+    let mut out_dir = "target/mutants".to_string();
     let mut core_only = false;
     let mut extra = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--core-only" => core_only = true,
+            "--out" => out_dir = it.next().ok_or("--out needs a directory")?.clone(),
             "--shard" => {
                 let k_n = it.next().ok_or("--shard needs K/N")?;
                 let valid = k_n
@@ -72,6 +70,7 @@ pub fn mutants_args(args: &[String]) -> Result<Vec<String>, String> {
             other => return Err(format!("unknown option '{other}' (see cargo xtask --help)")),
         }
     }
+    out.extend(["-o".into(), out_dir]);
     // cargo-mutants runs its unmutated baseline with the mutated package's
     // tests only, where `--test=sim` does not exist; the baseline is
     // skipped (the same command passes in `cargo test`), and `--timeout`
@@ -127,12 +126,17 @@ mod tests {
         assert!(joined.contains("--test-package efisock,efisock-conformance"));
         assert!(joined.contains("--cargo-test-arg=--test=sim --cargo-test-arg=--test=fuzz"));
         assert!(joined.contains("-f core/src/socket/*.rs"));
+        assert!(joined.contains("-o target/mutants "));
     }
 
     #[test]
     fn core_only_drops_the_conformance_tests() {
         let joined = mutants_args(&args(&["--core-only"])).unwrap().join(" ");
         assert!(joined.contains("--test-package efisock "));
+        let other = mutants_args(&args(&["--out", "target/m2"]))
+            .unwrap()
+            .join(" ");
+        assert!(other.contains("-o target/m2 "));
         assert!(!joined.contains("--test=sim"));
         assert!(joined.contains("--cargo-test-arg=--test=decisions"));
     }
