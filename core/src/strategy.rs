@@ -487,6 +487,39 @@ mod tests {
         }
     }
 
+    /// Every name in STRATEGY_NAMES builds the strategy of that name.
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(STRATEGY_NAMES.len(), 6);
+        for name in STRATEGY_NAMES {
+            assert_eq!(by_name(name).map(|s| s.name()), Some(*name));
+        }
+        assert!(by_name("no-such-strategy").is_none());
+        assert_eq!(default_strategy().name(), DEFAULT_STRATEGY);
+    }
+
+    /// What a `WaitIo` that implements only the required methods reports.
+    #[test]
+    fn wait_io_defaults() {
+        struct Minimal;
+        impl WaitIo for Minimal {
+            fn now_ns(&self) -> u64 {
+                0
+            }
+            fn deadline_ns(&self) -> Option<u64> {
+                None
+            }
+            fn pending_tokens(&self) -> usize {
+                0
+            }
+            fn poll_firmware(&mut self) {}
+            fn stall(&mut self, _: u64) {}
+            fn wait_timer(&mut self, _: u64) {}
+        }
+        assert_eq!(Minimal.last_transmit_ns(), None, "never transmitted");
+        assert_eq!(Minimal.completions(), 0);
+    }
+
     #[test]
     fn busy_poll_only_polls() {
         let mut io = Rec::default();

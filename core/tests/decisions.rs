@@ -446,3 +446,49 @@ fn socket_options_read_back() {
     assert_eq!(s.so_error(), Errno::EBADF.code(), "closed");
     assert_eq!(s.settimeout(None).unwrap_err().errno(), Some(Errno::EBADF));
 }
+
+#[test]
+fn rearming_the_receive_costs_one_receive_call_and_nothing_else() {
+    let (sim, net) = world(17);
+    let _conns = recording_peer(&sim, 9070, b"abc");
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9070)).unwrap();
+    let before = net.stats();
+    s.settimeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        got.extend(s.recv(3).unwrap());
+    }
+    assert_eq!(got, b"abc");
+    let after = net.stats();
+    assert!(after.calls_of(FirmwareCall::Receive) > before.calls_of(FirmwareCall::Receive));
+    assert_eq!(
+        after.calls_of(FirmwareCall::GetModeData),
+        before.calls_of(FirmwareCall::GetModeData),
+        "a Receive accepted by the firmware needs no state query"
+    );
+}
+
+/// A peer that answers our FIN with RST.
+struct ResetOnFin;
+
+impl ConnHandler for ResetOnFin {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        if io.state() == PeerConnState::PeerFin {
+            io.abort();
+        }
+    }
+}
+
+#[test]
+fn a_reset_after_our_fin_is_still_econnreset() {
+    let (sim, net) = world(18);
+    sim.peer_host()
+        .listen(9080, Box::new(|| Box::new(ResetOnFin)));
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9080)).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    s.settimeout(Some(Duration::from_secs(5))).unwrap();
+    let err = s.recv(10).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::ECONNRESET), "{err}");
+}
