@@ -492,3 +492,50 @@ fn a_reset_after_our_fin_is_still_econnreset() {
     let err = s.recv(10).unwrap_err();
     assert_eq!(err.errno(), Some(Errno::ECONNRESET), "{err}");
 }
+
+/// A peer that never reads: what we send stays unacknowledged once its
+/// window is full.
+struct Deaf;
+
+impl ConnHandler for Deaf {
+    fn poll(&mut self, _io: &mut dyn ConnIo) {}
+}
+
+#[test]
+fn a_blocking_close_waits_only_for_its_own_teardown() {
+    let (sim, net) = world(19);
+    let _conns = recording_peer(&sim, 9090, b"");
+    sim.peer_host().listen(9091, Box::new(|| Box::new(Deaf)));
+    let stuck = net.socket().unwrap();
+    stuck.connect(SocketAddrV4::new(PEER, 9091)).unwrap();
+    stuck.setblocking(false);
+    let chunk = vec![0u8; 64 * 1024];
+    for _ in 0..8 {
+        let _ = stuck.send(&chunk);
+        net.sleep(Duration::from_millis(50));
+    }
+    // Nonblocking: returns at once; its FIN waits behind unacknowledged
+    // data, in the graveyard.
+    stuck.close().unwrap();
+    net.sleep(Duration::from_millis(100));
+    assert_eq!(net.resources().graveyard, 1);
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9090)).unwrap();
+    let t0 = net.now();
+    s.close().unwrap();
+    assert!(
+        net.now() - t0 < Duration::from_secs(1),
+        "the other socket's teardown is not ours to wait for ({:?})",
+        net.now() - t0
+    );
+    assert_eq!(net.resources().graveyard, 1, "the stuck one is still there");
+}
+
+#[test]
+fn connect_ex_reports_a_timeout_as_eagain() {
+    let (_sim, net) = world(20);
+    let s = net.socket().unwrap();
+    s.settimeout(Some(Duration::from_millis(200))).unwrap();
+    let nobody = SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 77), 9092);
+    assert_eq!(s.connect_ex(nobody), Errno::EAGAIN.code(), "as CPython");
+}

@@ -314,5 +314,8 @@ mod tests {
         assert_eq!(Interest::READABLE | Interest::WRITABLE, Interest::BOTH);
         assert!(Interest::BOTH.is_readable() && Interest::BOTH.is_writable());
         assert!(!Interest::READABLE.is_writable());
+        assert!(Interest::READABLE.is_readable());
+        assert!(!Interest::WRITABLE.is_readable());
+        assert!(Interest::WRITABLE.is_writable());
     }
 }
