@@ -539,3 +539,32 @@ fn connect_ex_reports_a_timeout_as_eagain() {
     let nobody = SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 77), 9092);
     assert_eq!(s.connect_ex(nobody), Errno::EAGAIN.code(), "as CPython");
 }
+
+#[test]
+fn closing_a_socket_that_never_configured_asks_the_firmware_nothing() {
+    let (_sim, net) = world(21);
+    let s = net.socket().unwrap();
+    let before = net.stats();
+    s.close().unwrap();
+    let after = net.stats();
+    assert_eq!(
+        after.calls_of(FirmwareCall::GetModeData),
+        before.calls_of(FirmwareCall::GetModeData),
+        "no Close was submitted, so there is no connection state to ask for"
+    );
+    assert_eq!(after.calls_of(FirmwareCall::DestroyChild), 1);
+}
+
+#[test]
+fn a_listener_is_torn_down_within_its_nonblocking_close() {
+    let (_sim, net) = world(22);
+    let s = net.socket().unwrap();
+    s.listen(5).unwrap();
+    s.setblocking(false);
+    s.close().unwrap();
+    // The reset completes the pending Accept inside the call; the corpse is
+    // buried in the same safe point.
+    assert_eq!(net.resources().graveyard, 0);
+    assert_eq!(net.resources().pending_tokens, 0);
+    assert_eq!(net.resources().children, 0);
+}
