@@ -1,6 +1,6 @@
 //! Deliberate bugs, compiled in only with the `deliberate-bugs` feature.
 //!
-//! Why: issue #4 asks for proof that the project's detectors (the loom model,
+//! Why: proof that the project's detectors (the loom model,
 //! the simulator's contract checker, the conformance cases) actually find the
 //! ordering bugs they exist for. Each bug below is a few lines at the real
 //! site, fenced with `#[cfg(feature = "deliberate-bugs")]`, and is off until

@@ -39,6 +39,13 @@ use core::fmt;
 use crate::firmware::{Status, status};
 
 /// POSIX error numbers, with Linux's values (as Python reports them there).
+///
+/// ```
+/// use efisock::Errno;
+///
+/// assert_eq!(Errno::ECONNREFUSED.code(), 111);
+/// assert_eq!(Errno::ECONNREFUSED.to_string(), "[Errno 111] Connection refused");
+/// ```
 #[allow(missing_docs)] // each variant is the POSIX name; `Errno::message` describes it
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -181,6 +188,12 @@ impl fmt::Display for Errno {
 
 /// The firmware function whose status is being interpreted.
 #[allow(missing_docs)] // the names are the EFI_TCP4_PROTOCOL / service functions
+///
+/// ```
+/// use efisock::error::FirmwareCall;
+///
+/// assert_eq!(FirmwareCall::Connect.name(), "Tcp4.Connect");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FirmwareCall {
     GetModeData,
@@ -223,6 +236,22 @@ impl FirmwareCall {
 
 /// What a failed firmware status means at the socket layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// ```
+/// use efisock::error::{FirmwareCall, StatusMeaning, errno_for};
+/// use efisock::firmware::status;
+/// use efisock::Errno;
+///
+/// // The same status means different things at different calls.
+/// assert_eq!(
+///     errno_for(FirmwareCall::Receive, status::CONNECTION_FIN),
+///     StatusMeaning::EndOfStream
+/// );
+/// assert_eq!(
+///     errno_for(FirmwareCall::Transmit, status::CONNECTION_FIN),
+///     StatusMeaning::Error(Errno::EPIPE)
+/// );
+/// ```
 pub enum StatusMeaning {
     /// The call or token succeeded.
     Success,
@@ -265,6 +294,13 @@ pub fn errno_for(call: FirmwareCall, status: Status) -> StatusMeaning {
 /// What went wrong, in socket terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+///
+/// ```
+/// use efisock::{Errno, Error, ErrorKind};
+///
+/// assert_eq!(Error::os(Errno::EAGAIN, "recv").kind(), ErrorKind::Os(Errno::EAGAIN));
+/// assert_eq!(Error::timeout("recv").kind(), ErrorKind::Timeout);
+/// ```
 pub enum ErrorKind {
     /// An OS-style error (Python's `OSError` with this errno).
     Os(Errno),
@@ -278,6 +314,23 @@ pub enum ErrorKind {
 /// A socket error: the kind, the API or firmware call it came from, and the
 /// EFI status when firmware reported one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// ```
+/// use efisock::error::FirmwareCall;
+/// use efisock::firmware::status;
+/// use efisock::{Errno, Error};
+///
+/// let e = Error::from_status(FirmwareCall::Connect, status::CONNECTION_RESET);
+/// assert_eq!(e.errno(), Some(Errno::ECONNREFUSED));
+/// assert_eq!(e.status(), Some(status::CONNECTION_RESET));
+/// assert_eq!(
+///     e.to_string(),
+///     "[Errno 111] Connection refused (Tcp4.Connect: EFI_CONNECTION_RESET 0x8000000000000069)"
+/// );
+/// // With `std`, it converts to an io::Error of the closest kind.
+/// let io = std::io::Error::from(e);
+/// assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+/// ```
 pub struct Error {
     kind: ErrorKind,
     context: &'static str,
@@ -494,6 +547,34 @@ mod tests {
         assert_eq!(e.errno(), Some(Errno::ECONNREFUSED));
         assert_eq!(Error::timeout("recv").to_string(), "timed out (recv)");
         assert!(Error::timeout("recv").is_timeout());
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn io_error_kinds_table() {
+        use std::io::ErrorKind as K;
+        let rows: &[(Error, K)] = &[
+            (Error::timeout("recv"), K::TimedOut),
+            (Error::os(Errno::EAGAIN, "x"), K::WouldBlock),
+            (Error::os(Errno::ECONNRESET, "x"), K::ConnectionReset),
+            (Error::os(Errno::ECONNREFUSED, "x"), K::ConnectionRefused),
+            (Error::os(Errno::ECONNABORTED, "x"), K::ConnectionAborted),
+            (Error::os(Errno::ENOTCONN, "x"), K::NotConnected),
+            (Error::os(Errno::EADDRINUSE, "x"), K::AddrInUse),
+            (Error::os(Errno::EADDRNOTAVAIL, "x"), K::AddrNotAvailable),
+            (Error::os(Errno::EPIPE, "x"), K::BrokenPipe),
+            (Error::os(Errno::ETIMEDOUT, "x"), K::TimedOut),
+            (Error::os(Errno::EINVAL, "x"), K::InvalidInput),
+            (Error::os(Errno::ENOBUFS, "x"), K::Other),
+            (Error::os(Errno::EIO, "x"), K::Other),
+        ];
+        for (error, kind) in rows {
+            let io = std::io::Error::from(error.clone());
+            assert_eq!(io.kind(), *kind, "{error}");
+            assert_eq!(io.to_string(), error.to_string(), "the message is kept");
+        }
+        let parse = crate::addr::inet_aton("not an address").unwrap_err();
+        assert_eq!(std::io::Error::from(parse).kind(), K::InvalidInput);
     }
 
     #[test]

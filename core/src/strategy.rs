@@ -12,6 +12,44 @@
 use alloc::boxed::Box;
 
 /// What a strategy may do in one step of a wait.
+///
+/// ```
+/// use efisock::strategies::BusyPoll;
+/// use efisock::{PollStrategy, WaitIo};
+///
+/// /// A stand-in firmware that counts what a strategy asks of it.
+/// #[derive(Default)]
+/// struct Counting {
+///     polls: u32,
+///     stalled_us: u64,
+/// }
+/// impl WaitIo for Counting {
+///     fn now_ns(&self) -> u64 {
+///         self.stalled_us * 1000
+///     }
+///     fn deadline_ns(&self) -> Option<u64> {
+///         None
+///     }
+///     fn pending_tokens(&self) -> usize {
+///         1
+///     }
+///     fn poll_firmware(&mut self) {
+///         self.polls += 1;
+///     }
+///     fn stall(&mut self, us: u64) {
+///         self.stalled_us += us;
+///     }
+///     fn wait_timer(&mut self, us: u64) {
+///         self.stalled_us += us;
+///     }
+/// }
+///
+/// let mut io = Counting::default();
+/// let mut busy = BusyPoll;
+/// busy.begin();
+/// busy.step(&mut io);
+/// assert_eq!((io.polls, io.stalled_us), (1, 0));
+/// ```
 pub trait WaitIo {
     /// Monotonic time, ns.
     fn now_ns(&self) -> u64;
@@ -44,6 +82,30 @@ pub trait WaitIo {
 }
 
 /// A policy for one step of a wait loop.
+///
+/// ```
+/// # use efisock_sim::{Sim, SimConfig};
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # let platform = sim.platform();
+/// use efisock::{Net, PollStrategy, WaitIo};
+///
+/// /// Poll, then stall 50 µs: a fixed-rate strategy.
+/// struct PollAndNap;
+/// impl PollStrategy for PollAndNap {
+///     fn name(&self) -> &'static str {
+///         "poll-and-nap"
+///     }
+///     fn step(&mut self, io: &mut dyn WaitIo) {
+///         io.poll_firmware();
+///         io.stall(efisock::strategy::cap_to_deadline(io, 50));
+///     }
+/// }
+///
+/// let net = Net::new(platform);
+/// net.set_strategy(Box::new(PollAndNap));
+/// assert_eq!(net.strategy_name(), "poll-and-nap");
+/// net.sleep(std::time::Duration::from_millis(1)); // waits run through it
+/// ```
 pub trait PollStrategy {
     /// A short stable name, e.g. `"busy-poll"`.
     fn name(&self) -> &'static str;
@@ -73,6 +135,21 @@ pub fn cap_to_deadline(io: &dyn WaitIo, cap_us: u64) -> u64 {
 }
 
 /// The built-in strategies.
+///
+/// ```
+/// # use efisock_sim::{Sim, SimConfig};
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # let platform = sim.platform();
+/// use efisock::{strategies, strategy_by_name, Net, STRATEGY_NAMES};
+///
+/// let net = Net::new(platform);
+/// assert_eq!(net.strategy_name(), efisock::DEFAULT_STRATEGY);
+/// net.set_strategy(Box::new(strategies::AdaptiveBackoff::new(10, 1000)));
+/// assert_eq!(net.strategy_name(), "adaptive-backoff");
+/// for name in STRATEGY_NAMES {
+///     assert_eq!(strategy_by_name(name).unwrap().name(), *name);
+/// }
+/// ```
 pub mod strategies {
     use super::{PollStrategy, WaitIo, cap_to_deadline};
 
@@ -182,7 +259,7 @@ pub mod strategies {
     /// back-off that doubles from `min_us` to `max_us` and resets at the
     /// next completion.
     ///
-    /// Why (issue #5, `docs/benchmarks.md`): in OVMF a Poll on every step is
+    /// Why (measured in OVMF and on the simulator): in OVMF a Poll on every step is
     /// what keeps bulk sends and round trips fast (busy-poll): EDK2
     /// completes a Transmit once its data is in the firmware's 2 MiB send
     /// buffer, and that data then moves only as ACKs are taken in, one
@@ -330,15 +407,13 @@ pub const STRATEGY_NAMES: &[&str] = &[
 /// workloads, six strategies, simulator and OVMF side by side in one run).
 /// In OVMF it is within the run-to-run noise (20-70 % spread under TCG on
 /// the shared build machine) of the fastest strategy on every workload:
-/// busy-poll and poll-while-pending are the fastest, adaptive-backoff (the
-/// previous default) is 4-5x slower on a bulk send because its stalls of up
+/// busy-poll and poll-while-pending are the fastest, adaptive-backoff is 4-5x slower on a bulk send because its stalls of up
 /// to 1 ms starve the ACK processing that only Poll drives, and
 /// timer-only/event-wait are 10-100x slower (OVMF's timer tick is 10 ms).
 /// It matches the raw Tcp4 loop and std's TcpStream on bulk receive, bulk
 /// send and round trips. Unlike busy-poll it does not spin through idle
 /// waits: the simulator suite takes ~3 s of wall time with it against ~9 s
-/// with busy-poll (46 s before the cost-model calibration) and ~1 s with
-/// adaptive-backoff.
+/// with busy-poll and ~1 s with adaptive-backoff.
 pub(crate) fn default_strategy() -> Box<dyn PollStrategy> {
     Box::new(strategies::SpinBackoff::default())
 }
@@ -392,6 +467,57 @@ mod tests {
         fn completions(&self) -> u64 {
             self.completions
         }
+    }
+
+    /// The send window ends exactly `send_spin_us` after the last Transmit:
+    /// (µs since the last Transmit) -> stalls after the Poll.
+    #[test]
+    fn spin_backoff_send_window_boundary() {
+        for (since_transmit_us, stalls) in [(4, false), (5, true), (6, true)] {
+            let mut s = SpinBackoff::new(0, 5, 10, 40);
+            s.begin();
+            let mut io = Rec {
+                now: 1_000_000,
+                ..Rec::default()
+            };
+            io.last_transmit = Some(io.now - since_transmit_us * 1000);
+            s.step(&mut io);
+            let stalled = io.log.iter().any(|(what, _)| *what == "stall");
+            assert_eq!(stalled, stalls, "{since_transmit_us} µs after the Transmit");
+        }
+    }
+
+    /// Every name in STRATEGY_NAMES builds the strategy of that name.
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(STRATEGY_NAMES.len(), 6);
+        for name in STRATEGY_NAMES {
+            assert_eq!(by_name(name).map(|s| s.name()), Some(*name));
+        }
+        assert!(by_name("no-such-strategy").is_none());
+        assert_eq!(default_strategy().name(), DEFAULT_STRATEGY);
+    }
+
+    /// What a `WaitIo` that implements only the required methods reports.
+    #[test]
+    fn wait_io_defaults() {
+        struct Minimal;
+        impl WaitIo for Minimal {
+            fn now_ns(&self) -> u64 {
+                0
+            }
+            fn deadline_ns(&self) -> Option<u64> {
+                None
+            }
+            fn pending_tokens(&self) -> usize {
+                0
+            }
+            fn poll_firmware(&mut self) {}
+            fn stall(&mut self, _: u64) {}
+            fn wait_timer(&mut self, _: u64) {}
+        }
+        assert_eq!(Minimal.last_transmit_ns(), None, "never transmitted");
+        assert_eq!(Minimal.completions(), 0);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Model check of the completion queue (`core/src/completion.rs`) with loom.
+//! Model check of the completion queue (`core/src/calls/completion.rs`) with loom.
 //!
 //! Why: notify functions push onto the queue from `TPL_CALLBACK`, which on
 //! real firmware can interrupt the application anywhere, including in the

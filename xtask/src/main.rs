@@ -5,6 +5,8 @@
 //! other crate compiles, so it only shells out with `std::process::Command`.
 
 mod http_examples;
+mod layers;
+mod mutants;
 mod qemu;
 
 use std::env;
@@ -16,7 +18,8 @@ const USAGE: &str = "\
 cargo xtask <COMMAND> [OPTIONS]
 
 COMMANDS:
-    test            the full test command: toolchain check, cargo fmt --check,
+    test            the full test command: toolchain check, the core layering
+                    check, cargo fmt --check,
                     cargo clippy (-D warnings), cargo test --workspace, the
                     loom model of the completion queue, the fuzzers against
                     the deliberate bugs, the suite on the simulator, a
@@ -42,6 +45,13 @@ COMMANDS:
                     table ([--no-qemu] [--out DIR] [--qemu-timeout SECS];
                     runs `cargo run --release -p efisock-benches --bin
                     efisock-bench-report`)
+    layers          check that core/src's modules import only their own or
+                    lower layers (the table is in xtask/src/layers.rs)
+    mutants         cargo-mutants on the core's decision modules, tested by
+                    the core's tests and the conformance sim and fuzz tests
+                    ([--shard K/N] [--core-only] [--out DIR]
+                    [-- EXTRA cargo-mutants ARGS];
+                    see docs/mutants.md)
     help            print this help
 
 OPTIONS (test):
@@ -100,6 +110,20 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("xtask qemu-std: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("layers") => match layers::check(&workspace_root()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask layers: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some("mutants") => match mutants::mutants(&workspace_root(), &args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask mutants: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -214,6 +238,7 @@ fn test(keep_going: bool) -> ExitCode {
     type Step<'a> = (&'a str, Box<dyn Fn(&Path) -> Result<(), String>>);
     let steps: Vec<Step> = vec![
         ("toolchain", Box::new(check_toolchain)),
+        ("core layering", Box::new(layers::check)),
         (
             "fmt",
             Box::new(|r| run_cargo(r, &["fmt", "--all", "--check"])),

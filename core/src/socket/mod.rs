@@ -1,34 +1,108 @@
-//! Sockets: Python `socket` semantics over one TCP4 child each.
+//! The socket state machine: Python `socket` semantics over one TCP4 child
+//! each, without ever waiting.
 //!
-//! Why this split: `Sock` is the per-socket state machine kept inside the
-//! `Net`'s shared state (so completions, select and teardown reach it);
-//! `Socket` is the user's handle. `progress` is the single place where
-//! signalled tokens change a socket's state, in submission order per socket
-//! (connect, then Receive, then Transmits FIFO, then Accept, then Close).
-//! The submodules hold one concern each: `connect`, `stream` (send/recv),
-//! `listen` (bind/listen/accept), `teardown` (close, shutdown, graveyard).
+//! Why this layer: `Sock` is the per-socket state kept in the socket table
+//! (so completions, select and teardown reach it); the user's handle and
+//! every call that may block live above `Net`, in `api`. `progress` is the
+//! single place where signalled tokens change a socket's state, in
+//! submission order per socket (connect, then Receive, then Transmits FIFO,
+//! then Accept, then Close). The submodules hold one concern each: `phase`
+//! (the life and write-side states and their transitions), `readiness`,
+//! `configure` (access point, options, `Configure`), `stream` (the send
+//! and recv decisions), `table` (the socket table), `teardown` (close
+//! decisions and the graveyard).
 
-pub(crate) mod connect;
-pub(crate) mod listen;
+pub(crate) mod configure;
+pub(crate) mod phase;
+pub(crate) mod readiness;
 pub(crate) mod stream;
+pub(crate) mod table;
 pub(crate) mod teardown;
+
+pub(crate) use phase::{ConnectDone, Phase, ReadSide, WriteSide};
+pub(crate) use readiness::{Readiness, ReadyInputs, accept_wanted, readiness};
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use crate::error::{Errno, Error, FirmwareCall, Result, StatusMeaning, errno_for};
+use crate::calls::Ctx;
+use crate::config::MAX_TX_SLOTS;
+use crate::error::{Errno, Error, FirmwareCall, StatusMeaning, errno_for};
 use crate::firmware::{Handle, Platform, Status, Tcp4, status};
-use crate::fw::Ctx;
-use crate::net::{Inner, Net, State};
-use crate::token::{SlotId, SlotState, SlotTable, TokenKind};
+use crate::slots::{SlotId, SlotState, SlotTable, TokenKind};
 
 /// A socket's number (its `fileno()`), unique within a `Net`.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// let a = net.socket()?;
+/// let b = net.socket()?;
+/// assert_ne!(a.fileno(), b.fileno());
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct SocketId(pub u32);
 
 /// Which directions `Socket::shutdown` closes.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use efisock::Shutdown;
+///
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// s.sendall(b"last words")?;
+/// s.shutdown(Shutdown::Write)?; // FIN after the data
+/// assert_eq!(s.recv(64)?, b"last words");
+/// assert_eq!(s.recv(64)?, b"", "the peer closed too: EOF");
+/// assert_eq!(
+///     s.send(b"more").unwrap_err().errno(),
+///     Some(efisock::Errno::EPIPE)
+/// );
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Shutdown {
     /// SHUT_RD: local only; queued and later data is discarded, recv sees EOF.
@@ -50,21 +124,6 @@ impl Shutdown {
     }
 }
 
-/// Where a socket is in its life.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Phase {
-    /// Created (maybe bound), never configured.
-    Fresh,
-    /// Connect token pending.
-    Connecting,
-    /// Connection established (connect succeeded or accepted).
-    Connected,
-    /// Connect failed or was aborted; the child is unconfigured or dead.
-    Failed,
-    /// Listening with an Accept kept armed.
-    Listening,
-}
-
 /// Per-socket state (lives in the `Net`'s shared state).
 pub(crate) struct Sock<T> {
     pub tcp: T,
@@ -82,19 +141,10 @@ pub(crate) struct Sock<T> {
     /// `SO_LINGER`: `Some(0)` closes abortively (RST); `Some(d)` bounds how
     /// long a graceful close may take before the reset fallback.
     pub linger: Option<core::time::Duration>,
-    pub backlog: u32,
     // receive side
     pub rx: VecDeque<u8>,
-    pub rx_eof: bool,
-    /// A receive error to raise once (then EOF).
-    pub rx_err: Option<Error>,
+    pub read: ReadSide,
     pub recv_slot: Option<SlotId>,
-    // connect
-    pub connect_slot: Option<SlotId>,
-    /// The connect finished (success or failure): writable in select.
-    pub connect_done: bool,
-    /// The connect was aborted by us (timeout): its ABORTED is not an error to report.
-    pub connect_aborted: bool,
     /// Pending error for SO_ERROR / the next call.
     pub so_error: Option<Error>,
     /// The peer reset the connection (send → ECONNRESET).
@@ -109,12 +159,7 @@ pub(crate) struct Sock<T> {
     pub accept_err: Option<Error>,
     // shutdown / close
     pub shut_rd: bool,
-    pub shut_wr: bool,
-    /// A graceful Close is wanted once the Transmits drain.
-    pub fin_wanted: bool,
-    pub close_slot: Option<SlotId>,
-    /// An error from submitting the deferred Close.
-    pub close_err: Option<Error>,
+    pub write: WriteSide,
 }
 
 impl<T> Sock<T> {
@@ -132,14 +177,9 @@ impl<T> Sock<T> {
             timeout: None,
             reuseaddr: false,
             linger: None,
-            backlog: 0,
             rx: VecDeque::new(),
-            rx_eof: false,
-            rx_err: None,
+            read: ReadSide::Open,
             recv_slot: None,
-            connect_slot: None,
-            connect_done: false,
-            connect_aborted: false,
             so_error: None,
             reset: false,
             tx_pending: VecDeque::new(),
@@ -149,10 +189,7 @@ impl<T> Sock<T> {
             accept_q: VecDeque::new(),
             accept_err: None,
             shut_rd: false,
-            shut_wr: false,
-            fin_wanted: false,
-            close_slot: None,
-            close_err: None,
+            write: WriteSide::Open,
         }
     }
 
@@ -161,13 +198,11 @@ impl<T> Sock<T> {
         readiness(&ReadyInputs {
             phase: self.phase,
             rx_queued: !self.rx.is_empty(),
-            rx_eof: self.rx_eof || self.shut_rd,
-            rx_err: self.rx_err.is_some(),
+            rx_eof: self.read.is_ended() || self.shut_rd,
+            rx_err: self.read.has_error(),
             accept_queued: !self.accept_q.is_empty() || self.accept_err.is_some(),
-            connect_done: self.connect_done,
-            budget_free: self.tx_queued < send_budget
-                && self.tx_pending.len() < crate::net::MAX_TX_SLOTS,
-            shut_wr: self.shut_wr,
+            budget_free: self.tx_queued < send_budget && self.tx_pending.len() < MAX_TX_SLOTS,
+            shut_wr: self.write.is_shut(),
             so_error: self.so_error.is_some(),
             reset: self.reset,
         })
@@ -179,9 +214,9 @@ impl<T: Tcp4> Sock<T> {
     pub fn slots(&self) -> Vec<SlotId> {
         let mut v: Vec<SlotId> = Vec::new();
         v.extend(self.recv_slot);
-        v.extend(self.connect_slot);
+        v.extend(self.phase.connect_slot());
         v.extend(self.accept_slot);
-        v.extend(self.close_slot);
+        v.extend(self.write.close_slot());
         v.extend(self.tx_pending.iter().copied());
         v.extend(self.tx_idle.iter().copied());
         v
@@ -212,23 +247,19 @@ impl<T: Tcp4> Sock<T> {
     }
 
     fn progress_connect<P: Platform>(&mut self, ctx: &Ctx<'_, P>, slots: &mut SlotTable) {
-        let Some(status) = Self::take_done(slots, self.connect_slot) else {
+        let slot = self.phase.connect_slot();
+        let Some(status) = Self::take_done(slots, slot) else {
             return;
         };
-        if let Some(id) = self.connect_slot.take() {
+        if let Some(id) = slot {
             slots.free(ctx, id);
         }
-        self.connect_done = true;
-        if self.connect_aborted {
-            self.phase = Phase::Failed;
-            return;
-        }
-        if status == Status::SUCCESS {
-            self.phase = Phase::Connected;
-            self.learn_local(ctx);
-        } else {
-            self.phase = Phase::Failed;
-            self.so_error = Some(Error::from_status(FirmwareCall::Connect, status));
+        let (outcome, next) = self.phase.connect_done(status);
+        self.phase = next;
+        match outcome {
+            ConnectDone::Abandoned => {}
+            ConnectDone::Connected => self.learn_local(ctx),
+            ConnectDone::Failed(e) => self.so_error = Some(e),
         }
     }
 
@@ -263,7 +294,7 @@ impl<T: Tcp4> Sock<T> {
                     self.rx.extend(slots.received(id));
                 }
             }
-            StatusMeaning::EndOfStream => self.rx_eof = true,
+            StatusMeaning::EndOfStream => self.end_of_stream(),
             StatusMeaning::Error(errno) => self.receive_failed(errno, status),
         }
         if let Some(slot) = slots.get_mut(id) {
@@ -279,25 +310,27 @@ impl<T: Tcp4> Sock<T> {
         }
     }
 
+    fn end_of_stream(&mut self) {
+        self.read = core::mem::replace(&mut self.read, ReadSide::Open).ended();
+    }
+
     fn receive_failed(&mut self, errno: Errno, status: Status) {
         if errno == Errno::ECONNRESET {
             self.reset = true;
             #[cfg(feature = "deliberate-bugs")]
             if crate::deliberate::is_enabled(crate::deliberate::Bug::EofOnReset) {
                 // DELIBERATE BUG (d): the reset reads as a clean end of stream.
-                self.rx_eof = true;
+                self.end_of_stream();
                 return;
             }
         }
-        if errno == Errno::ECONNABORTED && self.close_slot.is_some() {
+        if errno == Errno::ECONNABORTED && self.write.close_slot().is_some() {
             // Our own teardown aborted it: end of stream, not an error.
-            self.rx_eof = true;
+            self.end_of_stream();
             return;
         }
         let err = Error::from_status(FirmwareCall::Receive, status);
-        if self.rx_err.is_none() {
-            self.rx_err = Some(err.clone());
-        }
+        self.read = core::mem::replace(&mut self.read, ReadSide::Open).failed(err.clone());
         if self.so_error.is_none() {
             self.so_error = Some(err);
         }
@@ -344,27 +377,24 @@ impl<T: Tcp4> Sock<T> {
     /// Keeps one Receive armed while connected, one Accept while listening,
     /// and submits a deferred graceful Close once the Transmits drained.
     fn rearm<P: Platform>(&mut self, ctx: &Ctx<'_, P>, slots: &mut SlotTable) {
-        if self.fin_wanted && self.close_slot.is_none() && self.tx_pending.is_empty() {
-            self.fin_wanted = false;
+        if self.write.fin_due(!self.tx_pending.is_empty()) {
             if let Err(e) = teardown::submit_close(ctx, slots, self, false) {
-                self.close_err = Some(e);
+                self.write = WriteSide::CloseFailed(Some(e));
             }
         }
-        let closing = self.close_slot.is_some();
+        let closing = self.write.close_slot().is_some();
         if self.phase == Phase::Connected
             && !closing
-            && !self.rx_eof
-            && self.rx_err.is_none()
+            && self.read.is_open()
             && (self.rx.len() < Self::rx_limit(ctx) || self.shut_rd)
         {
             self.arm_receive(ctx, slots);
         }
-        if self.phase == Phase::Listening
-            && !closing
-            && self.accept_err.is_none()
-            && self.accept_q.len() < (self.backlog.max(1) as usize).min(teardown::MAX_ACCEPT_QUEUE)
-        {
-            self.arm_accept(ctx, slots);
+        if let Phase::Listening { backlog } = self.phase {
+            if !closing && self.accept_err.is_none() && accept_wanted(self.accept_q.len(), backlog)
+            {
+                self.arm_accept(ctx, slots);
+            }
         }
     }
 
@@ -408,7 +438,7 @@ impl<T: Tcp4> Sock<T> {
         }
         match errno_for(FirmwareCall::Receive, st) {
             StatusMeaning::Success => {}
-            StatusMeaning::EndOfStream => self.rx_eof = true,
+            StatusMeaning::EndOfStream => self.end_of_stream(),
             StatusMeaning::Error(errno) => self.receive_failed(errno, st),
         }
     }
@@ -444,303 +474,9 @@ impl<T: Tcp4> Sock<T> {
     }
 }
 
-/// What readiness is computed from (pure, for testing).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadyInputs {
-    pub phase: Phase,
-    pub rx_queued: bool,
-    pub rx_eof: bool,
-    pub rx_err: bool,
-    pub accept_queued: bool,
-    pub connect_done: bool,
-    pub budget_free: bool,
-    pub shut_wr: bool,
-    pub so_error: bool,
-    pub reset: bool,
-}
-
-/// Readiness of one socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Readiness {
-    pub read: bool,
-    pub write: bool,
-    pub except: bool,
-    pub hup: bool,
-}
-
-/// select/poll readiness, POSIX-style:
-/// - read: data queued, EOF, a receive error, or (listening) a connection to accept;
-///   also a failed connect (recv would return its error at once);
-/// - write: connected with send budget free (or write side shut: send fails
-///   at once with EPIPE), or a connect that finished (either way);
-/// - except: a pending error (SO_ERROR set or a receive error);
-/// - hup: the peer's FIN/RST or our read shutdown, and no more data queued.
-pub(crate) fn readiness(i: &ReadyInputs) -> Readiness {
-    let read = match i.phase {
-        Phase::Listening => i.accept_queued,
-        Phase::Failed => true,
-        Phase::Connected => i.rx_queued || i.rx_eof || i.rx_err,
-        Phase::Fresh | Phase::Connecting => false,
-    };
-    let write = match i.phase {
-        Phase::Connected => i.budget_free || i.shut_wr || i.reset,
-        Phase::Failed => true,
-        Phase::Connecting | Phase::Fresh | Phase::Listening => i.connect_done,
-    };
-    let except = i.so_error || i.rx_err;
-    let hup = (i.phase == Phase::Connected && (i.rx_eof || i.reset) && !i.rx_queued)
-        || i.phase == Phase::Failed;
-    Readiness {
-        read,
-        write,
-        except,
-        hup,
-    }
-}
-
-/// A TCP socket (AF_INET, SOCK_STREAM). Not `Clone`; dropping it closes it.
-pub struct Socket<P: Platform + 'static> {
-    pub(crate) net: Net<P>,
-    pub(crate) id: SocketId,
-}
-
-impl<P: Platform + 'static> core::fmt::Debug for Socket<P> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Socket(fd={})", self.id.0)
-    }
-}
-
-impl<P: Platform + 'static> Socket<P> {
-    pub(crate) fn from_parts(net: Net<P>, id: SocketId) -> Self {
-        Socket { net, id }
-    }
-
-    /// Runs `f` on this socket's state after a safe point; EBADF once closed.
-    pub(crate) fn with<R>(
-        &self,
-        api: &'static str,
-        f: impl FnOnce(&Inner<P>, &Ctx<'_, P>, &mut State<P>) -> Result<R>,
-    ) -> Result<R> {
-        let inner = &*self.net.inner;
-        let mut st = inner.state.borrow_mut();
-        let ctx = inner.ctx();
-        inner.safe_point(&ctx, &mut st);
-        if !st.socks.contains_key(&self.id) {
-            return Err(Error::os(Errno::EBADF, api));
-        }
-        f(inner, &ctx, &mut st)
-    }
-
-    /// The socket's number.
-    pub fn fileno(&self) -> SocketId {
-        self.id
-    }
-
-    /// `setblocking(flag)`: True = timeout None, False = timeout 0.
-    pub fn setblocking(&self, flag: bool) {
-        let _ = self.with("setblocking", |_, _, st| {
-            if let Some(s) = st.socks.get_mut(&self.id) {
-                s.timeout = if flag { None } else { Some(Duration::ZERO) };
-            }
-            Ok(())
-        });
-    }
-
-    /// False iff the timeout is zero (Python's `getblocking`).
-    pub fn getblocking(&self) -> bool {
-        self.gettimeout() != Some(Duration::ZERO)
-    }
-
-    /// `settimeout`: None = blocking, zero = nonblocking, else a timeout
-    /// after which blocking calls raise `Error::timeout` (losing nothing).
-    pub fn settimeout(&self, timeout: Option<Duration>) -> Result<()> {
-        self.with("settimeout", |_, _, st| {
-            if let Some(s) = st.socks.get_mut(&self.id) {
-                s.timeout = timeout;
-            }
-            Ok(())
-        })
-    }
-
-    /// The timeout (None = blocking).
-    pub fn gettimeout(&self) -> Option<Duration> {
-        let st = self.net.inner.state.borrow();
-        st.socks.get(&self.id).and_then(|s| s.timeout)
-    }
-
-    /// `SO_REUSEADDR`. EDK2 cannot share a port held by another instance
-    /// (TIME_WAIT included). With the option on, `listen`/`connect` on an
-    /// explicitly bound port retry `Configure` for up to
-    /// [`crate::REUSE_WAIT`] while the port is held (outlasting EDK2's 2 s
-    /// TIME_WAIT), instead of failing at once with EADDRINUSE. Two live
-    /// sockets of this `Net` still cannot bind the same port.
-    pub fn set_reuseaddr(&self, on: bool) -> Result<()> {
-        self.with("setsockopt", |_, _, st| {
-            if let Some(s) = st.socks.get_mut(&self.id) {
-                s.reuseaddr = on;
-            }
-            Ok(())
-        })
-    }
-
-    /// `SO_LINGER`. `None` (the default): close is graceful (FIN), bounded
-    /// by `NetConfig::close_timeout` before the Configure(NULL) fallback.
-    /// `Some(Duration::ZERO)`: close aborts the connection (Close with
-    /// AbortOnClose, the peer sees RST). `Some(d)`: graceful, but the
-    /// fallback comes after `d`. Blocking sockets wait for the teardown
-    /// either way; nonblocking ones return at once.
-    pub fn set_linger(&self, linger: Option<core::time::Duration>) -> Result<()> {
-        self.with("setsockopt", |_, _, st| {
-            if let Some(s) = st.socks.get_mut(&self.id) {
-                s.linger = linger;
-            }
-            Ok(())
-        })
-    }
-
-    /// The `SO_LINGER` setting.
-    pub fn linger(&self) -> Option<core::time::Duration> {
-        let st = self.net.inner.state.borrow();
-        st.socks.get(&self.id).and_then(|s| s.linger)
-    }
-
-    /// Whether `SO_REUSEADDR` is set.
-    pub fn reuseaddr(&self) -> bool {
-        let st = self.net.inner.state.borrow();
-        st.socks.get(&self.id).is_some_and(|s| s.reuseaddr)
-    }
-
-    /// `getsockopt(SO_ERROR)`: the errno of the pending error (cleared), 0 if none.
-    pub fn so_error(&self) -> i32 {
-        self.with("getsockopt", |_, _, st| {
-            Ok(st
-                .socks
-                .get_mut(&self.id)
-                .and_then(Sock::take_so_error)
-                .and_then(|e| e.errno())
-                .map_or(0, Errno::code))
-        })
-        .unwrap_or(Errno::EBADF.code())
-    }
-
-    /// The local address. Before the firmware assigned an ephemeral port it
-    /// reports the bound address (port 0) or 0.0.0.0:0.
-    pub fn getsockname(&self) -> Result<SocketAddrV4> {
-        self.with("getsockname", |_, _, st| {
-            let s = &st.socks[&self.id];
-            Ok(s.local
-                .or(s.bound)
-                .unwrap_or(SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, 0)))
-        })
-    }
-
-    /// The peer's address; ENOTCONN unless connected.
-    pub fn getpeername(&self) -> Result<SocketAddrV4> {
-        self.with("getpeername", |_, _, st| {
-            let s = &st.socks[&self.id];
-            match (s.phase, s.peer) {
-                (Phase::Connected, Some(p)) => Ok(p),
-                _ => Err(Error::os(Errno::ENOTCONN, "getpeername")),
-            }
-        })
-    }
-}
-
-impl<P: Platform + 'static> Drop for Socket<P> {
-    fn drop(&mut self) {
-        let _ = self.close();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn base(phase: Phase) -> ReadyInputs {
-        ReadyInputs {
-            phase,
-            rx_queued: false,
-            rx_eof: false,
-            rx_err: false,
-            accept_queued: false,
-            connect_done: false,
-            budget_free: true,
-            shut_wr: false,
-            so_error: false,
-            reset: false,
-        }
-    }
-
-    #[test]
-    fn connected_socket_with_nothing_queued_is_only_writable() {
-        let r = readiness(&base(Phase::Connected));
-        assert_eq!(
-            r,
-            Readiness {
-                read: false,
-                write: true,
-                except: false,
-                hup: false
-            }
-        );
-    }
-
-    #[test]
-    fn full_budget_is_not_writable() {
-        let mut i = base(Phase::Connected);
-        i.budget_free = false;
-        assert!(!readiness(&i).write);
-    }
-
-    #[test]
-    fn data_eof_and_error_are_readable() {
-        for f in [
-            |i: &mut ReadyInputs| i.rx_queued = true,
-            |i: &mut ReadyInputs| i.rx_eof = true,
-            |i: &mut ReadyInputs| i.rx_err = true,
-        ] {
-            let mut i = base(Phase::Connected);
-            f(&mut i);
-            assert!(readiness(&i).read);
-        }
-    }
-
-    #[test]
-    fn eof_with_data_queued_is_not_hup_yet() {
-        let mut i = base(Phase::Connected);
-        i.rx_eof = true;
-        i.rx_queued = true;
-        assert!(!readiness(&i).hup);
-        i.rx_queued = false;
-        assert!(readiness(&i).hup);
-    }
-
-    #[test]
-    fn listener_readable_only_with_queued_connection() {
-        let mut i = base(Phase::Listening);
-        assert!(!readiness(&i).read);
-        assert!(!readiness(&i).write);
-        i.accept_queued = true;
-        assert!(readiness(&i).read);
-    }
-
-    #[test]
-    fn connecting_becomes_writable_when_connect_finishes() {
-        let mut i = base(Phase::Connecting);
-        assert!(!readiness(&i).write);
-        assert!(!readiness(&i).read);
-        i.connect_done = true;
-        assert!(readiness(&i).write);
-    }
-
-    #[test]
-    fn failed_connect_is_writable_readable_and_exceptional() {
-        let mut i = base(Phase::Failed);
-        i.so_error = true;
-        i.connect_done = true;
-        let r = readiness(&i);
-        assert!(r.write && r.read && r.except && r.hup);
-    }
 
     #[test]
     fn shutdown_directions() {
@@ -756,18 +492,5 @@ mod tests {
         s.shut_rd = true;
         let r = s.readiness(10);
         assert!(r.read && r.hup && r.write);
-    }
-
-    #[test]
-    fn fresh_socket_is_not_ready() {
-        assert_eq!(
-            readiness(&base(Phase::Fresh)),
-            Readiness {
-                read: false,
-                write: false,
-                except: false,
-                hup: false
-            }
-        );
     }
 }

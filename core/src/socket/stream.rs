@@ -10,57 +10,12 @@
 //! Linux/CPython do; send keeps raising ECONNRESET. After `shutdown(Write)`
 //! send raises EPIPE.
 
-use alloc::vec::Vec;
-
+use crate::calls::Ctx;
+use crate::config::MAX_TX_SLOTS;
 use crate::error::{Errno, Error, Result};
 use crate::firmware::{Platform, Status, Tcp4Of};
-use crate::fw::Ctx;
-use crate::net::{Inner, MAX_TX_SLOTS, State};
-use crate::socket::{Phase, Sock, Socket, SocketId};
-use crate::time::{self, Blocking};
-use crate::token::{AllocError, SlotState, SlotTable, TokenKind};
-
-/// Runs `check` until it yields, honouring the socket's blocking mode:
-/// nonblocking → one check then EAGAIN; timeout → `Error::timeout(api)`.
-pub(crate) fn block_on<P: Platform, R>(
-    inner: &Inner<P>,
-    st: &mut State<P>,
-    id: SocketId,
-    api: &'static str,
-    mut check: impl FnMut(&Ctx<'_, P>, &mut SlotTable, &mut Sock<Tcp4Of<P>>) -> Option<Result<R>>,
-) -> Result<R> {
-    let ctx = inner.ctx();
-    let timeout = st
-        .socks
-        .get(&id)
-        .ok_or(Error::os(Errno::EBADF, api))?
-        .timeout;
-    let run = |ctx: &Ctx<'_, P>, st: &mut State<P>| {
-        let State { slots, socks, .. } = st;
-        match socks.get_mut(&id) {
-            Some(sock) => check(ctx, slots, sock),
-            None => Some(Err(Error::os(Errno::EBADF, api))),
-        }
-    };
-    match time::blocking(ctx.now(), timeout) {
-        // Nonblocking: check, Tcp4.Poll once, check again; then EAGAIN.
-        Blocking::No => inner
-            .wait(st, Some(ctx.now()), run)
-            .unwrap_or(Err(Error::os(Errno::EAGAIN, api))),
-        Blocking::Until(deadline) => inner.wait(st, deadline, run).unwrap_or_else(|| {
-            #[cfg(feature = "deliberate-bugs")]
-            if api.starts_with("recv")
-                && crate::deliberate::is_enabled(crate::deliberate::Bug::FreeRxBufferOnTimeout)
-            {
-                // DELIBERATE BUG (a): the armed Receive is still pending.
-                if let Some(slot) = st.socks.get(&id).and_then(|s| s.recv_slot) {
-                    st.slots.deliberately_free_buffer(&ctx, slot);
-                }
-            }
-            Err(Error::timeout(api))
-        }),
-    }
-}
+use crate::slots::{AllocError, SlotState, SlotTable, TokenKind};
+use crate::socket::{Phase, Sock};
 
 /// What recv can return now: Some(Ok(n)) bytes copied (0 = EOF), an error,
 /// or None (would block).
@@ -75,29 +30,28 @@ pub(crate) fn recv_now<T>(
     if !sock.rx.is_empty() {
         return Some(Ok(out(sock)));
     }
-    if let Some(e) = sock.rx_err.take() {
+    if let Some(e) = sock.read.take_error() {
         // Raised once; afterwards the stream reads as ended (Linux).
-        sock.rx_eof = true;
         if sock.so_error.as_ref() == Some(&e) {
             sock.so_error = None;
         }
         return Some(Err(e));
     }
-    if sock.rx_eof {
+    if sock.read.is_ended() {
         return Some(Ok(0));
     }
     match sock.phase {
-        Phase::Fresh | Phase::Listening => Some(Err(Error::os(Errno::ENOTCONN, "recv"))),
-        Phase::Failed => Some(Err(sock
+        Phase::Fresh | Phase::Listening { .. } => Some(Err(Error::os(Errno::ENOTCONN, "recv"))),
+        Phase::Failed { .. } => Some(Err(sock
             .so_error
             .take()
             .unwrap_or(Error::os(Errno::ENOTCONN, "recv")))),
-        Phase::Connecting => None,
+        Phase::Connecting { .. } => None,
         Phase::Connected => {
             let receiving = sock
                 .recv_slot
                 .is_some_and(|id| slots.state(id) == SlotState::Pending);
-            if sock.close_slot.is_some() && !receiving {
+            if sock.write.close_slot().is_some() && !receiving {
                 // Our Close went out: no Receive can be armed any more.
                 Some(Ok(0))
             } else {
@@ -122,7 +76,7 @@ pub(crate) enum Gate {
 /// (every time); a stored error (failed Transmit/connect) → raised once;
 /// not connected → ENOTCONN; connecting → wait.
 pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
-    if sock.shut_wr || sock.fin_wanted || sock.close_slot.is_some() {
+    if sock.write.is_shut() {
         return Gate::Fail(Error::os(Errno::EPIPE, "send: write side shut down"));
     }
     if sock.reset {
@@ -132,10 +86,10 @@ pub(crate) fn send_gate<T>(sock: &mut Sock<T>) -> Gate {
         return Gate::Fail(e);
     }
     match sock.phase {
-        Phase::Fresh | Phase::Listening | Phase::Failed => {
+        Phase::Fresh | Phase::Listening { .. } | Phase::Failed { .. } => {
             Gate::Fail(Error::os(Errno::ENOTCONN, "send"))
         }
-        Phase::Connecting => Gate::Block,
+        Phase::Connecting { .. } => Gate::Block,
         Phase::Connected => Gate::Open,
     }
 }
@@ -162,8 +116,22 @@ fn connection_gone<P: Platform>(ctx: &Ctx<'_, P>, sock: &mut Sock<Tcp4Of<P>>) ->
     ))
 }
 
+/// What a send does when no Transmit slot can be created: with Transmits
+/// in flight a slot frees when one completes, so it waits (None, like a full
+/// budget); with none in flight, or when the firmware refused memory,
+/// nothing will free one, so it fails with ENOBUFS.
+pub(crate) fn on_no_slot(err: AllocError, in_flight: bool) -> Option<Result<usize>> {
+    match err {
+        AllocError::TableFull if in_flight => None,
+        AllocError::TableFull | AllocError::Firmware(_) => Some(Err(Error::os(
+            Errno::ENOBUFS,
+            "send: no token slot or pool memory",
+        ))),
+    }
+}
+
 /// Queues up to `data.len()` bytes in one Transmit. None: budget full.
-fn send_now<P: Platform>(
+pub(crate) fn send_now<P: Platform>(
     ctx: &Ctx<'_, P>,
     slots: &mut SlotTable,
     sock: &mut Sock<Tcp4Of<P>>,
@@ -185,13 +153,7 @@ fn send_now<P: Platform>(
         Some(id) => id,
         None => match slots.alloc(ctx, TokenKind::Transmit, ctx.cfg.tx_chunk(), sock.instance) {
             Ok(id) => id,
-            Err(AllocError::TableFull) if !sock.tx_pending.is_empty() => return None,
-            Err(_) => {
-                return Some(Err(Error::os(
-                    Errno::ENOBUFS,
-                    "send: no token slot or pool memory",
-                )));
-            }
+            Err(e) => return on_no_slot(e, !sock.tx_pending.is_empty()),
         },
     };
     let n = data.len().min(free);
@@ -213,90 +175,12 @@ fn send_now<P: Platform>(
     Some(Ok(queued))
 }
 
-impl<P: Platform + 'static> Socket<P> {
-    /// Receives up to `bufsize` bytes; an empty Vec means EOF (or bufsize 0).
-    pub fn recv(&self, bufsize: usize) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.with("recv", |inner, _, st| {
-            if bufsize == 0 {
-                return Ok(0);
-            }
-            block_on(inner, st, self.id, "recv", |_, slots, sock| {
-                recv_now(slots, sock, &mut |s: &mut Sock<Tcp4Of<P>>| {
-                    let n = bufsize.min(s.rx.len());
-                    out.extend(s.rx.drain(..n));
-                    n
-                })
-            })
-        })?;
-        Ok(out)
-    }
-
-    /// Receives into `buf`; returns the byte count (0 = EOF or empty buf).
-    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.with("recv_into", |inner, _, st| {
-            if buf.is_empty() {
-                return Ok(0);
-            }
-            block_on(inner, st, self.id, "recv_into", |_, slots, sock| {
-                recv_now(slots, sock, &mut |s: &mut Sock<Tcp4Of<P>>| {
-                    let n = buf.len().min(s.rx.len());
-                    for (dst, src) in buf.iter_mut().zip(s.rx.drain(..n)) {
-                        *dst = src;
-                    }
-                    n
-                })
-            })
-        })
-    }
-
-    /// Queues some of `data`; returns how many bytes were accepted (at most
-    /// the free send budget). Nonblocking with the budget full: EAGAIN.
-    pub fn send(&self, data: &[u8]) -> Result<usize> {
-        self.with("send", |inner, _, st| {
-            block_on(inner, st, self.id, "send", |ctx, slots, sock| {
-                send_now(ctx, slots, sock, data)
-            })
-        })
-    }
-
-    /// Sends all of `data` (the timeout covers the whole call). On error or
-    /// timeout, an unknown prefix may have been queued, as in Python.
-    pub fn sendall(&self, data: &[u8]) -> Result<()> {
-        self.with("sendall", |inner, ctx, st| {
-            let mut off = 0usize;
-            let timeout = st.socks[&self.id].timeout;
-            let step = |ctx: &Ctx<'_, P>, st: &mut State<P>| -> Option<Result<()>> {
-                let State { slots, socks, .. } = st;
-                let sock = match socks.get_mut(&self.id) {
-                    Some(s) => s,
-                    None => return Some(Err(Error::os(Errno::EBADF, "sendall"))),
-                };
-                while off < data.len() {
-                    match send_now(ctx, slots, sock, &data[off..])? {
-                        Ok(n) => off += n,
-                        Err(e) => return Some(Err(e)),
-                    }
-                }
-                Some(Ok(()))
-            };
-            match time::blocking(ctx.now(), timeout) {
-                Blocking::No => inner
-                    .wait(st, Some(ctx.now()), step)
-                    .unwrap_or(Err(Error::os(Errno::EAGAIN, "sendall"))),
-                Blocking::Until(d) => inner
-                    .wait(st, d, step)
-                    .unwrap_or(Err(Error::timeout("sendall"))),
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::FirmwareCall;
     use crate::firmware::status;
+    use crate::socket::{ReadSide, WriteSide};
 
     fn sock(phase: Phase) -> Sock<()> {
         let mut s = Sock::new((), core::ptr::null_mut(), 1);
@@ -328,7 +212,7 @@ mod tests {
     fn eof_is_sticky_and_comes_after_data() {
         let mut s = sock(Phase::Connected);
         s.rx.extend(b"ab");
-        s.rx_eof = true;
+        s.read = ReadSide::Ended;
         assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"ab");
         for _ in 0..3 {
             assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"");
@@ -340,7 +224,7 @@ mod tests {
         let mut s = sock(Phase::Connected);
         s.rx.extend(b"x");
         let e = Error::from_status(FirmwareCall::Receive, status::CONNECTION_RESET);
-        s.rx_err = Some(e.clone());
+        s.read = ReadSide::Failed(e.clone());
         s.so_error = Some(e);
         assert_eq!(recv(&mut s, 10).unwrap().unwrap(), b"x");
         let err = recv(&mut s, 10).unwrap().unwrap_err();
@@ -359,12 +243,14 @@ mod tests {
 
     #[test]
     fn recv_when_not_connected() {
-        for phase in [Phase::Fresh, Phase::Listening] {
+        for phase in [Phase::Fresh, Phase::Listening { backlog: 1 }] {
             let err = recv(&mut sock(phase), 1).unwrap().unwrap_err();
             assert_eq!(err.errno(), Some(Errno::ENOTCONN));
         }
-        assert_eq!(recv(&mut sock(Phase::Connecting), 1), None);
-        let mut failed = sock(Phase::Failed);
+        assert_eq!(recv(&mut sock(Phase::Connecting { slot: 0 }), 1), None);
+        let mut failed = sock(Phase::Failed {
+            abandoned_connect: None,
+        });
         failed.so_error = Some(Error::from_status(
             FirmwareCall::Connect,
             status::CONNECTION_RESET,
@@ -376,18 +262,56 @@ mod tests {
     }
 
     #[test]
+    fn no_slot_table() {
+        let enobufs = Some(Errno::ENOBUFS);
+        let rows = [
+            (AllocError::TableFull, true, None),
+            (AllocError::TableFull, false, enobufs),
+            (
+                AllocError::Firmware(Status::OUT_OF_RESOURCES),
+                true,
+                enobufs,
+            ),
+            (
+                AllocError::Firmware(Status::OUT_OF_RESOURCES),
+                false,
+                enobufs,
+            ),
+        ];
+        for (err, in_flight, expected) in rows {
+            let got = on_no_slot(err, in_flight).map(|r| r.unwrap_err().errno().unwrap());
+            assert_eq!(got, expected, "{err:?}, in flight {in_flight}");
+        }
+    }
+
+    #[test]
     fn send_gate_table() {
         assert_eq!(send_gate(&mut sock(Phase::Connected)), Gate::Open);
-        assert_eq!(send_gate(&mut sock(Phase::Connecting)), Gate::Block);
-        for phase in [Phase::Fresh, Phase::Listening, Phase::Failed] {
+        assert_eq!(
+            send_gate(&mut sock(Phase::Connecting { slot: 0 })),
+            Gate::Block
+        );
+        for phase in [
+            Phase::Fresh,
+            Phase::Listening { backlog: 1 },
+            Phase::Failed {
+                abandoned_connect: None,
+            },
+        ] {
             match send_gate(&mut sock(phase)) {
                 Gate::Fail(e) => assert_eq!(e.errno(), Some(Errno::ENOTCONN)),
                 g => panic!("{phase:?}: {g:?}"),
             }
         }
-        let mut s = sock(Phase::Connected);
-        s.shut_wr = true;
-        assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::EPIPE)));
+        for write in [
+            WriteSide::FinWanted,
+            WriteSide::Closing { slot: 1 },
+            WriteSide::CloseFailed(None),
+        ] {
+            let mut s = sock(Phase::Connected);
+            s.write = write;
+            assert!(matches!(send_gate(&mut s), Gate::Fail(e) if e.errno() == Some(Errno::EPIPE)));
+        }
         let mut s = sock(Phase::Connected);
         s.reset = true;
         for _ in 0..2 {

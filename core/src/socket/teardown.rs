@@ -25,20 +25,19 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::calls::Ctx;
 use crate::error::{Errno, Error, FirmwareCall, Result};
 use crate::firmware::{Handle, Platform, Status, Tcp4, Tcp4ConnectionState};
-use crate::fw::Ctx;
-use crate::net::{Inner, State};
-use crate::socket::{Phase, Shutdown, Sock, Socket};
-use crate::time::{self, Blocking};
-use crate::token::{SlotId, SlotState, SlotTable, TokenKind};
+use crate::slots::{SlotId, SlotState, SlotTable, TokenKind};
+use crate::socket::{Sock, WriteSide};
+use crate::time;
 
 /// Upper bound on accepted-but-not-yet-`accept()`ed children per listener.
 pub(crate) const MAX_ACCEPT_QUEUE: usize = 128;
 
 /// Extra time a blocking close waits for ABORTED completions after the
 /// Configure(NULL) fallback.
-const ABORT_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Where a corpse is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +139,7 @@ pub(crate) fn submit_close<P: Platform, T: Tcp4>(
         slots.free(ctx, id);
         return Err(Error::from_status(FirmwareCall::Close, st));
     }
-    sock.close_slot = Some(id);
+    sock.write = WriteSide::Closing { slot: id };
     Ok(())
 }
 
@@ -155,16 +154,16 @@ pub(crate) fn bury<P: Platform, T: Tcp4>(
     while let Some(child) = sock.accept_q.pop_front() {
         let _ = ctx.destroy_child(sock.instance, child);
     }
-    if sock.configured && sock.close_slot.is_none() {
+    if sock.configured && sock.write.close_slot().is_none() {
         // Unread data: abortive close (RST), as Linux does; SO_LINGER 0 asks
         // for it explicitly.
         let abort = !sock.rx.is_empty()
             || sock.reset
-            || sock.phase == Phase::Failed
+            || sock.phase.is_failed()
             || sock.linger == Some(core::time::Duration::ZERO);
         let _ = submit_close(ctx, slots, &mut sock, abort);
     }
-    let close_slot = sock.close_slot;
+    let close_slot = sock.write.close_slot();
     let mut kept = Vec::new();
     for id in sock.slots() {
         if Some(id) != close_slot && slots.state(id).freeable() {
@@ -282,132 +281,6 @@ fn drain_into<P: Platform>(ctx: &Ctx<'_, P>, slots: &mut SlotTable) {
             ctx.stats.completion();
             SlotTable::trace_completion(kind, instance, rec.slot, status, rec.t_ns, ctx.now());
         }
-    }
-}
-
-/// Closes every socket and waits for the graveyard to empty (see `Net::shutdown`).
-pub(crate) fn shutdown_all<P: Platform>(inner: &Inner<P>, timeout: Duration) -> Result<()> {
-    let Ok(mut st) = inner.state.try_borrow_mut() else {
-        return Err(Error::os(Errno::EINVAL, "shutdown: Net is in use"));
-    };
-    let ctx = inner.ctx();
-    st.down = true;
-    inner.safe_point(&ctx, &mut st);
-    let ids: Vec<_> = st.socks.keys().copied().collect();
-    for id in ids {
-        if let Some(sock) = st.socks.remove(&id) {
-            let State { slots, corpses, .. } = &mut *st;
-            bury(&ctx, slots, corpses, sock);
-        }
-    }
-    let now = ctx.now();
-    let deadline = now.saturating_add(time::nanos(timeout));
-    // Leave half the time for the graceful part, then reset.
-    let close_by = now.saturating_add(time::nanos(timeout) / 2);
-    for c in st.corpses.iter_mut() {
-        if let Stage::Closing { deadline } = &mut c.stage {
-            *deadline = (*deadline).min(close_by);
-        }
-    }
-    inner.wait(&mut st, Some(deadline), |_, st| {
-        st.corpses.is_empty().then_some(())
-    });
-    if let Some(timer) = st.timer.take() {
-        let _ = ctx.close_event(timer);
-    }
-    if !st.corpses.is_empty() {
-        return Err(Error::os(
-            Errno::ETIMEDOUT,
-            "shutdown: the firmware still owns tokens; their memory is kept",
-        ));
-    }
-    Ok(())
-}
-
-impl<P: Platform + 'static> Socket<P> {
-    /// Closes the socket (idempotent; later calls on it fail with EBADF).
-    /// Blocking sockets wait up to `close_timeout` (+1 s) for the teardown;
-    /// nonblocking ones return at once and the graveyard finishes it.
-    pub fn close(&self) -> Result<()> {
-        let inner = &*self.net.inner;
-        let Ok(mut st) = inner.state.try_borrow_mut() else {
-            return Err(Error::os(Errno::EINVAL, "close: Net is in use"));
-        };
-        let ctx = inner.ctx();
-        let Some(sock) = st.socks.remove(&self.id) else {
-            return Ok(());
-        };
-        let instance = sock.instance;
-        let linger = sock.linger.unwrap_or(inner.cfg.close_timeout);
-        let nonblocking = time::blocking(0, sock.timeout) == Blocking::No;
-        {
-            let State { slots, corpses, .. } = &mut *st;
-            bury(&ctx, slots, corpses, sock);
-        }
-        inner.safe_point(&ctx, &mut st);
-        if nonblocking {
-            return Ok(());
-        }
-        let deadline = ctx
-            .now()
-            .saturating_add(time::nanos(linger))
-            .saturating_add(time::nanos(ABORT_GRACE));
-        inner.wait(&mut st, Some(deadline), |_, st| {
-            (!st.corpses.iter().any(|c| c.instance == instance)).then_some(())
-        });
-        // Still there: the graveyard keeps it until the firmware lets go.
-        Ok(())
-    }
-
-    /// Shuts down one or both directions (see the module docs for what EFI
-    /// can express). Not connected: ENOTCONN.
-    pub fn shutdown(&self, how: Shutdown) -> Result<()> {
-        self.with("shutdown", |inner, _, st| {
-            let sock = st
-                .socks
-                .get_mut(&self.id)
-                .ok_or(Error::os(Errno::EBADF, "shutdown"))?;
-            if sock.phase != Phase::Connected {
-                return Err(Error::os(Errno::ENOTCONN, "shutdown"));
-            }
-            let (rd, wr) = how.directions();
-            if rd {
-                sock.shut_rd = true;
-                sock.rx.clear();
-            }
-            if wr && !sock.shut_wr {
-                sock.shut_wr = true;
-                sock.fin_wanted = true;
-                let id = self.id;
-                block_on_close(inner, st, id)?;
-            }
-            Ok(())
-        })
-    }
-}
-
-/// Waits (per the socket's blocking mode) until the deferred Close is submitted.
-fn block_on_close<P: Platform>(
-    inner: &Inner<P>,
-    st: &mut State<P>,
-    id: crate::socket::SocketId,
-) -> Result<()> {
-    let ctx = inner.ctx();
-    inner.safe_point(&ctx, st);
-    let timeout = st.socks[&id].timeout;
-    let check = |_: &Ctx<'_, P>, st: &mut State<P>| {
-        let sock = st.socks.get_mut(&id)?;
-        if let Some(e) = sock.close_err.take() {
-            return Some(Err(e));
-        }
-        sock.close_slot.is_some().then_some(Ok(()))
-    };
-    match time::blocking(ctx.now(), timeout) {
-        // Nonblocking: the FIN goes out at a later safe point.
-        Blocking::No => Ok(()),
-        Blocking::Until(d) => inner
-            .wait(st, d, check)
-            .unwrap_or(Err(Error::timeout("shutdown"))),
     }
 }
 

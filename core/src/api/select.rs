@@ -11,13 +11,50 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use crate::api::socket::Socket;
 use crate::error::{Errno, Error, Result};
 use crate::firmware::Platform;
-use crate::net::{Net, State};
-use crate::socket::{Readiness, Socket, SocketId};
+use crate::net::Net;
+use crate::socket::table::State;
+use crate::socket::{Readiness, SocketId};
 use crate::time;
 
 /// The ready subsets, in the order the sockets were given.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use std::time::Duration;
+///
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// let ready = net.select(&[&s], &[], &[], Some(Duration::ZERO))?;
+/// assert!(ready.is_empty(), "nothing to read yet");
+/// s.sendall(b"x")?;
+/// let ready = net.select(&[&s], &[], &[], Some(Duration::from_secs(5)))?;
+/// assert_eq!(ready.read, [s.fileno()]);
+/// assert_eq!(s.recv(1)?, b"x", "select never consumes data");
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selected {
     /// Readable sockets.
@@ -61,7 +98,7 @@ pub(crate) fn check_sockets<P: Platform + 'static>(
     Ok(())
 }
 
-pub(crate) fn select<P: Platform + 'static>(
+fn select<P: Platform + 'static>(
     net: &Net<P>,
     read: &[&Socket<P>],
     write: &[&Socket<P>],
@@ -95,4 +132,17 @@ pub(crate) fn select<P: Platform + 'static>(
         (!sel.is_empty()).then_some(sel)
     });
     Ok(got.unwrap_or_default())
+}
+
+impl<P: Platform + 'static> Net<P> {
+    /// `select.select`: the ready subsets of the given sockets.
+    pub fn select(
+        &self,
+        read: &[&Socket<P>],
+        write: &[&Socket<P>],
+        except: &[&Socket<P>],
+        timeout: Option<Duration>,
+    ) -> Result<Selected> {
+        select(self, read, write, except, timeout)
+    }
 }

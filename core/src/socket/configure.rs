@@ -9,16 +9,14 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::error::{Errno, Error, ErrorKind, FirmwareCall, Result};
+use crate::calls::Ctx;
+use crate::calls::ipconfig::address;
+use crate::error::{Errno, Error, FirmwareCall, Result};
 use crate::firmware::{
     Boolean, Ipv4Address, Platform, Status, Tcp4AccessPoint, Tcp4ConfigData, Tcp4Option,
 };
-use crate::fw::Ctx;
-use crate::net::{Inner, State};
-use crate::socket::listen::REUSE_WAIT;
-use crate::socket::{Phase, Sock, Socket, SocketId, teardown};
-use crate::time::{self, Blocking};
-use crate::token::TokenKind;
+use crate::socket::table::State;
+use crate::socket::{Sock, SocketId, teardown};
 
 /// The access point for a socket bound to `bound` (None: ephemeral,
 /// default address) talking to `remote` (None: passive). `explicit` gives
@@ -65,50 +63,7 @@ pub(crate) fn listen_option(backlog: u32) -> Tcp4Option {
     }
 }
 
-/// Configures socket `id` (active towards `remote`, or passive with
-/// `backlog`). Handles `ALREADY_STARTED` (retry with the explicit address)
-/// and, with SO_REUSEADDR on an explicit port, retries a port still held
-/// (INVALID_PARAMETER) for up to [`REUSE_WAIT`] or the socket deadline.
-pub(crate) fn configure<P: Platform>(
-    inner: &Inner<P>,
-    st: &mut State<P>,
-    id: SocketId,
-    remote: Option<SocketAddrV4>,
-    backlog: u32,
-    deadline: Option<u64>,
-) -> Result<()> {
-    let ctx = inner.ctx();
-    let first = try_configure(&ctx, st.socks.get_mut(&id), remote, backlog);
-    let status = match first {
-        Status::SUCCESS => return finish_configure(&ctx, st, id),
-        s => s,
-    };
-    let sock = &st.socks[&id];
-    let explicit_port = sock.bound.is_some_and(|b| b.port() != 0);
-    if status == Status::INVALID_PARAMETER && sock.reuseaddr && explicit_port {
-        let reuse_deadline = time::earliest(
-            Some(ctx.now().saturating_add(time::nanos(REUSE_WAIT))),
-            deadline,
-        );
-        let got = inner.wait(st, reuse_deadline, |ctx, st| {
-            match try_configure(ctx, st.socks.get_mut(&id), remote, backlog) {
-                Status::INVALID_PARAMETER => None,
-                s => Some(s),
-            }
-        });
-        return match got {
-            Some(Status::SUCCESS) => finish_configure(&ctx, st, id),
-            Some(s) => Err(Error::from_status(FirmwareCall::Configure, s)),
-            None => Err(Error::from_status(
-                FirmwareCall::Configure,
-                Status::INVALID_PARAMETER,
-            )),
-        };
-    }
-    Err(Error::from_status(FirmwareCall::Configure, status))
-}
-
-fn try_configure<P: Platform, T: crate::firmware::Tcp4>(
+pub(crate) fn try_configure<P: Platform, T: crate::firmware::Tcp4>(
     ctx: &Ctx<'_, P>,
     sock: Option<&mut Sock<T>>,
     remote: Option<SocketAddrV4>,
@@ -132,7 +87,7 @@ fn try_configure<P: Platform, T: crate::firmware::Tcp4>(
     let mut status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
     if status == Status::ALREADY_STARTED {
         // Legacy firmware: pass the DHCP/static address explicitly.
-        match crate::ipconfig::address(ctx) {
+        match address(ctx) {
             Ok(Some(addr)) => {
                 data.access_point = access_point(sock.bound, remote, Some(addr));
                 status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
@@ -146,7 +101,11 @@ fn try_configure<P: Platform, T: crate::firmware::Tcp4>(
     status
 }
 
-fn finish_configure<P: Platform>(ctx: &Ctx<'_, P>, st: &mut State<P>, id: SocketId) -> Result<()> {
+pub(crate) fn finish_configure<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    st: &mut State<P>,
+    id: SocketId,
+) -> Result<()> {
     if let Some(sock) = st.socks.get_mut(&id) {
         sock.configured = true;
         sock.learn_local(ctx);
@@ -164,130 +123,6 @@ pub(crate) fn check_destination(addr: SocketAddrV4) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// `connect` on socket `id`.
-pub(crate) fn connect<P: Platform>(
-    inner: &Inner<P>,
-    ctx: &Ctx<'_, P>,
-    st: &mut State<P>,
-    id: SocketId,
-    addr: SocketAddrV4,
-) -> Result<()> {
-    check_destination(addr)?;
-    let sock = st
-        .socks
-        .get_mut(&id)
-        .ok_or(Error::os(Errno::EBADF, "connect"))?;
-    let now = ctx.now();
-    let mode = time::blocking(now, sock.timeout);
-    match sock.phase {
-        Phase::Listening => return Err(Error::os(Errno::EINVAL, "connect: socket is listening")),
-        Phase::Connected => return Err(Error::os(Errno::EISCONN, "connect")),
-        Phase::Connecting => {
-            if mode == Blocking::No {
-                return Err(Error::os(Errno::EALREADY, "connect"));
-            }
-        }
-        Phase::Failed => {
-            if let Some(e) = sock.so_error.take() {
-                return Err(e);
-            }
-            renew_child(ctx, st, id)?;
-            start(inner, ctx, st, id, addr)?;
-        }
-        Phase::Fresh => start(inner, ctx, st, id, addr)?,
-    }
-    if mode == Blocking::No {
-        return Err(Error::os(Errno::EINPROGRESS, "connect"));
-    }
-    let sock_timeout = st.socks[&id].timeout;
-    let cfg_deadline = if sock_timeout.is_none() {
-        time::deadline(now, inner.cfg.connect_timeout)
-    } else {
-        None
-    };
-    let deadline = match mode {
-        Blocking::Until(d) => time::earliest(d, cfg_deadline),
-        Blocking::No => Some(now),
-    };
-    let done = inner.wait(st, deadline, |_, st| {
-        st.socks
-            .get(&id)
-            .is_none_or(|s| s.phase != Phase::Connecting)
-            .then_some(())
-    });
-    if done.is_none() {
-        abort_connect(inner, ctx, st, id);
-        return Err(if sock_timeout.is_some() {
-            Error::timeout("connect")
-        } else {
-            Error::os(
-                Errno::ETIMEDOUT,
-                "connect: NetConfig.connect_timeout expired",
-            )
-        });
-    }
-    let sock = st
-        .socks
-        .get_mut(&id)
-        .ok_or(Error::os(Errno::EBADF, "connect"))?;
-    match sock.phase {
-        Phase::Connected => Ok(()),
-        _ => Err(sock
-            .so_error
-            .take()
-            .unwrap_or(Error::os(Errno::ECONNABORTED, "connect"))),
-    }
-}
-
-/// Configure (if needed) and submit the Connect token.
-fn start<P: Platform>(
-    inner: &Inner<P>,
-    ctx: &Ctx<'_, P>,
-    st: &mut State<P>,
-    id: SocketId,
-    addr: SocketAddrV4,
-) -> Result<()> {
-    let deadline = time::deadline(ctx.now(), st.socks[&id].timeout);
-    if !st.socks[&id].configured {
-        configure(inner, st, id, Some(addr), 0, deadline)?;
-    }
-    let State { slots, socks, .. } = st;
-    let sock = socks
-        .get_mut(&id)
-        .ok_or(Error::os(Errno::EBADF, "connect"))?;
-    let slot = slots
-        .alloc(ctx, TokenKind::Connect, 0, sock.instance)
-        .map_err(|_| Error::os(Errno::ENOBUFS, "connect: no token slot"))?;
-    let status = slots.submit_connect(ctx, &sock.tcp, slot);
-    if status != Status::SUCCESS {
-        slots.free(ctx, slot);
-        // Unconfigure, so a later connect configures the new destination.
-        let _ = ctx.configure(&sock.tcp, sock.instance, None);
-        sock.configured = false;
-        return Err(Error::from_status(FirmwareCall::Connect, status));
-    }
-    sock.connect_slot = Some(slot);
-    sock.phase = Phase::Connecting;
-    sock.connect_done = false;
-    sock.connect_aborted = false;
-    sock.peer = Some(addr);
-    Ok(())
-}
-
-/// Timeout of a blocking connect: Cancel is unsafe on EDK2 for Connect
-/// tokens (the handshake continues and later dereferences the token), so
-/// the instance is reset with Configure(NULL), which completes the token
-/// ABORTED inside the call.
-fn abort_connect<P: Platform>(inner: &Inner<P>, ctx: &Ctx<'_, P>, st: &mut State<P>, id: SocketId) {
-    if let Some(sock) = st.socks.get_mut(&id) {
-        sock.connect_aborted = true;
-        let _ = ctx.configure(&sock.tcp, sock.instance, None);
-        sock.configured = false;
-        sock.phase = Phase::Failed;
-    }
-    inner.safe_point(ctx, st);
 }
 
 /// Gives socket `id` a fresh child; the old one goes to the graveyard.
@@ -317,31 +152,6 @@ pub(crate) fn renew_child<P: Platform>(
     let old = core::mem::replace(sock, fresh);
     teardown::bury(ctx, slots, corpses, old);
     Ok(())
-}
-
-impl<P: Platform + 'static> Socket<P> {
-    /// Connects to `addr`. Blocking: until connected, failed or timed out
-    /// (`Error::timeout`; the attempt is aborted). Nonblocking: EINPROGRESS,
-    /// then EALREADY while pending, EISCONN once connected; the outcome is
-    /// reported by `so_error()` and by the next connect/send/recv.
-    pub fn connect(&self, addr: SocketAddrV4) -> Result<()> {
-        self.with("connect", |inner, ctx, st| {
-            connect(inner, ctx, st, self.id, addr)
-        })
-    }
-
-    /// Like `connect` but returns 0 or the errno code (EAGAIN for a timeout,
-    /// as CPython does).
-    pub fn connect_ex(&self, addr: SocketAddrV4) -> i32 {
-        match self.connect(addr) {
-            Ok(()) => 0,
-            Err(e) => match e.kind() {
-                ErrorKind::Os(errno) => errno.code(),
-                ErrorKind::Timeout => Errno::EAGAIN.code(),
-                _ => Errno::EINVAL.code(),
-            },
-        }
-    }
 }
 
 #[cfg(test)]
@@ -384,6 +194,13 @@ mod tests {
         assert!(ap.use_default_address.is_false());
         assert_eq!(ap.station_address.0, [10, 0, 2, 15]);
         assert_eq!(ap.subnet_mask.0, [255, 255, 255, 0]);
+    }
+
+    #[test]
+    fn listen_option_asks_for_2_mib_buffers() {
+        let o = listen_option(5);
+        assert_eq!(o.receive_buffer_size, 2 * 1024 * 1024);
+        assert_eq!(o.send_buffer_size, 2 * 1024 * 1024);
     }
 
     #[test]

@@ -15,11 +15,13 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
+use crate::api::connect::configure;
+use crate::api::socket::Socket;
+use crate::api::stream::block_on;
+use crate::calls::ipconfig::address;
 use crate::error::{Errno, Error, FirmwareCall, Result};
 use crate::firmware::Platform;
-use crate::socket::connect::configure;
-use crate::socket::stream::block_on;
-use crate::socket::{Phase, Sock, Socket};
+use crate::socket::{Phase, Sock, SocketId};
 use crate::time;
 
 /// How long SO_REUSEADDR waits for a port held by another instance
@@ -38,7 +40,7 @@ impl<P: Platform + 'static> Socket<P> {
             }
             let ip = *addr.ip();
             if !ip.is_unspecified() {
-                match crate::ipconfig::address(ctx)? {
+                match address(ctx)? {
                     Some((station, _)) if station == ip => {}
                     _ => {
                         return Err(Error::os(
@@ -69,9 +71,9 @@ impl<P: Platform + 'static> Socket<P> {
         self.with("listen", |inner, ctx, st| {
             let sock = &st.socks[&self.id];
             match sock.phase {
-                Phase::Listening => {
+                Phase::Listening { .. } => {
                     if let Some(s) = st.socks.get_mut(&self.id) {
-                        s.backlog = backlog;
+                        s.phase = Phase::Listening { backlog };
                     }
                     return Ok(());
                 }
@@ -86,8 +88,7 @@ impl<P: Platform + 'static> Socket<P> {
             let deadline = time::deadline(ctx.now(), sock.timeout);
             configure(inner, st, self.id, None, backlog, deadline)?;
             if let Some(s) = st.socks.get_mut(&self.id) {
-                s.phase = Phase::Listening;
-                s.backlog = backlog;
+                s.phase = Phase::Listening { backlog };
             }
             // Arms the first Accept.
             inner.safe_point(ctx, st);
@@ -98,7 +99,7 @@ impl<P: Platform + 'static> Socket<P> {
     /// Accepts a connection: the new socket (blocking) and the peer address.
     pub fn accept(&self) -> Result<(Socket<P>, SocketAddrV4)> {
         let (id, peer) = self.with("accept", |inner, ctx, st| {
-            if st.socks[&self.id].phase != Phase::Listening {
+            if !matches!(st.socks[&self.id].phase, Phase::Listening { .. }) {
                 return Err(Error::os(Errno::EINVAL, "accept: socket is not listening"));
             }
             let child = block_on(inner, st, self.id, "accept", |_, _, sock| {
@@ -125,12 +126,11 @@ impl<P: Platform + 'static> Socket<P> {
             let mut sock = Sock::new(tcp, child, instance);
             sock.phase = Phase::Connected;
             sock.configured = true;
-            sock.connect_done = true;
             sock.learn_local(ctx);
             let peer = sock
                 .peer
                 .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-            let id = crate::socket::SocketId(st.next_id);
+            let id = SocketId(st.next_id);
             st.next_id = st.next_id.wrapping_add(1);
             st.socks.insert(id, sock);
             // Arms the child's Receive.

@@ -14,13 +14,47 @@ use alloc::vec::Vec;
 use core::ops::BitOr;
 use core::time::Duration;
 
+use crate::api::socket::Socket;
 use crate::error::{Errno, Error, Result};
 use crate::firmware::Platform;
 use crate::net::Net;
-use crate::socket::{Socket, SocketId};
+use crate::socket::SocketId;
 use crate::time;
 
 /// What a registration waits for.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use efisock::Interest;
+///
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// let mut poller = net.poller();
+/// poller.register(&s, Interest::READABLE | Interest::WRITABLE, 1)?;
+/// let events = poller.poll(Some(std::time::Duration::ZERO))?;
+/// assert!(events[0].writable && !events[0].readable);
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interest {
     read: bool,
@@ -66,6 +100,43 @@ impl BitOr for Interest {
 }
 
 /// One ready registration.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use efisock::Interest;
+/// use std::time::Duration;
+///
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// s.sendall(b"x")?;
+/// let mut poller = net.poller();
+/// poller.register(&s, Interest::READABLE, 42)?;
+/// let events = poller.poll(Some(Duration::from_secs(5)))?;
+/// assert_eq!(events.len(), 1);
+/// assert_eq!(events[0].token, 42);
+/// assert!(events[0].readable && !events[0].hup && !events[0].error);
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollEvent {
     /// The user token given at registration.
@@ -81,19 +152,60 @@ pub struct PollEvent {
 }
 
 /// Registrations over one `Net`.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use efisock::Interest;
+/// use std::time::Duration;
+///
+/// let a = net.socket()?;
+/// let b = net.socket()?;
+/// a.connect("10.0.2.2:7".parse().unwrap())?;
+/// b.connect("10.0.2.2:7".parse().unwrap())?;
+/// let mut poller = net.poller();
+/// poller.register(&a, Interest::READABLE, 0)?;
+/// poller.register(&b, Interest::READABLE, 1)?;
+/// b.sendall(b"echo me")?;
+/// let events = poller.poll(Some(Duration::from_secs(5)))?;
+/// assert_eq!(events.iter().map(|e| e.token).collect::<Vec<_>>(), [1]);
+/// # Ok::<(), efisock::Error>(())
+/// ```
 pub struct Poller<P: Platform + 'static> {
     net: Net<P>,
     regs: BTreeMap<SocketId, (Interest, usize)>,
 }
 
-impl<P: Platform + 'static> Poller<P> {
-    pub(crate) fn new(net: Net<P>) -> Self {
+impl<P: Platform + 'static> Net<P> {
+    /// A selectors/mio-style poller over this `Net`'s sockets.
+    pub fn poller(&self) -> Poller<P> {
         Poller {
-            net,
+            net: self.clone(),
             regs: BTreeMap::new(),
         }
     }
+}
 
+impl<P: Platform + 'static> Poller<P> {
     fn check(&self, s: &Socket<P>, api: &'static str) -> Result<()> {
         if !Rc::ptr_eq(&s.net.inner, &self.net.inner) {
             return Err(Error::os(Errno::EINVAL, "poller: socket of another Net"));
@@ -202,5 +314,8 @@ mod tests {
         assert_eq!(Interest::READABLE | Interest::WRITABLE, Interest::BOTH);
         assert!(Interest::BOTH.is_readable() && Interest::BOTH.is_writable());
         assert!(!Interest::READABLE.is_writable());
+        assert!(Interest::READABLE.is_readable());
+        assert!(!Interest::WRITABLE.is_readable());
+        assert!(Interest::WRITABLE.is_writable());
     }
 }

@@ -6,8 +6,8 @@
 
 use std::io;
 
+use crate::api::socket::Socket;
 use crate::firmware::Platform;
-use crate::socket::Socket;
 
 impl<P: Platform + 'static> io::Read for &Socket<P> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -12,14 +12,14 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::ptr::{self, addr_of_mut};
 
-use crate::completion::{CompletionQueue, SlotHeader, notify_trampoline};
+use crate::calls::completion::{CompletionQueue, SlotHeader, notify_trampoline};
+use crate::calls::{Ctx, St};
 use crate::error::FirmwareCall;
 use crate::firmware::{
     Boolean, Event, EventType, Handle, Platform, Status, Tcp4, Tcp4CloseToken, Tcp4CompletionToken,
     Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken, Tcp4ReceiveData,
     Tcp4TransmitData, Tpl,
 };
-use crate::fw::{Ctx, St};
 
 /// Index into the slot table.
 pub(crate) type SlotId = u32;
@@ -658,6 +658,21 @@ mod tests {
         assert_eq!((s, st), (SlotState::Idle, Status::SUCCESS));
     }
 
+    /// (state, freeable, is_done) for every state.
+    #[test]
+    fn state_predicates_table() {
+        let rows = [
+            (SlotState::Idle, true, false),
+            (SlotState::Pending, false, false),
+            (SlotState::Done(Status::SUCCESS), true, true),
+            (SlotState::Done(Status::ABORTED), true, true),
+        ];
+        for (state, freeable, done) in rows {
+            assert_eq!(state.freeable(), freeable, "{state:?}");
+            assert_eq!(state.is_done(), done, "{state:?}");
+        }
+    }
+
     #[test]
     fn rejected_submission_returns_to_idle() {
         let s = SlotState::Idle.submit().unwrap().rejected().unwrap();
@@ -699,6 +714,15 @@ mod tests {
 
     #[test]
     fn kinds_map_to_their_calls() {
-        assert_eq!(TokenKind::Close.name(), "close");
+        let rows = [
+            (TokenKind::Connect, "connect"),
+            (TokenKind::Accept, "accept"),
+            (TokenKind::Transmit, "transmit"),
+            (TokenKind::Receive, "receive"),
+            (TokenKind::Close, "close"),
+        ];
+        for (kind, name) in rows {
+            assert_eq!(kind.name(), name);
+        }
     }
 }

@@ -6,18 +6,21 @@
 //! place makes both exact by construction: nothing in the core calls the
 //! firmware traits directly except through [`Ctx`].
 
+pub(crate) mod completion;
+pub(crate) mod ipconfig;
+
 use core::cell::Cell;
 use core::ffi::c_void;
 use core::fmt;
 
-use crate::completion::CompletionQueue;
+use crate::calls::completion::CompletionQueue;
+use crate::config::NetConfig;
 use crate::error::FirmwareCall;
 use crate::firmware::{
     BootServices, Event, EventNotifyFn, EventType, Handle, Ip4Config2, Ip4Config2DataType,
     Platform, Status, Tcp4, Tcp4ConfigData, Tcp4ConnectionState, Tcp4ServiceBinding, TimerDelay,
     Tpl, status,
 };
-use crate::net::NetConfig;
 
 /// Every [`FirmwareCall`], in the order of [`crate::NetStats::calls`].
 pub const FIRMWARE_CALLS: [FirmwareCall; 14] = [
@@ -139,7 +142,7 @@ impl<P: Platform> Ctx<'_, P> {
         st
     }
 
-    // ---- Tcp4 (non-token calls; token calls live in `token`) ----
+    // ---- Tcp4 (non-token calls; token calls live in `slots`) ----
 
     /// `Configure`; `None` is the brutal reset.
     pub fn configure(

@@ -4,52 +4,18 @@
 //! a deadline and runs the normal wait loop, so the stack (and DHCP, which
 //! runs on the same MNP) keeps progressing while we wait.
 
-use alloc::vec;
-use alloc::vec::Vec;
-use core::mem::{offset_of, size_of};
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use crate::error::{Errno, Error, FirmwareCall, Result};
-use crate::firmware::{
-    Ip4Config2DataType, Ip4Config2InterfaceInfo, Ip4Config2Policy, Platform, Status,
-};
-use crate::fw::Ctx;
+use crate::calls::ipconfig::{address, set};
+use crate::error::{Errno, Error, Result};
+use crate::firmware::{Ip4Config2DataType, Ip4Config2Policy, Platform};
 use crate::net::Net;
 use crate::time;
 
 /// How long `set_static` waits when the firmware applies the address
 /// asynchronously (`NOT_READY`, e.g. duplicate address detection).
 pub const STATIC_WAIT: Duration = Duration::from_secs(5);
-
-/// Station address and mask from INTERFACE_INFO; None while 0.0.0.0.
-pub(crate) fn address<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Option<(Ipv4Addr, Ipv4Addr)>> {
-    let words = size_of::<Ip4Config2InterfaceInfo>().div_ceil(8);
-    let mut buf: Vec<u64> = vec![0; words];
-    let (mut st, size) = ctx.ip_get(Ip4Config2DataType::INTERFACE_INFO, &mut buf);
-    if st == Status::BUFFER_TOO_SMALL {
-        // The route table follows the structure.
-        buf = vec![0; size.div_ceil(8).max(words)];
-        st = ctx.ip_get(Ip4Config2DataType::INTERFACE_INFO, &mut buf).0;
-    }
-    if st != Status::SUCCESS {
-        return Err(Error::from_status(FirmwareCall::Ip4Config2, st));
-    }
-    let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let at = |off: usize| Ipv4Addr::new(bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]);
-    let station = at(offset_of!(Ip4Config2InterfaceInfo, station_addr));
-    let mask = at(offset_of!(Ip4Config2InterfaceInfo, subnet_mask));
-    Ok((!station.is_unspecified()).then_some((station, mask)))
-}
-
-fn set<P: Platform>(ctx: &Ctx<'_, P>, kind: Ip4Config2DataType, data: &[u8]) -> Result<bool> {
-    match ctx.ip_set(kind, data) {
-        Status::SUCCESS => Ok(true),
-        // Accepted, applied asynchronously.
-        Status::NOT_READY => Ok(false),
-        st => Err(Error::from_status(FirmwareCall::Ip4Config2, st)),
-    }
-}
 
 /// Waits until `want(address)` holds.
 fn wait_for_address<P: Platform + 'static>(
@@ -67,7 +33,7 @@ fn wait_for_address<P: Platform + 'static>(
     })
 }
 
-pub(crate) fn dhcp<P: Platform + 'static>(net: &Net<P>, timeout: Duration) -> Result<Ipv4Addr> {
+fn dhcp<P: Platform + 'static>(net: &Net<P>, timeout: Duration) -> Result<Ipv4Addr> {
     let ctx = net.inner.ctx();
     if let Some((ip, _)) = address(&ctx)? {
         return Ok(ip);
@@ -92,7 +58,7 @@ pub(crate) fn valid_mask(mask: Ipv4Addr) -> bool {
     m.leading_ones() + m.trailing_zeros() == 32
 }
 
-pub(crate) fn set_static<P: Platform + 'static>(
+fn set_static<P: Platform + 'static>(
     net: &Net<P>,
     addr: Ipv4Addr,
     mask: Ipv4Addr,
@@ -135,6 +101,29 @@ pub(crate) fn set_static<P: Platform + 'static>(
             Errno::ETIMEDOUT,
             "set_static: address not applied in time",
         )),
+    }
+}
+
+impl<P: Platform + 'static> Net<P> {
+    /// Obtains an address by DHCP if the interface has none, waiting at most
+    /// `timeout`; returns the station address.
+    pub fn dhcp(&self, timeout: Duration) -> Result<Ipv4Addr> {
+        dhcp(self, timeout)
+    }
+
+    /// Sets a static address (policy STATIC + manual address + gateway).
+    pub fn set_static(
+        &self,
+        addr: Ipv4Addr,
+        mask: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<()> {
+        set_static(self, addr, mask, gateway)
+    }
+
+    /// Station address and subnet mask; None while unconfigured.
+    pub fn address(&self) -> Result<Option<(Ipv4Addr, Ipv4Addr)>> {
+        address(&self.inner.ctx())
     }
 }
 

@@ -7,77 +7,58 @@
 //! lives behind an `Rc<RefCell<..>>` (single-threaded, like UEFI boot
 //! services). Notify functions never touch it (see `completion`).
 
+mod shutdown;
+
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::mem::ManuallyDrop;
-use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use crate::completion::{Clock, CompletionQueue, read_clock};
-use crate::error::{Errno, Error, FirmwareCall, Result};
-use crate::firmware::{Event, EventType, Platform, Status, Tcp4Of, Tpl};
-use crate::fw::{Ctx, FIRMWARE_CALLS, Stats, call_index};
-use crate::poller::Poller;
-use crate::select::Selected;
-use crate::socket::teardown::Corpse;
-use crate::socket::{Sock, Socket, SocketId};
+use crate::calls::completion::{Clock, CompletionQueue, read_clock};
+use crate::calls::{Ctx, FIRMWARE_CALLS, Stats, call_index};
+use crate::config::NetConfig;
+use crate::error::{FirmwareCall, Result};
+use crate::firmware::{EventType, Platform, Status, Tpl};
+use crate::slots::SlotTable;
+use crate::socket::table::State;
 use crate::strategy::{PollStrategy, WaitIo, default_strategy};
 use crate::time;
-use crate::token::SlotTable;
-
-/// Token slots one socket may use besides Transmits (Connect, Accept,
-/// Receive, Close).
-pub(crate) const FIXED_SLOTS_PER_SOCKET: usize = 4;
-/// Transmit tokens one socket may have in flight.
-pub(crate) const MAX_TX_SLOTS: usize = 16;
-
-/// Tunables of a [`Net`].
-#[derive(Debug, Clone)]
-pub struct NetConfig {
-    /// Buffer of the one Receive kept armed per connected socket (default 64 KiB).
-    pub recv_buffer_size: usize,
-    /// Bytes a socket may have queued in pending Transmits (default 256 KiB).
-    pub send_budget: usize,
-    /// Live sockets (listening, connected or fresh) at most (default 64);
-    /// beyond it `socket()`/`accept()` fail with ENOBUFS.
-    pub max_sockets: usize,
-    /// How long a blocking close waits for the graceful Close before the
-    /// Configure(NULL) fallback (default 10 s).
-    pub close_timeout: Duration,
-    /// Bound on a blocking connect on a socket without timeout (default
-    /// None: the firmware's own connect timer, 75 s on EDK2).
-    pub connect_timeout: Option<Duration>,
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            recv_buffer_size: 64 * 1024,
-            send_budget: 256 * 1024,
-            max_sockets: 64,
-            close_timeout: Duration::from_secs(10),
-            connect_timeout: None,
-        }
-    }
-}
-
-impl NetConfig {
-    /// Size of one Transmit buffer.
-    pub(crate) fn tx_chunk(&self) -> usize {
-        self.send_budget.clamp(1, 64 * 1024)
-    }
-    /// Slot table size (and completion queue bound). The graveyard shares
-    /// it: a socket whose slots are still pending in the graveyard keeps its
-    /// share until they are signalled.
-    pub(crate) fn slot_limit(&self) -> usize {
-        self.max_sockets.max(1) * 2 * (FIXED_SLOTS_PER_SOCKET + MAX_TX_SLOTS)
-    }
-}
 
 /// Counters since the `Net` was created; exact.
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// use efisock::error::FirmwareCall;
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// let stats = net.stats();
+/// assert_eq!(stats.calls_of(FirmwareCall::Connect), 1);
+/// assert!(stats.polls > 0, "the wait for the handshake polled the firmware");
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NetStats {
     /// Firmware calls, indexed like [`NetStats::CALLS`].
@@ -115,6 +96,37 @@ impl NetStats {
 }
 
 /// Live firmware resources; all zero after a successful [`Net::shutdown`].
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// # let net = efisock::Net::new(platform);
+/// # net.set_static(
+/// #     std::net::Ipv4Addr::new(10, 0, 2, 15),
+/// #     std::net::Ipv4Addr::new(255, 255, 255, 0),
+/// #     None,
+/// # )?;
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// assert_eq!(net.resources().pending_tokens, 1, "the Receive kept armed");
+/// drop(s);
+/// net.shutdown(std::time::Duration::from_secs(10))?;
+/// assert!(net.resources().is_zero());
+/// # Ok::<(), efisock::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Resources {
     /// TCP4 children created or accepted and not yet destroyed.
@@ -133,25 +145,6 @@ impl Resources {
     /// True when nothing is held.
     pub fn is_zero(&self) -> bool {
         *self == Resources::default()
-    }
-}
-
-/// All mutable state of a `Net`.
-pub(crate) struct State<P: Platform> {
-    pub slots: SlotTable,
-    pub socks: BTreeMap<SocketId, Sock<Tcp4Of<P>>>,
-    pub corpses: Vec<Corpse<Tcp4Of<P>>>,
-    pub next_id: u32,
-    pub next_instance: u64,
-    pub timer: Option<Event>,
-    pub down: bool,
-}
-
-impl<P: Platform> State<P> {
-    /// A fresh instance number (for traces; 0 is "no instance").
-    pub fn instance(&mut self) -> u64 {
-        self.next_instance += 1;
-        self.next_instance
     }
 }
 
@@ -335,6 +328,42 @@ impl<P: Platform> WaitIo for Io<'_, '_, P> {
 }
 
 /// The socket layer on one firmware. Cheap to clone (shared state).
+///
+/// ```
+/// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
+/// # struct Echo;
+/// # impl ConnHandler for Echo {
+/// #     fn poll(&mut self, io: &mut dyn ConnIo) {
+/// #         let mut buf = [0; 4096];
+/// #         let n = io.recv(&mut buf);
+/// #         io.send(&buf[..n]);
+/// #         if io.state() == PeerConnState::PeerFin {
+/// #             io.close();
+/// #         }
+/// #     }
+/// # }
+/// # let sim = Sim::new(SimConfig::new(1));
+/// # sim.peer_host().listen(7, Box::new(|| Box::new(Echo)));
+/// # let platform = sim.platform();
+/// use efisock::Net;
+/// use std::net::Ipv4Addr;
+/// use std::time::Duration;
+///
+/// let net = Net::new(platform);
+/// net.set_static(
+///     Ipv4Addr::new(10, 0, 2, 15),
+///     Ipv4Addr::new(255, 255, 255, 0),
+///     Some(Ipv4Addr::new(10, 0, 2, 2)),
+/// )?;
+/// let s = net.socket()?;
+/// s.connect("10.0.2.2:7".parse().unwrap())?;
+/// s.sendall(b"ping")?;
+/// assert_eq!(s.recv(4)?, b"ping");
+/// drop(s);
+/// net.shutdown(Duration::from_secs(10))?;
+/// assert!(net.resources().is_zero());
+/// # Ok::<(), efisock::Error>(())
+/// ```
 pub struct Net<P: Platform> {
     pub(crate) inner: Rc<Inner<P>>,
 }
@@ -408,67 +437,6 @@ impl<P: Platform + 'static> Net<P> {
     /// The configuration in use.
     pub fn config(&self) -> &NetConfig {
         &self.inner.cfg
-    }
-
-    /// A new AF_INET SOCK_STREAM socket (a fresh TCP4 child).
-    pub fn socket(&self) -> Result<Socket<P>> {
-        let inner = &*self.inner;
-        let mut st = inner.state.borrow_mut();
-        let ctx = inner.ctx();
-        inner.safe_point(&ctx, &mut st);
-        if st.down {
-            return Err(Error::os(Errno::ENETDOWN, "socket: Net was shut down"));
-        }
-        if st.socks.len() >= inner.cfg.max_sockets {
-            return Err(Error::os(Errno::ENOBUFS, "socket: max_sockets reached"));
-        }
-        let instance = st.instance();
-        let (child, tcp) = ctx
-            .create_child(instance)
-            .map_err(|s| Error::from_status(FirmwareCall::CreateChild, s))?;
-        let id = SocketId(st.next_id);
-        st.next_id = st.next_id.wrapping_add(1);
-        st.socks.insert(id, Sock::new(tcp, child, instance));
-        drop(st);
-        Ok(Socket::from_parts(self.clone(), id))
-    }
-
-    /// `select.select`: the ready subsets of the given sockets.
-    pub fn select(
-        &self,
-        read: &[&Socket<P>],
-        write: &[&Socket<P>],
-        except: &[&Socket<P>],
-        timeout: Option<Duration>,
-    ) -> Result<Selected> {
-        crate::select::select(self, read, write, except, timeout)
-    }
-
-    /// A selectors/mio-style poller over this `Net`'s sockets.
-    pub fn poller(&self) -> Poller<P> {
-        Poller::new(self.clone())
-    }
-
-    /// Obtains an address by DHCP if the interface has none, waiting at most
-    /// `timeout`; returns the station address.
-    pub fn dhcp(&self, timeout: Duration) -> Result<Ipv4Addr> {
-        crate::ipconfig::dhcp(self, timeout)
-    }
-
-    /// Sets a static address (policy STATIC + manual address + gateway).
-    pub fn set_static(
-        &self,
-        addr: Ipv4Addr,
-        mask: Ipv4Addr,
-        gateway: Option<Ipv4Addr>,
-    ) -> Result<()> {
-        crate::ipconfig::set_static(self, addr, mask, gateway)
-    }
-
-    /// Station address and subnet mask; None while unconfigured.
-    pub fn address(&self) -> Result<Option<(Ipv4Addr, Ipv4Addr)>> {
-        let inner = &*self.inner;
-        crate::ipconfig::address(&inner.ctx())
     }
 
     /// Replaces the poll strategy used by every wait.
@@ -545,14 +513,14 @@ impl<P: Platform + 'static> Net<P> {
     /// memory is kept (never freed while firmware-owned) and ETIMEDOUT is
     /// returned.
     pub fn shutdown(&self, timeout: Duration) -> Result<()> {
-        crate::socket::teardown::shutdown_all(&self.inner, timeout)
+        shutdown::shutdown_all(&self.inner, timeout)
     }
 }
 
 impl<P: Platform> Drop for Inner<P> {
     fn drop(&mut self) {
         let timeout = self.cfg.close_timeout;
-        let clean = crate::socket::teardown::shutdown_all(self, timeout).is_ok()
+        let clean = shutdown::shutdown_all(self, timeout).is_ok()
             && self.state.get_mut().slots.pending() == 0;
         if clean {
             // SAFETY: no event exists any more, so no notify function can
