@@ -1,8 +1,8 @@
 //! The C layouts the firmware reads.
 
 use crate::firmware::{
-    Tcp4CloseToken, Tcp4CompletionToken, Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken,
-    Tcp4ListenToken, Tcp4ReceiveData, Tcp4TransmitData,
+    Boolean, Tcp4CloseToken, Tcp4CompletionToken, Tcp4ConnectionToken, Tcp4FragmentData,
+    Tcp4IoToken, Tcp4ListenToken, Tcp4ReceiveData, Tcp4TransmitData,
 };
 
 /// `EFI_TCP4_TRANSMIT_DATA` with exactly one fragment.
@@ -27,6 +27,49 @@ pub struct ReceiveData1 {
     /// The one fragment.
     pub frag: [Tcp4FragmentData; 1],
 }
+
+impl TransmitData1 {
+    /// One pushed, non-urgent fragment of `len` bytes at `buf`.
+    pub const fn one(buf: *mut u8, len: u32) -> Self {
+        TransmitData1 {
+            head: Tcp4TransmitData {
+                push: Boolean::TRUE,
+                urgent: Boolean::FALSE,
+                data_length: len,
+                fragment_count: 1,
+                fragment_table: [],
+            },
+            frag: [Tcp4FragmentData {
+                fragment_length: len,
+                fragment_buf: buf,
+            }],
+        }
+    }
+}
+
+impl ReceiveData1 {
+    /// One fragment of `cap` bytes at `buf` for the firmware to fill.
+    pub const fn one(buf: *mut u8, cap: u32) -> Self {
+        ReceiveData1 {
+            head: Tcp4ReceiveData {
+                urgent: Boolean::FALSE,
+                data_length: cap,
+                fragment_count: 1,
+                fragment_table: [],
+            },
+            frag: [Tcp4FragmentData {
+                fragment_length: cap,
+                fragment_buf: buf,
+            }],
+        }
+    }
+}
+
+// The fragment must sit exactly where the header's `[T; 0]` table starts.
+const _: () = {
+    assert!(core::mem::offset_of!(TransmitData1, frag) == core::mem::size_of::<Tcp4TransmitData>());
+    assert!(core::mem::offset_of!(ReceiveData1, frag) == core::mem::size_of::<Tcp4ReceiveData>());
+};
 
 /// Token types whose layout begins with a `Tcp4CompletionToken`, so that a
 /// pointer to one is a valid pointer to its completion token (what `Cancel`

@@ -10,8 +10,7 @@ use super::layout::{ReceiveData1, TransmitData1};
 use super::pool::PoolBuf;
 use crate::firmware::{
     Boolean, BootServices, Event, Status, Tcp4, Tcp4CloseToken, Tcp4CompletionToken,
-    Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4Packet, Tcp4ReceiveData,
-    Tcp4TransmitData,
+    Tcp4ConnectionToken, Tcp4IoToken, Tcp4Packet, Tcp4ReceiveData, Tcp4TransmitData,
 };
 
 /// What a [`RawToken`] is for.
@@ -148,35 +147,19 @@ impl<'a, B: BootServices> RawToken<'a, B> {
     /// Writes the one-fragment transmit or receive data for `len` buffer
     /// bytes and the I/O token pointing at it.
     fn write_io(&self, completion: Tcp4CompletionToken, len: usize, transmit: bool) {
-        let frag = [Tcp4FragmentData {
-            fragment_length: len as u32,
-            fragment_buf: self.buffer(),
-        }];
+        let (buf, len) = (self.buffer(), len as u32);
         let packet = if transmit {
             let tx = self.data().cast::<TransmitData1>();
-            let head = Tcp4TransmitData {
-                push: Boolean::TRUE,
-                urgent: Boolean::FALSE,
-                data_length: len as u32,
-                fragment_count: 1,
-                fragment_table: [],
-            };
             // SAFETY: the data area holds a TransmitData1 (const assertions),
             // 8-aligned; the firmware does not own the block.
-            unsafe { tx.write(TransmitData1 { head, frag }) };
+            unsafe { tx.write(TransmitData1::one(buf, len)) };
             Tcp4Packet {
                 tx_data: tx.cast::<Tcp4TransmitData>(),
             }
         } else {
             let rx = self.data().cast::<ReceiveData1>();
-            let head = Tcp4ReceiveData {
-                urgent: Boolean::FALSE,
-                data_length: len as u32,
-                fragment_count: 1,
-                fragment_table: [],
-            };
             // SAFETY: as for the transmit data.
-            unsafe { rx.write(ReceiveData1 { head, frag }) };
+            unsafe { rx.write(ReceiveData1::one(buf, len)) };
             Tcp4Packet {
                 rx_data: rx.cast::<Tcp4ReceiveData>(),
             }

@@ -17,9 +17,9 @@ use crate::calls::{Ctx, St};
 use crate::error::FirmwareCall;
 use crate::firmware::{
     Boolean, Event, EventType, Handle, Platform, Status, Tcp4, Tcp4CloseToken, Tcp4CompletionToken,
-    Tcp4ConnectionToken, Tcp4FragmentData, Tcp4IoToken, Tcp4ListenToken, Tcp4ReceiveData,
-    Tcp4TransmitData, Tpl,
+    Tcp4ConnectionToken, Tcp4IoToken, Tcp4ListenToken, Tcp4ReceiveData, Tcp4TransmitData, Tpl,
 };
+use crate::raw::{ReceiveData1, TransmitData1};
 
 /// Index into the slot table.
 pub(crate) type SlotId = u32;
@@ -110,20 +110,6 @@ impl SlotState {
     }
 }
 
-/// Receive data with its single fragment (the `[T; 0]` tail made concrete).
-#[repr(C)]
-struct RxData {
-    rx: Tcp4ReceiveData,
-    frag: Tcp4FragmentData,
-}
-
-/// Transmit data with its single fragment.
-#[repr(C)]
-struct TxData {
-    tx: Tcp4TransmitData,
-    frag: Tcp4FragmentData,
-}
-
 /// Storage for any of the four token layouts (all start with the
 /// completion token; the size is checked below).
 #[repr(C, align(8))]
@@ -143,14 +129,12 @@ const _: () = {
 struct SlotBlock {
     header: SlotHeader,
     token: TokenStorage,
-    rx: RxData,
-    tx: TxData,
+    rx: ReceiveData1,
+    tx: TransmitData1,
 }
 
 // The fragment must sit exactly where the `[T; 0]` table starts.
 const _: () = {
-    assert!(core::mem::offset_of!(RxData, frag) == core::mem::size_of::<Tcp4ReceiveData>());
-    assert!(core::mem::offset_of!(TxData, frag) == core::mem::size_of::<Tcp4TransmitData>());
     assert!(core::mem::offset_of!(SlotBlock, header) == 0);
 };
 
@@ -398,7 +382,7 @@ impl SlotTable {
         // data; DataLength was rewritten by the firmware and is clamped to the
         // buffer capacity.
         unsafe {
-            let len = ptr::read_volatile(addr_of_mut!((*slot.block).rx.rx.data_length)) as usize;
+            let len = ptr::read_volatile(addr_of_mut!((*slot.block).rx.head.data_length)) as usize;
             core::slice::from_raw_parts(slot.buf, len.min(slot.cap))
         }
     }
@@ -513,18 +497,7 @@ impl SlotTable {
         // points at the slot's own pool buffer of `cap` bytes.
         let token = unsafe {
             let rx = addr_of_mut!((*block).rx);
-            rx.write(RxData {
-                rx: Tcp4ReceiveData {
-                    urgent: Boolean::FALSE,
-                    data_length: cap,
-                    fragment_count: 1,
-                    fragment_table: [],
-                },
-                frag: Tcp4FragmentData {
-                    fragment_length: cap,
-                    fragment_buf: buf,
-                },
-            });
+            rx.write(ReceiveData1::one(buf, cap));
             let token = addr_of_mut!((*block).token) as *mut Tcp4IoToken;
             addr_of_mut!((*token).packet.rx_data).write(rx as *mut Tcp4ReceiveData);
             token
@@ -564,19 +537,7 @@ impl SlotTable {
         let token = unsafe {
             ptr::copy_nonoverlapping(data.as_ptr(), buf, n);
             let tx = addr_of_mut!((*block).tx);
-            tx.write(TxData {
-                tx: Tcp4TransmitData {
-                    push: Boolean::TRUE,
-                    urgent: Boolean::FALSE,
-                    data_length: len,
-                    fragment_count: 1,
-                    fragment_table: [],
-                },
-                frag: Tcp4FragmentData {
-                    fragment_length: len,
-                    fragment_buf: buf,
-                },
-            });
+            tx.write(TransmitData1::one(buf, len));
             let token = addr_of_mut!((*block).token) as *mut Tcp4IoToken;
             addr_of_mut!((*token).packet.tx_data).write(tx as *mut Tcp4TransmitData);
             token
