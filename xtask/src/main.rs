@@ -19,8 +19,8 @@ cargo xtask <COMMAND> [OPTIONS]
 
 COMMANDS:
     test            the full test command: toolchain check, the core layering
-                    check, cargo fmt --check,
-                    cargo clippy (-D warnings), cargo test --workspace, the
+                    check, cargo fmt --check, cargo clippy (-D warnings),
+                    cargo test --workspace (doctests and the README too), the
                     loom model of the completion queue, the fuzzers against
                     the deliberate bugs, the suite on the simulator, a
                     600-case fuzz run, the raw TCP4 smoke run and the
@@ -30,15 +30,16 @@ COMMANDS:
                     Poll-strategy workloads in OVMF once each
                     (bench-report --reps 1 --strict; report in
                     target/efisock-bench-report/)
-    qemu-smoke      build the UEFI app, boot it in OVMF under QEMU and run the
-                    raw TCP4 smoke test against a host echo server
+    qemu-smoke      build the smoke app (efisock-efi-apps' efisock-smoke), boot
+                    it in OVMF under QEMU and run the raw TCP4 smoke test
+                    against a host echo server
                     ([--debug] [--timeout SECS]); installs QEMU/OVMF/the UEFI
                     toolchain with apt-get when run as root
     http-examples   boot the HTTP/1.1 client and server examples in OVMF and
                     drive them with python3 http.server and curl
                     ([--debug] [--timeout SECS] [--only client|server])
     qemu-std        boot the std probe in OVMF ([--debug] [--timeout SECS])
-    bench-report    issue #5's Poll-strategy report: every workload x strategy
+    bench-report    the Poll-strategy report: every workload x strategy
                     on the simulator and, when QEMU/OVMF are available, inside
                     OVMF (with the raw Tcp4 loop and std's TcpStream); writes
                     docs/benchmarks.md and docs/benchmarks.svg and prints the
