@@ -346,7 +346,7 @@ fn test(keep_going: bool) -> ExitCode {
             "conformance suite in OVMF (cargo run --release -- --target qemu)",
             Box::new(|r| run_cargo(r, &["run", "--release", "--", "--target", "qemu"])),
         ),
-        // Issue #5's workloads in OVMF, once each (~1.5 min): every run must
+        // The Poll-strategy workloads in OVMF, once each (~1.5 min): every run must
         // complete and verify its data; speeds are reported, never asserted.
         // The full report is `cargo xtask bench-report` (3 runs per cell).
         (
