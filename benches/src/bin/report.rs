@@ -284,109 +284,64 @@ fn measurement(v: &serde_json::Value) -> Result<((&'static str, Impl), Measureme
     Ok(((w.name(), i), m))
 }
 
-fn main() -> ExitCode {
-    let started = Instant::now();
-    let mut no_qemu = false;
-    let mut out_dir = efisock_qemu::workspace_root().join("docs");
-    let mut timeout = Duration::from_secs(900);
-    let mut reps = 3u32;
-    let mut strict = false;
-    let mut cost = None;
-    let mut ovmf_log: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
+/// What the command line asked for.
+struct Options {
+    no_qemu: bool,
+    out_dir: PathBuf,
+    timeout: Duration,
+    reps: u32,
+    strict: bool,
+    cost: Option<CostModel>,
+    ovmf_log: Option<PathBuf>,
+}
+
+const USAGE: &str = "usage: efisock-bench-report [--no-qemu] [--strict] [--reps N] [--out DIR] \
+                     [--qemu-timeout SECS] [--ovmf-log FILE] [--cost CALL,POLL,FRAME,COPY_PS]";
+
+/// Parses the arguments; the error is the message to print (exit status 2).
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut o = Options {
+        no_qemu: false,
+        out_dir: efisock_qemu::workspace_root().join("docs"),
+        timeout: Duration::from_secs(900),
+        reps: 3,
+        strict: false,
+        cost: None,
+        ovmf_log: None,
+    };
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--no-qemu" => no_qemu = true,
-            "--strict" => strict = true,
-            "--out" => match args.next() {
-                Some(d) => out_dir = PathBuf::from(d),
-                None => {
-                    eprintln!("--out needs a directory");
-                    return ExitCode::from(2);
-                }
-            },
-            "--ovmf-log" => match args.next() {
-                Some(f) => ovmf_log = Some(PathBuf::from(f)),
-                None => {
-                    eprintln!("--ovmf-log needs a serial log file");
-                    return ExitCode::from(2);
-                }
-            },
-            "--cost" => match args.next().as_deref().map(parse_cost) {
-                Some(Ok(c)) => cost = Some(c),
-                Some(Err(e)) => {
-                    eprintln!("--cost: {e}");
-                    return ExitCode::from(2);
-                }
-                None => {
-                    eprintln!("--cost needs per_call_ns,poll_ns,per_frame_ns,per_byte_copy_ps");
-                    return ExitCode::from(2);
-                }
-            },
+            "--no-qemu" => o.no_qemu = true,
+            "--strict" => o.strict = true,
+            "--out" => {
+                o.out_dir = PathBuf::from(args.next().ok_or("--out needs a directory")?);
+            }
+            "--ovmf-log" => {
+                let f = args.next().ok_or("--ovmf-log needs a serial log file")?;
+                o.ovmf_log = Some(PathBuf::from(f));
+            }
+            "--cost" => {
+                let v = args
+                    .next()
+                    .ok_or("--cost needs per_call_ns,poll_ns,per_frame_ns,per_byte_copy_ps")?;
+                o.cost = Some(parse_cost(&v).map_err(|e| format!("--cost: {e}"))?);
+            }
             "--reps" => match args.next().and_then(|s| s.parse::<u32>().ok()) {
-                Some(n) if (1..=9).contains(&n) => reps = n,
-                _ => {
-                    eprintln!("--reps needs 1..=9");
-                    return ExitCode::from(2);
-                }
+                Some(n) if (1..=9).contains(&n) => o.reps = n,
+                _ => return Err("--reps needs 1..=9".into()),
             },
             "--qemu-timeout" => match args.next().and_then(|s| s.parse::<u64>().ok()) {
-                Some(s) if (1..=7200).contains(&s) => timeout = Duration::from_secs(s),
-                _ => {
-                    eprintln!("--qemu-timeout needs 1..=7200 seconds");
-                    return ExitCode::from(2);
-                }
+                Some(s) if (1..=7200).contains(&s) => o.timeout = Duration::from_secs(s),
+                _ => return Err("--qemu-timeout needs 1..=7200 seconds".into()),
             },
-            other => {
-                eprintln!(
-                    "unknown argument {other}; usage: efisock-bench-report [--no-qemu] [--strict] [--reps N] [--out DIR] [--qemu-timeout SECS] [--ovmf-log FILE] [--cost CALL,POLL,FRAME,COPY_PS]"
-                );
-                return ExitCode::from(2);
-            }
+            other => return Err(format!("unknown argument {other}; {USAGE}")),
         }
     }
-    let mut report = Report {
-        plans: plans().into_iter().map(|(w, p)| (w.name(), p)).collect(),
-        strategies: strategies(),
-        default_strategy: efisock::STRATEGY_NAMES[0].to_string(),
-        ..Report::default()
-    };
-    let t = Instant::now();
-    if let Err(e) = run_sim(&mut report, cost) {
-        eprintln!("bench-report: simulator run failed: {e}");
-        return ExitCode::FAILURE;
-    }
-    let sim_wall = t.elapsed();
-    let t = Instant::now();
-    if let Some(f) = &ovmf_log {
-        let text = match std::fs::read(f) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => {
-                eprintln!("bench-report: reading {}: {e}", f.display());
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Err(e) = collect(&mut report, &efisock_qemu::log::parse_lines(&text)) {
-            eprintln!("bench-report: {}: {e}", f.display());
-            return ExitCode::FAILURE;
-        }
-    } else if no_qemu {
-        report.ovmf_missing = Some("--no-qemu".into());
-    } else if let Err(e) = run_ovmf(&mut report, timeout, reps) {
-        eprintln!("bench-report: no OVMF figures: {e}");
-        report.ovmf_missing = Some(e);
-    }
-    let ovmf_wall = t.elapsed();
-    let table = report.markdown();
-    let errors: Vec<String> = report
-        .ovmf
-        .iter()
-        .filter_map(|((w, i), m)| {
-            m.error
-                .as_ref()
-                .map(|e| format!("{w} / {}: {e}", i.label()))
-        })
-        .collect();
+    Ok(o)
+}
+
+/// The generated document's preamble: where each column's figures come from.
+fn preamble(o: &Options, report: &Report, sim_wall: Duration, ovmf_wall: Duration) -> String {
     let mut doc = String::new();
     doc.push_str(
         "# Poll-strategy benchmarks (generated)\n\n\
@@ -397,15 +352,15 @@ fn main() -> ExitCode {
     doc.push_str(&format!(
         "- **sim**: the simulator (`efisock-sim`, seed {SEED:#x}, cost model {:?}), one \
          deterministic run per cell, virtual firmware time; simulator wall time {:.1} s.\n",
-        cost.unwrap_or_default(),
+        o.cost.unwrap_or_default(),
         sim_wall.as_secs_f64()
     ));
     match &report.ovmf_missing {
-        None if ovmf_log.is_some() => doc.push_str(&format!(
+        None if o.ovmf_log.is_some() => doc.push_str(&format!(
             "- **OVMF**: figures read from the saved serial log {} of an earlier \
              `efisock-bench-efi` run (`--ovmf-log`), median of the runs per cell, spread = \
              (max - min) / median.\n",
-            ovmf_log
+            o.ovmf_log
                 .as_deref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
@@ -413,9 +368,10 @@ fn main() -> ExitCode {
         None => doc.push_str(&format!(
             "- **OVMF**: the same workloads in `efisock-bench-efi` inside OVMF (edk2-stable202211) \
              under QEMU TCG, one boot, peers on the host's 127.0.0.1 via slirp's 10.0.2.2; timed \
-             with the firmware clock (TSC calibrated against Stall); {reps} runs per cell \
+             with the firmware clock (TSC calibrated against Stall); {} runs per cell \
              (interleaved), the median shown, spread = (max - min) / median; {:.1} s wall \
              including the UEFI build and boot.\n",
+            o.reps,
             ovmf_wall.as_secs_f64()
         )),
         Some(why) => doc.push_str(&format!("- **OVMF**: not measured ({why}).\n")),
@@ -431,6 +387,64 @@ fn main() -> ExitCode {
          ordered the other way by more than 25 % in OVMF (`RANK_TIE`: TCG on a shared 2-core \
          machine shows 20-70 % spread between repeated runs of one cell).\n",
     );
+    doc
+}
+
+/// Fills the OVMF columns: from a saved serial log, by booting OVMF, or not
+/// at all (`--no-qemu`). Err is a message for a log that cannot be used.
+fn ovmf_figures(o: &Options, report: &mut Report) -> Result<(), String> {
+    if let Some(f) = &o.ovmf_log {
+        let bytes = std::fs::read(f).map_err(|e| format!("reading {}: {e}", f.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        collect(report, &efisock_qemu::log::parse_lines(&text))
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+    } else if o.no_qemu {
+        report.ovmf_missing = Some("--no-qemu".into());
+    } else if let Err(e) = run_ovmf(report, o.timeout, o.reps) {
+        eprintln!("bench-report: no OVMF figures: {e}");
+        report.ovmf_missing = Some(e);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let o = match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = Report {
+        plans: plans().into_iter().map(|(w, p)| (w.name(), p)).collect(),
+        strategies: strategies(),
+        default_strategy: efisock::STRATEGY_NAMES[0].to_string(),
+        ..Report::default()
+    };
+    let t = Instant::now();
+    if let Err(e) = run_sim(&mut report, o.cost) {
+        eprintln!("bench-report: simulator run failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    let sim_wall = t.elapsed();
+    let t = Instant::now();
+    if let Err(e) = ovmf_figures(&o, &mut report) {
+        eprintln!("bench-report: {e}");
+        return ExitCode::FAILURE;
+    }
+    let ovmf_wall = t.elapsed();
+    let table = report.markdown();
+    let errors: Vec<String> = report
+        .ovmf
+        .iter()
+        .filter_map(|((w, i), m)| {
+            m.error
+                .as_ref()
+                .map(|e| format!("{w} / {}: {e}", i.label()))
+        })
+        .collect();
+    let mut doc = preamble(&o, &report, sim_wall, ovmf_wall);
     doc.push_str(&table);
     if !errors.is_empty() {
         doc.push_str("\n### Runs that failed in OVMF\n\n");
@@ -449,7 +463,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&out_dir)
+    let out_dir = &o.out_dir;
+    if let Err(e) = std::fs::create_dir_all(out_dir)
         .and_then(|_| std::fs::write(out_dir.join("benchmarks.md"), &doc))
         .and_then(|_| std::fs::write(out_dir.join("benchmarks.svg"), &svg))
     {
@@ -462,7 +477,7 @@ fn main() -> ExitCode {
         out_dir.join("benchmarks.svg").display(),
         started.elapsed().as_secs_f64()
     );
-    if strict && (!errors.is_empty() || (report.ovmf_missing.is_some() && !no_qemu)) {
+    if o.strict && (!errors.is_empty() || (report.ovmf_missing.is_some() && !o.no_qemu)) {
         eprintln!(
             "bench-report --strict: {} OVMF run(s) failed{}",
             errors.len(),
