@@ -257,3 +257,9 @@ impl Error for TargetError {
         }
     }
 }
+
+impl From<TargetError> for String {
+    fn from(e: TargetError) -> String {
+        e.to_string()
+    }
+}

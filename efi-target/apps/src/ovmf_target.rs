@@ -13,7 +13,6 @@
 //! again.
 
 use std::fmt;
-use std::format;
 use std::string::String;
 use std::time::Duration;
 
