@@ -33,6 +33,10 @@ OPTIONS:
     --trace             print each case's firmware calls (strace-like) and a
                         per-call summary
     --list              list the cases (after filtering) and exit
+    --case-bound SECS   fail a simulated case once it reaches SECS seconds of
+                        virtual time (default 120: three times the longest
+                        case), so a hang fails instead of hanging the run
+                        (inside OVMF the limit is EFISOCK_CASE_TIMEOUT)
     --target sim|qemu   where to run (default sim; qemu boots the suite in OVMF,
                         limits from EFISOCK_QEMU_TIMEOUT / EFISOCK_CASE_TIMEOUT)
     --compare           run on the simulator and in OVMF and write
@@ -78,6 +82,9 @@ pub struct RunOptions {
     pub target: TargetKind,
     /// Run on both targets and write the fidelity report.
     pub compare: bool,
+    /// `--case-bound`: the simulator's virtual-time bound per case, in
+    /// seconds (`None`: `sim_target::CASE_BOUND`).
+    pub case_bound_secs: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -94,12 +101,16 @@ impl Default for RunOptions {
             list: false,
             target: TargetKind::Sim,
             compare: false,
+            case_bound_secs: None,
         }
     }
 }
 
 /// Largest accepted `--seeds`.
 pub const MAX_SEEDS: u64 = 1_000_000;
+
+/// Largest accepted `--case-bound`, in seconds (a day of virtual time).
+pub const MAX_CASE_BOUND_SECS: u64 = 86_400;
 
 impl RunOptions {
     /// The arguments (besides seed and filter) a replay must repeat.
@@ -116,6 +127,10 @@ impl RunOptions {
         for (name, on) in &self.quirks {
             a.push("--quirk".to_string());
             a.push(format!("{name}={}", if *on { "on" } else { "off" }));
+        }
+        if let Some(secs) = self.case_bound_secs {
+            a.push("--case-bound".to_string());
+            a.push(secs.to_string());
         }
         a
     }
@@ -203,7 +218,7 @@ where
     let mut args = args.into_iter().map(Into::into);
     let mut o = RunOptions::default();
     let (mut seed, mut seeds, mut profile, mut target) = (None, None, None, None);
-    let mut strategy = None;
+    let (mut strategy, mut case_bound) = (None, None);
     while let Some(raw) = args.next() {
         let Some(arg) = raw.to_str() else {
             return err(format!("argument is not UTF-8: {raw:?}"));
@@ -214,7 +229,14 @@ where
         };
         let takes_value = matches!(
             flag.as_str(),
-            "--seed" | "--seeds" | "--profile" | "--quirk" | "--filter" | "--target" | "--strategy"
+            "--seed"
+                | "--seeds"
+                | "--profile"
+                | "--quirk"
+                | "--filter"
+                | "--target"
+                | "--strategy"
+                | "--case-bound"
         );
         if !takes_value && inline.is_some() {
             return err(format!("{flag} takes no value"));
@@ -275,6 +297,21 @@ where
                     efisock::STRATEGY_NAMES.join(", ")
                 ));
             }
+            "--case-bound" => match parse_u64(&v) {
+                Some(n) if (1..=MAX_CASE_BOUND_SECS).contains(&n) => {
+                    set_once(&mut case_bound, "--case-bound", n)?
+                }
+                Some(n) => {
+                    return err(format!(
+                        "--case-bound: {n} is out of range 1..={MAX_CASE_BOUND_SECS} seconds"
+                    ));
+                }
+                None => {
+                    return err(format!(
+                        "--case-bound: '{v}' is not a whole number of seconds"
+                    ));
+                }
+            },
             "--filter" if !v.is_empty() => o.filters.push(v),
             "--filter" => return err("--filter: empty filter"),
             "--target" => match v.as_str() {
@@ -291,6 +328,7 @@ where
     o.profile = profile;
     o.strategy = strategy;
     o.target = target.unwrap_or_default();
+    o.case_bound_secs = case_bound;
     Ok(Command::Run(o))
 }
 
@@ -371,6 +409,27 @@ mod tests {
         );
         assert_eq!(run(&["--seed", "4660"]).seed, 0x1234);
         assert_eq!(run(&["--seed", "0XFF_FF"]).seed, 0xffff);
+    }
+
+    #[test]
+    fn case_bound() {
+        assert_eq!(run(&[]).case_bound_secs, None);
+        let o = run(&["--case-bound", "30", "--strategy=timer-only"]);
+        assert_eq!(o.case_bound_secs, Some(30));
+        assert_eq!(
+            o.plan().replay_args,
+            ["--strategy", "timer-only", "--case-bound", "30"]
+        );
+        assert_eq!(run(&["--case-bound=86400"]).case_bound_secs, Some(86_400));
+        assert!(fails(&["--case-bound", "0"]).contains("out of range 1..=86400"));
+        assert!(fails(&["--case-bound", "1.5"]).contains("not a whole number of seconds"));
+        assert!(fails(&["--case-bound=5", "--case-bound=6"]).contains("more than once"));
+        assert!(USAGE.contains("--case-bound SECS"));
+        #[cfg(feature = "sim")]
+        assert!(USAGE.contains(&format!(
+            "(default {}:",
+            crate::sim_target::CASE_BOUND.as_secs()
+        )));
     }
 
     #[test]

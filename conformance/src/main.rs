@@ -66,6 +66,9 @@ fn sim_setup(opts: &RunOptions) -> Result<SimSetup, SetupError> {
     }
     setup.quirk_overrides = opts.quirks.clone();
     setup.strategy = opts.strategy.clone();
+    if let Some(secs) = opts.case_bound_secs {
+        setup.case_bound = Some(std::time::Duration::from_secs(secs));
+    }
     setup.config(0)?;
     Ok(setup)
 }

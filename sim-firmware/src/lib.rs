@@ -142,7 +142,9 @@ pub use decide::{
     ParseTapeError, Scheduler, Tape, TapeNumber,
 };
 pub use host::{ConnHandler, ConnIo, MAX_RTO_NS, PeerConnState};
-pub use sim::{Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service};
+pub use sim::{
+    DEADLINE_REPEAT_NS, Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service,
+};
 pub use tcp4::NIC_QUEUE_FRAMES;
 pub use tcp4::SimTcp4;
 pub use tokens::CANARY;

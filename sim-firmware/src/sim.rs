@@ -15,12 +15,18 @@ use crate::breach::{Breach, BreachKind};
 use crate::config::{Faults, LinkConfig, Profile, Quirks, SimConfig};
 use crate::decide::{Scheduler, Tape};
 use crate::host::ConnHandler;
-use crate::world::{Injection, SimStats, World};
+use crate::world::{Deadline, Injection, SimStats, World};
 
 /// Bound on scheduler steps for one wait (a wait needing more is reported).
 pub(crate) const MAX_STEPS: u64 = 20_000_000;
 /// Virtual-time horizon of one wait before it counts as hanging (24 h).
 pub(crate) const MAX_WAIT_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// After the simulator unwound a caller at its deadline
+/// ([`Sim::set_deadline_ns`]), the virtual time firmware calls may take
+/// before it unwinds the caller again (1 s): a clean-up that hangs too is
+/// stopped as well, while one that ends goes through.
+pub const DEADLINE_REPEAT_NS: u64 = 1_000_000_000;
 
 /// The simulator. Cheap to clone (shared, single-threaded).
 #[derive(Clone)]
@@ -227,6 +233,78 @@ impl Sim {
         self.run_until(target, false, |_| false);
     }
 
+    /// Sets a deadline in virtual time (absolute ns on this world's clock),
+    /// or lifts it with `None`; a test harness uses it to turn a hang (a
+    /// lost completion, a wait that never ends) into a failure. The
+    /// simulator never reads the wall clock, and a run that stays before
+    /// the deadline is the same, decision for decision and nanosecond for
+    /// nanosecond, as one without it (checking costs no virtual time).
+    ///
+    /// The first firmware call that finds the clock at or past the
+    /// deadline on entry records it ([`Sim::deadline_passed_ns`]) and unwinds its
+    /// caller before doing anything: the call panics with `std::panic::resume_unwind` (no panic
+    /// hook runs) and a message naming the deadline and the seed, which the
+    /// harness catches with `catch_unwind`. Never from inside a notify
+    /// function (an `efiapi` frame cannot unwind: the next call outside one
+    /// does it) nor while already unwinding (the caller's drops still call
+    /// the firmware); a caller that caught it and still calls the firmware
+    /// [`DEADLINE_REPEAT_NS`] later is unwound again.
+    pub fn set_deadline_ns(&self, at_ns: Option<u64>) {
+        self.w.borrow_mut().env.deadline = at_ns.map(|at_ns| Deadline {
+            at_ns,
+            passed_ns: None,
+            unwind_ns: at_ns,
+        });
+    }
+
+    /// The deadline set with [`Sim::set_deadline_ns`], if any.
+    pub fn deadline_ns(&self) -> Option<u64> {
+        self.w.borrow().env.deadline.map(|d| d.at_ns)
+    }
+
+    /// When a firmware call first found the clock at or past the deadline
+    /// (virtual ns); `None` while it has not (or no deadline is set).
+    pub fn deadline_passed_ns(&self) -> Option<u64> {
+        self.w.borrow().env.deadline.and_then(|d| d.passed_ns)
+    }
+
+    /// The deadline check on entry of every firmware call (see
+    /// [`Sim::set_deadline_ns`]). No borrow of the world is held when it
+    /// unwinds.
+    fn check_deadline(&self) {
+        let unwind = {
+            let mut w = self.w.borrow_mut();
+            let env = &mut w.env;
+            let now = env.now;
+            let Some(d) = env.deadline.as_mut() else {
+                return;
+            };
+            if now < d.at_ns {
+                return;
+            }
+            let first = d.passed_ns.is_none();
+            d.passed_ns.get_or_insert(now);
+            let at_ns = d.at_ns;
+            let unwind = now >= d.unwind_ns && env.in_notify == 0 && !std::thread::panicking();
+            if unwind {
+                d.unwind_ns = now.saturating_add(DEADLINE_REPEAT_NS);
+            }
+            if first {
+                env.trace(format!("deadline {at_ns} ns passed"));
+            }
+            unwind.then(|| {
+                format!(
+                    "efisock-sim: virtual-time deadline of {:.3} s reached (t={now}ns seed={:#x}): unwinding the caller",
+                    at_ns as f64 / 1e9,
+                    env.cfg.seed
+                )
+            })
+        };
+        if let Some(message) = unwind {
+            std::panic::resume_unwind(Box::new(message));
+        }
+    }
+
     /// Breaches recorded so far.
     pub fn breaches(&self) -> Vec<Breach> {
         self.w.borrow().env.breaches.clone()
@@ -300,10 +378,13 @@ impl Sim {
                 }
             };
             let Some((c, prev)) = call else { return };
+            self.w.borrow_mut().env.in_notify += 1;
             // SAFETY: the caller of CreateEvent guaranteed the notify function
             // and context stay valid until CloseEvent; no world borrow is held.
             unsafe { (c.func)(c.event as _, c.ctx as _) };
-            self.w.borrow_mut().env.tpl = prev;
+            let mut w = self.w.borrow_mut();
+            w.env.in_notify -= 1;
+            w.env.tpl = prev;
         }
     }
 
@@ -315,6 +396,9 @@ impl Sim {
             w.env.now + w.env.cfg.cost.per_call_ns + extra_ns
         };
         self.run_steps(target);
+        // Before the call does anything: an unwound call handed nothing to
+        // the firmware.
+        self.check_deadline();
         // Non-FIFO schedulers also deliver at call entry (a timer interrupt
         // may have fired just before the call); FIFO keeps EDK2's points.
         if self.w.borrow().env.decider.scheduler() != Scheduler::Fifo {

@@ -21,6 +21,16 @@ pub trait Target {
     fn finish(&mut self) -> Result<(), crate::error::TargetError> {
         Ok(())
     }
+
+    /// Whether the case ran into the target's own bound (the simulator's
+    /// virtual-time bound), with the message saying so. Asked after every
+    /// case, whatever its result: `Some` fails the case with this message
+    /// first, then what the case itself reported (a wait cut short by the
+    /// bound ends as a timeout). Targets without a bound of their own keep
+    /// the default, `None`.
+    fn bound_exceeded(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Per-case capture of the firmware trace (implemented by
@@ -130,10 +140,19 @@ pub fn run_one<T: Target, E: fmt::Display>(
                 });
                 (r, target.virtual_ns())
             }));
+            // Asked before the drop, and after a panic too: a case that the
+            // target unwound at its bound must say so.
+            let bound = catch_unwind(AssertUnwindSafe(|| {
+                target
+                    .bound_exceeded()
+                    .map(|m| (m, outcome.is_err().then(|| target.virtual_ns())))
+            }))
+            .ok()
+            .flatten();
             // A target left inconsistent by a panic may panic again while
             // dropping; that must not take the whole run down either.
             let dropped = catch_unwind(AssertUnwindSafe(move || drop(target)));
-            match (outcome, dropped) {
+            let (passed, message, virtual_ns) = match (outcome, dropped) {
                 (Ok((Ok(()), v)), Ok(())) => (true, None, v),
                 (Ok((Ok(()), v)), Err(p)) => (
                     false,
@@ -145,6 +164,18 @@ pub fn run_one<T: Target, E: fmt::Display>(
                 ),
                 (Ok((Err(e), v)), _) => (false, Some(e.message), v),
                 (Err(p), _) => (false, Some(format!("panicked: {}", panic_message(&*p))), 0),
+            };
+            match bound {
+                None => (passed, message, virtual_ns),
+                Some((bound, after_panic)) => {
+                    let message = match message {
+                        Some(m) if !m.contains(&bound) => {
+                            format!("{bound}\nthe case then reported: {m}")
+                        }
+                        _ => bound,
+                    };
+                    (false, Some(message), after_panic.unwrap_or(virtual_ns))
+                }
             }
         }
     };

@@ -88,6 +88,23 @@ pub(crate) struct Env {
     pub ip4: Ip4State,
     same_time_steps: u32,
     pub finished: bool,
+    /// The caller's deadline in virtual time (`Sim::set_deadline_ns`).
+    pub deadline: Option<Deadline>,
+    /// Notify functions running now (nested calls included): the
+    /// simulator never unwinds out of one (it is an `efiapi` frame).
+    pub in_notify: u32,
+}
+
+/// A deadline in virtual time set by the simulator's caller
+/// (`Sim::set_deadline_ns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadline {
+    /// The deadline (ns on the virtual clock).
+    pub at_ns: u64,
+    /// When a firmware call first found the clock at or past it.
+    pub passed_ns: Option<u64>,
+    /// From when on the next firmware call unwinds its caller.
+    pub unwind_ns: u64,
 }
 
 /// The simulated machine: the environment and the SUT's TCP4 driver, kept
@@ -133,6 +150,8 @@ impl World {
             cfg,
             same_time_steps: 0,
             finished: false,
+            deadline: None,
+            in_notify: 0,
         };
         env.add_host(Ipv4Addr::new(10, 0, 2, 2));
         World { env, tcp4 }
