@@ -568,3 +568,39 @@ fn a_listener_is_torn_down_within_its_nonblocking_close() {
     assert_eq!(net.resources().pending_tokens, 0);
     assert_eq!(net.resources().children, 0);
 }
+
+#[test]
+fn a_full_receive_buffer_arms_no_further_receive() {
+    // The socket buffers at most 4 Receive buffers of unread data; at that
+    // limit no Receive may stay armed (the firmware would keep filling it).
+    let limit = 4 * efisock::NetConfig::default().recv_buffer_size;
+    let greeting: &'static [u8] = Box::leak(vec![0x5a; limit].into_boxed_slice());
+    let (sim, net) = world(21);
+    let _conns = recording_peer(&sim, 9110, greeting);
+    let s = net.socket().unwrap();
+    s.connect(SocketAddrV4::new(PEER, 9110)).unwrap();
+    let conn_tokens = net.resources().pending_tokens;
+    assert_eq!(conn_tokens, 1, "connected: one Receive armed");
+    for _ in 0..300 {
+        net.sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        net.resources().pending_tokens,
+        0,
+        "with exactly the limit buffered, no Receive is armed"
+    );
+    s.settimeout(Some(Duration::from_secs(5))).unwrap();
+    let first = s.recv(4096).unwrap();
+    assert_eq!(first.len(), 4096);
+    net.sleep(Duration::from_millis(1));
+    assert_eq!(
+        net.resources().pending_tokens,
+        1,
+        "below the limit again, the next safe point arms the Receive"
+    );
+    let mut total = first.len();
+    while total < limit {
+        total += s.recv(65536).unwrap().len();
+    }
+    assert_eq!(total, limit, "every byte the peer sent was buffered");
+}
