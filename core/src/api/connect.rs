@@ -155,13 +155,16 @@ fn start<P: Platform>(
     let sock = socks
         .get_mut(&id)
         .ok_or(Error::os(Errno::EBADF, "connect"))?;
-    let slot = slots
-        .alloc(ctx, TokenKind::Connect, 0, sock.instance)
-        .map_err(|_| Error::os(Errno::ENOBUFS, "connect: no token slot"))?;
+    // A connect that fails before its token is submitted unconfigures the
+    // child, so a later connect configures its own destination.
+    let Ok(slot) = slots.alloc(ctx, TokenKind::Connect, 0, sock.instance) else {
+        let _ = ctx.configure(&sock.tcp, sock.instance, None);
+        sock.configured = false;
+        return Err(Error::os(Errno::ENOBUFS, "connect: no token slot"));
+    };
     let status = slots.submit_connect(ctx, &sock.tcp, slot);
     if status != Status::SUCCESS {
         slots.free(ctx, slot);
-        // Unconfigure, so a later connect configures the new destination.
         let _ = ctx.configure(&sock.tcp, sock.instance, None);
         sock.configured = false;
         return Err(Error::from_status(FirmwareCall::Connect, status));
