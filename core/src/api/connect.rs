@@ -11,12 +11,12 @@ use crate::api::listen::REUSE_WAIT;
 use crate::api::socket::Socket;
 use crate::calls::Ctx;
 use crate::error::{Errno, Error, ErrorKind, FirmwareCall, Result};
-use crate::firmware::{Platform, Status};
+use crate::firmware::{Platform, Status, Tcp4Of};
 use crate::net::Inner;
 use crate::slots::TokenKind;
 use crate::socket::configure::{check_destination, finish_configure, renew_child, try_configure};
 use crate::socket::table::State;
-use crate::socket::{Phase, SocketId};
+use crate::socket::{Phase, Sock, SocketId};
 use crate::time::{self, Blocking};
 
 /// Configures socket `id` (active towards `remote`, or passive with
@@ -158,20 +158,26 @@ fn start<P: Platform>(
     // A connect that fails before its token is submitted unconfigures the
     // child, so a later connect configures its own destination.
     let Ok(slot) = slots.alloc(ctx, TokenKind::Connect, 0, sock.instance) else {
-        let _ = ctx.configure(&sock.tcp, sock.instance, None);
-        sock.configured = false;
+        unconfigure(ctx, sock);
         return Err(Error::os(Errno::ENOBUFS, "connect: no token slot"));
     };
     let status = slots.submit_connect(ctx, &sock.tcp, slot);
     if status != Status::SUCCESS {
         slots.free(ctx, slot);
-        let _ = ctx.configure(&sock.tcp, sock.instance, None);
-        sock.configured = false;
+        unconfigure(ctx, sock);
         return Err(Error::from_status(FirmwareCall::Connect, status));
     }
     sock.phase = Phase::Connecting { slot };
     sock.peer = Some(addr);
     Ok(())
+}
+
+/// Configure(NULL): the child forgets its destination (EDK2 resets the
+/// instance and completes its tokens ABORTED inside the call). Its status
+/// is not an error to report: the caller is already failing or aborting.
+fn unconfigure<P: Platform>(ctx: &Ctx<'_, P>, sock: &mut Sock<Tcp4Of<P>>) {
+    let _ = ctx.configure(&sock.tcp, sock.instance, None);
+    sock.configured = false;
 }
 
 /// Timeout of a blocking connect: Cancel is unsafe on EDK2 for Connect
@@ -180,8 +186,7 @@ fn start<P: Platform>(
 /// ABORTED inside the call.
 fn abort_connect<P: Platform>(inner: &Inner<P>, ctx: &Ctx<'_, P>, st: &mut State<P>, id: SocketId) {
     if let Some(sock) = st.socks.get_mut(&id) {
-        let _ = ctx.configure(&sock.tcp, sock.instance, None);
-        sock.configured = false;
+        unconfigure(ctx, sock);
         sock.phase = sock.phase.abandon_connect();
     }
     inner.safe_point(ctx, st);
