@@ -38,15 +38,7 @@ impl Edk2Tcp4 {
             sock.abort();
             self.egress(cx);
             cx.trace(format!("child {id}: data after Close, RST"));
-            self.drop_socket(id);
-            self.flush_tokens(cx, id, Status::ABORTED, false);
-            if let Some(p) = self
-                .children
-                .get_mut(&id)
-                .and_then(|c| c.tokens.close.take())
-            {
-                self.complete(cx, p, Status::SUCCESS);
-            }
+            self.release_closed(cx, id);
             return ControlFlow::Break(());
         }
         let n = sock.recv_queue();
@@ -107,6 +99,13 @@ impl Edk2Tcp4 {
             .expect("exists")
             .local_close
             .graceful_done = true;
+        self.release_closed(cx, id);
+    }
+
+    /// Release a child's socket (and a listener's idle listening sockets).
+    /// The connection is gone: its socket is released, its other pending
+    /// tokens end ABORTED, and a pending Close completes SUCCESS.
+    fn release_closed(&mut self, cx: &mut Env, id: usize) {
         self.drop_socket(id);
         self.flush_tokens(cx, id, Status::ABORTED, false);
         if let Some(p) = self
@@ -118,7 +117,6 @@ impl Edk2Tcp4 {
         }
     }
 
-    /// Release a child's socket (and a listener's idle listening sockets).
     pub(super) fn drop_socket(&mut self, id: usize) {
         let Some(c) = self.children.get_mut(&id) else {
             return;
