@@ -147,5 +147,6 @@ pub use sim::{
 };
 pub use tcp4::NIC_QUEUE_FRAMES;
 pub use tcp4::SimTcp4;
+pub use tcp4::{IsnScheme, TCP_TICK_NS, WireDirection, WireFrame};
 pub use tokens::CANARY;
 pub use world::{Injection, SimStats};
