@@ -49,7 +49,8 @@ use options::{SynOptions, blank_sack_permitted, edk2_syn_options, read_syn_optio
 /// remote address, remote port).
 pub(crate) type Flow = ([u8; 4], u16, [u8; 4], u16);
 
-/// EDK2's TCP tick (`TCP_TICK_HZ` 5, TcpMain.h): the ISN and TSval clock.
+/// EDK2's TCP tick (`TCP_TICK` 200 ms, TcpProto.h l.84; the periodic
+/// timer of TcpDriver.c l.111-115): the ISN and TSval clock.
 pub const TCP_TICK_NS: u64 = 200_000_000;
 /// `mTcpTick` when the driver starts (TcpTimer.c l.12).
 const TSVAL_AT_START: u32 = 1000;
