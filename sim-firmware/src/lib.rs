@@ -147,6 +147,6 @@ pub use sim::{
 };
 pub use tcp4::NIC_QUEUE_FRAMES;
 pub use tcp4::SimTcp4;
-pub use tcp4::{IsnScheme, TCP_TICK_NS, WireDirection, WireFrame};
+pub use tcp4::{IsnScheme, TCP_TICK_NS, WireDirection, WireFrame, write_pcap};
 pub use tokens::CANARY;
 pub use world::{Injection, SimStats};

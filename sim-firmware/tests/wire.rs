@@ -292,3 +292,27 @@ struct Nothing;
 impl efisock_sim::ConnHandler for Nothing {
     fn poll(&mut self, _io: &mut dyn efisock_sim::ConnIo) {}
 }
+
+#[test]
+fn a_capture_reads_back_from_its_pcap() {
+    let env = Env::new(SimConfig::new(12));
+    listen_echo(&env.sim, ECHO_PORT);
+    env.sim.start_capture();
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, ECHO_PORT), Status::SUCCESS);
+    assert_eq!(close(&env, &t, false), Status::SUCCESS);
+    env.destroy(h);
+    let frames = env.sim.take_capture();
+    assert!(frames.len() >= 6, "handshake and close: {}", frames.len());
+    let file = efisock_sim::write_pcap(&frames, Vec::new()).expect("written");
+    let mut reader = pcap_file::pcap::PcapReader::new(&file[..]).expect("pcap header");
+    assert_eq!(reader.header().datalink, pcap_file::DataLink::RAW);
+    let mut back = Vec::new();
+    while let Some(p) = reader.next_packet() {
+        let p = p.expect("packet");
+        back.push((p.timestamp.as_nanos() as u64, p.data.to_vec()));
+    }
+    let sent: Vec<(u64, Vec<u8>)> = frames.iter().map(|f| (f.t_ns, f.bytes.clone())).collect();
+    assert_eq!(back, sent);
+    assert!(env.sim.take_capture().is_empty(), "taken frames are gone");
+}

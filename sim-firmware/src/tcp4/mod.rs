@@ -50,7 +50,7 @@ use crate::rng::Rng;
 pub use api::SimTcp4;
 pub(crate) use child::Child;
 use wire::WireBoundary;
-pub use wire::{IsnScheme, TCP_TICK_NS, WireDirection, WireFrame};
+pub use wire::{IsnScheme, TCP_TICK_NS, WireDirection, WireFrame, write_pcap};
 
 /// Frames the SUT NIC queues before dropping (MNP receive queue).
 pub const NIC_QUEUE_FRAMES: usize = 64;

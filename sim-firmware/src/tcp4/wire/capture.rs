@@ -1,5 +1,11 @@
 //! A tap on the SUT's NIC: every frame it sends or receives, as on the link.
 
+use std::io::{self, Write};
+use std::time::Duration;
+
+use pcap_file::DataLink;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+
 use crate::sim::Sim;
 
 use super::WireBoundary;
@@ -52,4 +58,22 @@ impl Sim {
     pub fn take_capture(&self) -> Vec<WireFrame> {
         self.w.borrow_mut().tcp4.wire.take_capture()
     }
+}
+
+/// Writes `frames` to `out` as a pcap file (nanosecond timestamps of
+/// virtual time, link type RAW: the packets start with their IPv4 header),
+/// for Wireshark or tcpdump.
+pub fn write_pcap<W: Write>(frames: &[WireFrame], out: W) -> io::Result<W> {
+    let header = PcapHeader {
+        datalink: DataLink::RAW,
+        ts_resolution: pcap_file::TsResolution::NanoSecond,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(out, header).map_err(io::Error::other)?;
+    for f in frames {
+        let len = u32::try_from(f.bytes.len()).map_err(io::Error::other)?;
+        let packet = PcapPacket::new(Duration::from_nanos(f.t_ns), len, &f.bytes);
+        w.write_packet(&packet).map_err(io::Error::other)?;
+    }
+    Ok(w.into_writer())
 }

@@ -40,7 +40,7 @@ use smoltcp::wire::{TcpPacket, TcpSeqNumber};
 use crate::config::Profile;
 use crate::rng::Rng;
 
-pub use capture::{WireDirection, WireFrame};
+pub use capture::{WireDirection, WireFrame, write_pcap};
 use isn::IsnGenerator;
 pub use isn::IsnScheme;
 use options::{SynOptions, blank_sack_permitted, edk2_syn_options, read_syn_options};
