@@ -133,10 +133,10 @@ impl WireBoundary {
         total: usize,
         rcv_capacity: impl Fn(&Flow) -> Option<usize>,
     ) -> Vec<u8> {
-        let flow = ip::flow(&frame, ihl, false);
         let Ok(tcp) = TcpPacket::new_checked(&frame[ihl..total]) else {
             return frame;
         };
+        let flow = ip::flow(&frame, ihl, false);
         let (syn, ack, seq) = (tcp.syn(), tcp.ack(), tcp.seq_number().0 as u32);
         if syn {
             let Some(found) = read_syn_options(tcp.options()) else {
@@ -146,14 +146,17 @@ impl WireBoundary {
                 // The SYN-ACK's window is unscaled but computed from the
                 // scaled receive window (TcpComputeWnd).
                 let shift = found.window_scale.unwrap_or(0);
-                rcv_capacity(&flow).map(|cap| (cap >> shift).min(MAX_WINDOW_FIELD) as u16)
+                rcv_capacity(&flow)
+                    .map(|cap| cap.checked_shr(u32::from(shift)).unwrap_or(0))
+                    .map(|w| w.min(MAX_WINDOW_FIELD) as u16)
             } else {
                 None
             };
             let options = SynOptions {
                 mss: found.mss,
                 window_scale: found.window_scale,
-                // TsRecent is not echoed on a SYN (TcpOption.c l.137).
+                // TSecr 0 (TcpOption.c l.138). A SYN-ACK gets TS only after
+                // a peer that offered TS, and no simulated peer does.
                 timestamp: (!ack).then(|| (self.tsval(now), 0)),
             };
             frame = ip::replace_tcp_options(&frame, ihl, total, &edk2_syn_options(options));
@@ -192,10 +195,11 @@ impl WireBoundary {
         let Some((ihl, total, true)) = ip::layout(&frame) else {
             return frame;
         };
-        let flow = ip::flow(&frame, ihl, true);
-        let Ok(mut tcp) = TcpPacket::new_checked(&mut frame[ihl..total]) else {
+        if TcpPacket::new_checked(&frame[ihl..total]).is_err() {
             return frame;
-        };
+        }
+        let flow = ip::flow(&frame, ihl, true);
+        let mut tcp = TcpPacket::new_unchecked(&mut frame[ihl..total]);
         let mut changed = false;
         if tcp.syn() {
             changed |= blank_sack_permitted(tcp.options_mut());
@@ -226,5 +230,79 @@ impl WireBoundary {
                 bytes: frame.to_vec(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal IPv4/TCP SYN from 10.0.2.15:1030 to 10.0.2.2:7 with
+    /// smoltcp's options (MSS, WS, SACK-permitted, EOL padding).
+    fn smoltcp_syn(seq: u32) -> Vec<u8> {
+        let opts = [2, 4, 5, 0xb4, 3, 3, 6, 4, 2, 0, 0, 0];
+        let total = 20 + 20 + opts.len();
+        let mut f = vec![0u8; total];
+        f[0] = 0x45;
+        f[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        f[6] = 0x40; // DF, as smoltcp sets it
+        f[8] = 64;
+        f[9] = 6;
+        f[12..16].copy_from_slice(&[10, 0, 2, 15]);
+        f[16..20].copy_from_slice(&[10, 0, 2, 2]);
+        f[20..22].copy_from_slice(&1030u16.to_be_bytes());
+        f[22..24].copy_from_slice(&7u16.to_be_bytes());
+        f[24..28].copy_from_slice(&seq.to_be_bytes());
+        f[32] = (((20 + opts.len()) / 4) as u8) << 4;
+        f[33] = 0x02;
+        f[34..36].copy_from_slice(&65535u16.to_be_bytes());
+        f[40..].copy_from_slice(&opts);
+        ip::edk2_header(&mut f, 0, false);
+        ip::fill_tcp_checksum(&mut f, 20);
+        f
+    }
+
+    #[test]
+    fn truncated_and_foreign_packets_pass_unchanged() {
+        let syn = smoltcp_syn(77);
+        let table: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0x45],
+            syn[..20].to_vec(),
+            syn[..30].to_vec(),
+            vec![0x60; 48],
+        ];
+        let mut w = WireBoundary::new(1);
+        for bytes in table {
+            assert_eq!(w.inbound(bytes.clone()), bytes);
+            let out = w.outbound(Profile::Edk2Stable202211, 0, bytes.clone(), |_| None);
+            assert_eq!(out, bytes);
+        }
+    }
+
+    #[test]
+    fn the_seq_offset_of_a_syn_applies_to_the_acks_that_answer_it() {
+        let mut w = WireBoundary::new(2);
+        let out = w.outbound(Profile::Edk2Stable202211, 0, smoltcp_syn(1000), |_| None);
+        let edk2_isn = u32::from_be_bytes([out[24], out[25], out[26], out[27]]);
+        // A retransmitted SYN keeps the ISN; a new smoltcp ISN gets +2048.
+        let again = w.outbound(Profile::Edk2Stable202211, 0, smoltcp_syn(1000), |_| None);
+        assert_eq!(&again[24..28], &out[24..28]);
+        // The peer's SYN-ACK acknowledges EDK2's ISN; smoltcp sees its own.
+        let mut reply = smoltcp_syn(5);
+        reply[12..16].copy_from_slice(&[10, 0, 2, 2]);
+        reply[16..20].copy_from_slice(&[10, 0, 2, 15]);
+        reply[20..22].copy_from_slice(&7u16.to_be_bytes());
+        reply[22..24].copy_from_slice(&1030u16.to_be_bytes());
+        reply[28..32].copy_from_slice(&edk2_isn.wrapping_add(1).to_be_bytes());
+        reply[33] = 0x12;
+        ip::fill_tcp_checksum(&mut reply, 20);
+        let seen = w.inbound(reply);
+        assert_eq!(&seen[28..32], &1001u32.to_be_bytes());
+        // SACK-permitted blanked to NOPs, nothing else moved.
+        assert_eq!(&seen[40..52], &[2, 4, 5, 0xb4, 3, 3, 6, 1, 1, 0, 0, 0]);
+        let next = w.outbound(Profile::Edk2Stable202211, 0, smoltcp_syn(9000), |_| None);
+        let next_isn = u32::from_be_bytes([next[24], next[25], next[26], next[27]]);
+        assert_eq!(next_isn.wrapping_sub(edk2_isn), 2048);
     }
 }
