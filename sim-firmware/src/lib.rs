@@ -104,8 +104,10 @@
 //!   ACK progress for EDK2's whole back-off schedule (513 s for 12 retries)
 //!   closes the connection with TIMEOUT (smoltcp's own retransmissions
 //!   happen at its own RTOs meanwhile).
-//! - Hosts send no ICMP; urgent data, timestamps and window-scaling options
-//!   are smoltcp's defaults; `Routes` validates and changes nothing (every
+//! - Hosts send no ICMP; urgent data is smoltcp's; the SUT's frames carry
+//!   EDK2's ISN, IP header and SYN options ([`Sim::start_capture`] shows
+//!   them), but no timestamps after the handshake, which EDK2 sends only to
+//!   peers that offer them (no simulated peer does); `Routes` validates and changes nothing (every
 //!   address is routed directly); `GetModeData` zero-fills `Ip4ModeData`.
 //! - Transmit completes when its bytes enter the send buffer (bounded by
 //!   SendBufferSize), which is when EDK2 would segment them.
@@ -147,5 +149,6 @@ pub use sim::{
 };
 pub use tcp4::NIC_QUEUE_FRAMES;
 pub use tcp4::SimTcp4;
+pub use tcp4::{IsnScheme, TCP_TICK_NS, WireDirection, WireFrame, write_pcap};
 pub use tokens::CANARY;
 pub use world::{Injection, SimStats};

@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 
+use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint};
 
@@ -11,6 +12,7 @@ use crate::host::instant;
 use crate::world::{Env, MNP_TICK_NS};
 
 use super::child::Stall;
+use super::wire::{Flow, WireDirection};
 use super::{Edk2Tcp4, NIC_QUEUE_FRAMES, retransmit_budget_ns};
 
 impl Edk2Tcp4 {
@@ -32,6 +34,7 @@ impl Edk2Tcp4 {
     /// A frame for the SUT arrives: queued for the next MNP tick, or dropped
     /// when the queue is full.
     pub fn enqueue(&mut self, cx: &mut Env, frame: Vec<u8>) {
+        self.wire.tap(cx.now, WireDirection::ToSut, &frame);
         if self.nic.len() >= NIC_QUEUE_FRAMES {
             cx.stats.frames_dropped += 1;
             return;
@@ -50,7 +53,13 @@ impl Edk2Tcp4 {
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         let out = std::mem::take(&mut self.dev.tx);
         let src = cx.ip4.address.map(|(a, _)| a.octets()).unwrap_or([0; 4]);
+        let sockets = &self.sockets;
         for f in out {
+            // Everything above sees smoltcp's numbering; the link sees EDK2's.
+            let f = self.wire.outbound(cx.cfg.profile, cx.now, f, |flow| {
+                rcv_capacity(sockets, flow)
+            });
+            self.wire.tap(cx.now, WireDirection::FromSut, &f);
             if let Some(t) = tcp_summary(&f).filter(|t| t.syn && !t.ack) {
                 cx.trace(format!(
                     "SYN {}:{} isn={:#010x}",
@@ -70,6 +79,7 @@ impl Edk2Tcp4 {
             let _ = cx.signal(e);
         }
         if let Some(frame) = self.nic.pop_front() {
+            let frame = self.wire.inbound(frame);
             cx.now += cx.cfg.cost.per_frame_ns;
             if self.admit_frame(cx, &frame) {
                 self.dev.rx.push_back(frame);
@@ -170,4 +180,19 @@ impl Edk2Tcp4 {
             self.egress(cx);
         }
     }
+}
+
+/// Receive buffer size of the socket holding `flow`, if one does.
+fn rcv_capacity(sockets: &SocketSet<'static>, flow: &Flow) -> Option<usize> {
+    let (la, lp, ra, rp) = *flow;
+    let local = IpEndpoint::new(IpAddress::Ipv4(la.into()), lp);
+    let remote = IpEndpoint::new(IpAddress::Ipv4(ra.into()), rp);
+    sockets.iter().find_map(|(_, s)| match s {
+        smoltcp::socket::Socket::Tcp(t)
+            if t.local_endpoint() == Some(local) && t.remote_endpoint() == Some(remote) =>
+        {
+            Some(t.recv_capacity())
+        }
+        _ => None,
+    })
 }

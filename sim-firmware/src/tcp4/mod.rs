@@ -34,6 +34,7 @@ mod pending;
 mod ports;
 mod service;
 mod transfer;
+mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -48,6 +49,8 @@ use crate::rng::Rng;
 
 pub use api::SimTcp4;
 pub(crate) use child::Child;
+use wire::WireBoundary;
+pub use wire::{IsnScheme, TCP_TICK_NS, WireDirection, WireFrame, write_pcap};
 
 /// Frames the SUT NIC queues before dropping (MNP receive queue).
 pub const NIC_QUEUE_FRAMES: usize = 64;
@@ -75,6 +78,8 @@ pub(crate) struct Edk2Tcp4 {
     deferred: Vec<usize>,
     /// Inside a Tcp4 call's body: completions may be notified as it returns.
     pub in_call: bool,
+    /// What the driver puts on the link (ISN, IP header, options).
+    wire: WireBoundary,
 }
 
 impl Edk2Tcp4 {
@@ -98,6 +103,7 @@ impl Edk2Tcp4 {
             next_mnp: 0,
             deferred: Vec::new(),
             in_call: false,
+            wire: WireBoundary::new(seed),
         }
     }
 
