@@ -7,7 +7,7 @@ use efisock::firmware::{BootServices, Event, EventNotifyFn, EventType, Status, T
 use crate::breach::BreachKind;
 use crate::pool::FreeOutcome;
 use crate::sim::{MAX_WAIT_NS, SimBoot};
-use crate::world::ev_id;
+use crate::world::{TIMER_TICK_NS, ev_id, timer_due};
 
 /// Status WaitForEvent returns when the wait could never end.
 pub const HANG_STATUS: Status = Status::DEVICE_ERROR;
@@ -228,7 +228,7 @@ unsafe impl BootServices for SimBoot {
                     .events
                     .get(&ev_id(event))
                     .is_some_and(|e| e.ty & EventType::TIMER.bits() != 0);
-            let now = now + if arming { w.env.timer_jitter_ns() } else { 0 };
+            let jitter = if arming { w.env.timer_jitter_ns() } else { 0 };
             match w.env.events.get_mut(&ev_id(event)) {
                 None => Status::INVALID_PARAMETER,
                 Some(e) if e.ty & EventType::TIMER.bits() == 0 => Status::INVALID_PARAMETER,
@@ -240,13 +240,13 @@ unsafe impl BootServices for SimBoot {
                             Status::SUCCESS
                         }
                         TimerDelay::RELATIVE => {
-                            e.timer = Some((now.saturating_add(ns), 0));
+                            e.timer = Some((timer_due(now, ns) + jitter, 0));
                             Status::SUCCESS
                         }
                         TimerDelay::PERIODIC => {
                             // Period 0 means every timer tick (10 ms on OVMF).
-                            let p = if ns == 0 { 10_000_000 } else { ns };
-                            e.timer = Some((now.saturating_add(p), p));
+                            let p = if ns == 0 { TIMER_TICK_NS } else { ns };
+                            e.timer = Some((timer_due(now, p) + jitter, p));
                             Status::SUCCESS
                         }
                         _ => Status::INVALID_PARAMETER,

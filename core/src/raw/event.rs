@@ -24,6 +24,16 @@ impl<'a, B: BootServices> RawEvent<'a, B> {
         Ok(RawEvent { boot, event })
     }
 
+    /// `CreateEvent(EVT_TIMER, TPL_CALLBACK, no notify)`: a timer to arm
+    /// with `SetTimer` and wait on with `WaitForEvent` or `CheckEvent`.
+    pub fn timer(boot: &'a B) -> Result<Self, RawError> {
+        // SAFETY: no notify function, so the null context is never used.
+        let event =
+            unsafe { boot.create_event(EventType::TIMER, Tpl::CALLBACK, None, ptr::null_mut()) }
+                .map_err(|s| RawError::new("CreateEvent", s))?;
+        Ok(RawEvent { boot, event })
+    }
+
     /// The event handle.
     pub fn handle(&self) -> Event {
         self.event

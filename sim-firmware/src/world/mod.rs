@@ -58,7 +58,33 @@ pub(crate) struct Ip4State {
 }
 
 pub(crate) const EVENT_BASE: usize = 0x1_0000;
-pub(crate) const MNP_TICK_NS: u64 = 10_000_000;
+/// The DXE core's timer tick: OVMF's 8254 timer driver runs at
+/// `DEFAULT_TIMER_TICK_DURATION` (OvmfPkg/8254TimerDxe/8254Timer.h, 100000 x
+/// 100 ns = 10 ms).
+pub(crate) const TIMER_TICK_NS: u64 = 10_000_000;
+/// MNP polls the NIC from a periodic timer event of one tick
+/// (MnpImpl.h `MNP_SYS_POLL_INTERVAL`).
+pub(crate) const MNP_TICK_NS: u64 = TIMER_TICK_NS;
+
+/// When a timer event armed at `now` with `delay_ns` is signalled.
+///
+/// The DXE core's system time advances only in `CoreTimerTick`, once per
+/// tick; `CoreSetTimer` sets the trigger time to that system time plus the
+/// delay, and a trigger is checked only on a tick (MdeModulePkg/Core/Dxe/
+/// Event/Timer.c). So a timer fires on the first tick at or after "last
+/// tick + delay": a 1 ms timer waits until the next tick, 0 to 10 ms away. A
+/// zero delay is signalled at once (`CoreSetTimer` signals the check event
+/// itself). Measured by `probe/one_ms_timers_wait_for_the_tick`.
+pub(crate) fn timer_due(now: u64, delay_ns: u64) -> u64 {
+    if delay_ns == 0 {
+        return now;
+    }
+    let last_tick = now / TIMER_TICK_NS * TIMER_TICK_NS;
+    last_tick
+        .saturating_add(delay_ns)
+        .div_ceil(TIMER_TICK_NS)
+        .saturating_mul(TIMER_TICK_NS)
+}
 /// Steps at one instant before the scheduler declares a livelock.
 const SAME_TIME_STEP_LIMIT: u32 = 100_000;
 
@@ -218,7 +244,7 @@ impl Env {
             if let Some(e) = self.events.get_mut(&id) {
                 let (d, period) = e.timer.expect("filtered");
                 e.timer = if period > 0 {
-                    Some((d.max(now) + period + jitter, period))
+                    Some((timer_due(d.max(now), period) + jitter, period))
                 } else {
                     None
                 };
@@ -333,6 +359,32 @@ impl World {
         let evs: Vec<usize> = self.env.ip4.notify.get(&0).cloned().unwrap_or_default();
         for e in evs {
             let _ = self.env.signal(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{TIMER_TICK_NS, timer_due};
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn timers_fire_on_the_tick_after_last_tick_plus_delay() {
+        // (now, delay) -> due
+        let table = [
+            (0, 0, 0),
+            (3 * MS, 0, 3 * MS),
+            (3 * MS, MS, TIMER_TICK_NS),
+            (0, MS, TIMER_TICK_NS),
+            (9 * MS, MS, TIMER_TICK_NS),
+            (10 * MS, MS, 20 * MS),
+            (3 * MS, 10 * MS, 10 * MS),
+            (3 * MS, 15 * MS, 20 * MS),
+            (12 * MS, 25 * MS, 40 * MS),
+        ];
+        for (now, delay, due) in table {
+            assert_eq!(timer_due(now, delay), due, "now {now} delay {delay}");
         }
     }
 }
