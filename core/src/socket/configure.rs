@@ -84,13 +84,15 @@ pub(crate) fn try_configure<P: Platform, T: crate::firmware::Tcp4>(
         access_point: access_point(sock.bound, remote, None),
         control_option: option_ptr,
     };
-    let mut status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
+    // `data` is owned, mutable and outlives both calls: EDK2 writes the
+    // station address, mask and assigned port back into it.
+    let mut status = ctx.configure(&sock.tcp, sock.instance, Some(&mut data));
     if status == Status::ALREADY_STARTED {
         // Legacy firmware: pass the DHCP/static address explicitly.
         match address(ctx) {
             Ok(Some(addr)) => {
                 data.access_point = access_point(sock.bound, remote, Some(addr));
-                status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
+                status = ctx.configure(&sock.tcp, sock.instance, Some(&mut data));
             }
             // No address to pass yet: what current firmware reports as
             // NO_MAPPING (ENETDOWN), old firmware hides behind ALREADY_STARTED.

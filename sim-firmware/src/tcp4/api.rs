@@ -106,7 +106,7 @@ unsafe impl Tcp4 for SimTcp4 {
         })
     }
 
-    unsafe fn configure(&self, config_data: *const Tcp4ConfigData) -> Status {
+    unsafe fn configure(&self, config_data: *mut Tcp4ConfigData) -> Status {
         // SAFETY: pointer forwarded under the caller's contract.
         self.call("Configure", true, |tcp4, cx, id| unsafe {
             tcp4.configure(cx, id, config_data)

@@ -12,21 +12,27 @@ use super::{Edk2Tcp4, edk2_state};
 
 impl Edk2Tcp4 {
     /// Configure: null resets the child; otherwise check the access point,
-    /// bind the port and, for a passive child, start listening.
+    /// bind the port and, for a passive child, start listening. As EDK2
+    /// does, the station address and mask in force and the port bound are
+    /// written back into `*cfg`.
     ///
     /// # Safety
-    /// `cfg` is null or valid for reads including its control option.
+    /// `cfg` is null or valid for reads and writes including its control
+    /// option (read only).
     pub unsafe fn configure(
         &mut self,
         cx: &mut Env,
         id: usize,
-        cfg: *const Tcp4ConfigData,
+        cfg: *mut Tcp4ConfigData,
     ) -> Status {
         if cfg.is_null() {
             return self.reset_child(cx, id);
         }
+        // A bitwise copy (integers and the option pointer), so no reference
+        // into the caller's config is alive while the write-back goes through
+        // `cfg`.
         // SAFETY: non-null config is valid for reads (trait contract).
-        let d = unsafe { &*cfg };
+        let d = unsafe { core::ptr::read(cfg) };
         // SAFETY: the control option is null or valid (trait contract).
         if let Err(st) = unsafe { options_supported(d.control_option) } {
             return st;
@@ -61,10 +67,15 @@ impl Edk2Tcp4 {
                 return st;
             }
         }
+        // SAFETY: `cfg` is valid for writes (trait contract) and no
+        // reference into it is alive.
+        unsafe { write_back_address(cfg, station, mask) };
         let port = match self.bind_port(cx, ap.station_port) {
             Ok(p) => p,
             Err(st) => return st,
         };
+        // SAFETY: as above.
+        unsafe { (*cfg).access_point.station_port = port };
         let ccfg = ChildCfg {
             station,
             mask,
@@ -230,5 +241,19 @@ fn station_address(
         None => Err(Status::NO_MAPPING),
         Some((a, _)) if !station.is_unspecified() && a != station => Err(Status::INVALID_PARAMETER),
         Some(_) => Ok((station, mask)),
+    }
+}
+
+/// What EDK2's `TcpConfigurePcb` stores into the caller's access point once
+/// the IP child is configured, before the port is bound (TcpDispatcher.c
+/// l.510-517): the station address and mask in force.
+///
+/// # Safety
+/// `cfg` is valid for writes and no reference into it is alive.
+unsafe fn write_back_address(cfg: *mut Tcp4ConfigData, station: Ipv4Addr, mask: Ipv4Addr) {
+    // SAFETY: caller's contract.
+    unsafe {
+        (*cfg).access_point.station_address = efisock::firmware::Ipv4Address(station.octets());
+        (*cfg).access_point.subnet_mask = efisock::firmware::Ipv4Address(mask.octets());
     }
 }
