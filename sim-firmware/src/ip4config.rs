@@ -13,7 +13,7 @@ use efisock::firmware::{
 use uefi_raw::MacAddress;
 
 use crate::sim::SimIp4Config2;
-use crate::world::{Ip4State, World, ev_id};
+use crate::world::{Env, Ip4State, World, ev_id};
 
 /// MAC address reported for the SUT NIC (QEMU's default).
 pub const SUT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -29,14 +29,10 @@ fn set_policy(w: &mut World, p: Ip4Config2Policy) -> Status {
     match p {
         Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => Status::SUCCESS,
         Ip4Config2Policy::DHCP => {
-            w.env.ip4.dhcp_policy = true;
             if w.env.ip4.address.is_some() {
                 w.set_address(None, None);
             }
-            let d = w.env.cfg.dhcp;
-            let f = w.env.cfg.faults;
-            w.env.ip4.dhcp_deadline =
-                (!d.fail && !f.dhcp_fail).then(|| w.env.now + d.delay_ns + f.dhcp_delay_ns);
+            start_dhcp_client(&mut w.env);
             Status::SUCCESS
         }
         Ip4Config2Policy::STATIC => {
@@ -50,6 +46,18 @@ fn set_policy(w: &mut World, p: Ip4Config2Policy) -> Status {
         }
         _ => Status::INVALID_PARAMETER,
     }
+}
+
+/// Switch the policy to DHCP and start the client: the lease arrives after
+/// the configured delay, unless DHCP is set to fail. The caller has dropped
+/// any address first (a policy change frees the default interface:
+/// Ip4Config2Impl.c `Ip4Config2OnPolicyChanged` l.92-149).
+pub(crate) fn start_dhcp_client(env: &mut Env) {
+    env.ip4.dhcp_policy = true;
+    let d = env.cfg.dhcp;
+    let f = env.cfg.faults;
+    env.ip4.dhcp_deadline =
+        (!d.fail && !f.dhcp_fail).then(|| env.now + d.delay_ns + f.dhcp_delay_ns);
 }
 
 /// MANUAL_ADDRESS: a unicast address and a contiguous mask; 0.0.0.0 clears

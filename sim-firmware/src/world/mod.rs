@@ -243,7 +243,7 @@ impl World {
     fn deliver(&mut self, frame: Vec<u8>) {
         let Some(dst) = ipv4_dst(&frame) else { return };
         let dst = Ipv4Addr::from(dst);
-        if self.env.ip4.address.is_some_and(|(a, _)| a == dst) {
+        if self.tcp4.is_local(dst, self.env.ip4.address) {
             self.tcp4.enqueue(&mut self.env, frame);
         } else if let Some(i) = self.env.hosts.iter().position(|h| h.addr == dst) {
             self.env.stats.frames_delivered += 1;
