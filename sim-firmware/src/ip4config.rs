@@ -25,21 +25,35 @@ fn v4(a: Ipv4Address) -> Ipv4Addr {
 /// POLICY: DHCP drops a static address and starts the DHCP client (whose
 /// lease arrives after the configured delay, unless DHCP is set to fail);
 /// STATIC stops it and drops the leased address.
+///
+/// Every SetData(Policy) that is not refused as unchanged
+/// (Ip4Config2Impl.c `Ip4Config2SetPolicy` l.1146-1149: the same policy,
+/// except DHCP before its lease) replaces the default interface, which
+/// strands the IP children on the old one. DHCP again before the lease does
+/// not restart the client (`Ip4StartAutoConfig` l.906-907).
 fn set_policy(w: &mut World, p: Ip4Config2Policy) -> Status {
+    let mapped = w.env.ip4.address.is_some();
     match p {
-        Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => Status::SUCCESS,
+        Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => {
+            if !mapped {
+                w.tcp4.replace_default_interface(false);
+            }
+            Status::SUCCESS
+        }
         Ip4Config2Policy::DHCP => {
-            if w.env.ip4.address.is_some() {
+            w.tcp4.replace_default_interface(mapped);
+            if mapped {
                 w.set_address(None, None);
             }
             start_dhcp_client(&mut w.env);
             Status::SUCCESS
         }
+        Ip4Config2Policy::STATIC if !w.env.ip4.dhcp_policy => Status::SUCCESS,
         Ip4Config2Policy::STATIC => {
-            let was = w.env.ip4.dhcp_policy;
+            w.tcp4.replace_default_interface(mapped);
             w.env.ip4.dhcp_policy = false;
             w.env.ip4.dhcp_deadline = None;
-            if was && w.env.ip4.address.is_some() {
+            if mapped {
                 w.set_address(None, None);
             }
             Status::SUCCESS

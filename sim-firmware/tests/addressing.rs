@@ -11,8 +11,8 @@ use common::*;
 use std::net::Ipv4Addr;
 
 use efisock::firmware::{
-    Boolean, Ip4Config2, Ip4Config2DataType, Ip4Config2Policy, Ipv4Address, Platform, Status, Tcp4,
-    Tcp4ConfigData, Tcp4ConnectionState,
+    Boolean, BootServices, Ip4Config2, Ip4Config2DataType, Ip4Config2Policy, Ipv4Address, Platform,
+    Status, Tcp4, Tcp4ConfigData, Tcp4ConnectionState,
 };
 use efisock_sim::{Profile, SimConfig};
 
@@ -267,4 +267,83 @@ fn legacy_refuses_use_default_address_outright() {
     let ex = explicit(active_cfg(PEER, 7, 0), SUT);
     assert_eq!(configure(&t, &ex), Status::SUCCESS, "BITS' explicit retry");
     legacy.destroy(h);
+}
+
+/// `SetData(Policy, p)`.
+fn set_policy(env: &Env, p: Ip4Config2Policy) -> Status {
+    // SAFETY: `p` is a live policy and `data_size` its size.
+    unsafe {
+        env.p.ip4_config2().set_data(
+            Ip4Config2DataType::POLICY,
+            size_of::<Ip4Config2Policy>(),
+            (&p as *const Ip4Config2Policy).cast(),
+        )
+    }
+}
+
+#[test]
+fn an_unmapped_child_stays_unmapped_once_the_default_interface_is_replaced() {
+    // Ip4Config2Impl.c `Ip4Config2SetPolicy` l.1146-1149 lets SetData(DHCP)
+    // through before the lease, and `Ip4Config2OnPolicyChanged` then
+    // replaces the default interface; the child's IP child keeps the old
+    // one, which never gets an address (Ip4If.c `Ip4FreeInterface`).
+    let env = Env::unaddressed(SimConfig::new(SEED));
+    let (h, t) = env.child();
+    assert_eq!(configure(&t, &active_cfg(PEER, 7, 0)), Status::NO_MAPPING);
+    assert_eq!(set_policy(&env, Ip4Config2Policy::DHCP), Status::SUCCESS);
+    let timer = relative_timer(&env, 5_000_000_000);
+    assert!(env.wait(timer, 6_000_000_000), "the timer never fired");
+    env.close_event(timer);
+    assert_eq!(
+        configure(&t, &active_cfg(PEER, 7, 0)),
+        Status::NO_MAPPING,
+        "the old child holds the replaced interface"
+    );
+    let (h2, fresh) = env.child();
+    assert_eq!(configure(&fresh, &active_cfg(PEER, 7, 0)), Status::SUCCESS);
+    env.destroy(h2);
+    env.destroy(h);
+}
+
+#[test]
+fn a_second_dhcp_request_does_not_restart_the_client() {
+    // `Ip4StartAutoConfig` returns while the DHCP child exists
+    // (Ip4Config2Impl.c l.906-907): asking again keeps the lease's time.
+    let once = Env::unaddressed(SimConfig::new(SEED));
+    assert_eq!(set_policy(&once, Ip4Config2Policy::DHCP), Status::SUCCESS);
+    let twice = Env::unaddressed(SimConfig::new(SEED));
+    assert_eq!(set_policy(&twice, Ip4Config2Policy::DHCP), Status::SUCCESS);
+    let half = relative_timer(&twice, 2_000_000_000);
+    assert!(twice.wait(half, 3_000_000_000));
+    twice.close_event(half);
+    assert_eq!(set_policy(&twice, Ip4Config2Policy::DHCP), Status::SUCCESS);
+    let lease_at = |env: &Env| {
+        let start = env.sim.now_ns();
+        while env.sim.now_ns() - start < 10_000_000_000 {
+            if interface_address(env) != Ipv4Addr::UNSPECIFIED {
+                return env.sim.now_ns();
+            }
+            let _ = env.boot().stall(10_000);
+        }
+        panic!("no lease within 10 s");
+    };
+    let (a, b) = (lease_at(&once), lease_at(&twice));
+    assert!(a.abs_diff(b) <= 10_000_000, "lease at {a} ns and {b} ns");
+}
+
+/// The station address from `GetData(InterfaceInfo)`.
+fn interface_address(env: &Env) -> Ipv4Addr {
+    let mut info = core::mem::MaybeUninit::<efisock::firmware::Ip4Config2InterfaceInfo>::zeroed();
+    let mut size = size_of::<efisock::firmware::Ip4Config2InterfaceInfo>();
+    // SAFETY: `info` has `size` writable bytes.
+    let st = unsafe {
+        env.p.ip4_config2().get_data(
+            Ip4Config2DataType::INTERFACE_INFO,
+            &mut size,
+            info.as_mut_ptr().cast(),
+        )
+    };
+    assert_eq!(st, Status::SUCCESS);
+    // SAFETY: the firmware wrote a whole structure (SUCCESS).
+    Ipv4Addr::from(unsafe { info.assume_init() }.station_addr.0)
 }

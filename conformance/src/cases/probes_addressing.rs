@@ -40,6 +40,12 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         },
         Case {
             group: "probe",
+            name: "addressing_unmapped_after_policy_change",
+            about: "a child left unmapped before a repeated SetData(DHCP) stays unmapped after the lease; a fresh child maps",
+            run: unmapped_after_policy_change::<T>,
+        },
+        Case {
+            group: "probe",
             name: "addressing_explicit_before_lease",
             about: "an explicit station address works without a lease and leaves the policy STATIC",
             run: explicit_before_lease::<T>,
@@ -200,6 +206,42 @@ fn no_mapping_sticks<T: SocketTarget>(t: &mut T) -> CaseResult {
         "UseDefaultAddress again before the lease"
     );
     Ok(())
+}
+
+fn unmapped_after_policy_change<T: SocketTarget>(t: &mut T) -> CaseResult {
+    t.unconfigure().map_err(|e| fail(e.to_string()))?;
+    let p = t.platform();
+    let echo = t.peer(ports::ECHO);
+    let child = RawChild::create(p.clone()).map_err(fail)?;
+    let first = configure(&child, active_config(echo, 0));
+    if first == Status::ALREADY_STARTED {
+        return legacy_refusal(&p, &child, echo, t.local_ip());
+    }
+    ensure_eq!(
+        first,
+        Status::NO_MAPPING,
+        "Configure(UseDefaultAddress) before a lease"
+    );
+    // `Net::dhcp` sets the DHCP policy again before the lease, which
+    // replaces the default interface (Ip4Config2Impl.c
+    // `Ip4Config2SetPolicy` l.1146-1149, `Ip4Config2OnPolicyChanged`).
+    let addr = t
+        .net()
+        .dhcp(std::time::Duration::from_secs(30))
+        .map_err(fail)?;
+    ensure_eq!(addr, t.local_ip(), "DHCP address");
+    ensure_eq!(
+        configure(&child, active_config(echo, 0)),
+        Status::NO_MAPPING,
+        "the unmapped child after the lease"
+    );
+    let fresh = RawChild::create(p.clone()).map_err(fail)?;
+    ensure_eq!(
+        configure(&fresh, active_config(echo, 0)),
+        Status::SUCCESS,
+        "a fresh child after the lease"
+    );
+    echo_through(&p, &fresh)
 }
 
 fn explicit_before_lease<T: SocketTarget>(t: &mut T) -> CaseResult {

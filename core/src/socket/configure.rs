@@ -115,6 +115,24 @@ pub(crate) fn finish_configure<P: Platform>(
     Ok(())
 }
 
+/// After a Configure answered NO_MAPPING, gives socket `id` a fresh child.
+///
+/// Why: EDK2 leaves that child in a no-mapping state whose IP child holds
+/// the default interface of that moment (TcpMain.c `Tcp4Configure`,
+/// Ip4Impl.c `Ip4ConfigProtocol`), and any Ip4Config2 policy change or
+/// SetData(DHCP) before the lease replaces that interface for good
+/// (Ip4Config2Impl.c `Ip4Config2OnPolicyChanged`), so the child would answer
+/// NO_MAPPING even after the address arrives. A failure to get a new child
+/// is not reported: the caller is already failing with ENETDOWN, and the
+/// next attempt tries again.
+pub(crate) fn forget_unmapped_child<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    st: &mut State<P>,
+    id: SocketId,
+) {
+    let _ = renew_child(ctx, st, id);
+}
+
 /// Validates a destination: a unicast address and a non-zero port.
 pub(crate) fn check_destination(addr: SocketAddrV4) -> Result<()> {
     let ip = *addr.ip();

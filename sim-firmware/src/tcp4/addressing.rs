@@ -27,6 +27,17 @@ pub(crate) enum IpChild {
     /// Configured with UseDefaultAddress: it uses the default interface
     /// (the Ip4Config2 address, when there is one).
     Default,
+    /// Configured with UseDefaultAddress on a default interface that
+    /// Ip4Config2 has since replaced: a policy change, or SetData(DHCP)
+    /// again before the lease, frees the default interface and creates a
+    /// new one (Ip4Config2Impl.c `Ip4Config2OnPolicyChanged` l.92-149), but
+    /// the IP child keeps its reference to the old one (Ip4If.c
+    /// `Ip4FreeInterface` l.744-746 only drops a reference). The old one is
+    /// never given an address again.
+    Detached {
+        /// The old interface had an address when it was replaced.
+        mapped: bool,
+    },
     /// Configured with an explicit station address: it has an interface of
     /// its own with that address and an on-link route only (Ip4Impl.c
     /// `Ip4ConfigProtocol` l.636-672).
@@ -137,6 +148,10 @@ pub(crate) fn configure_ip(current: IpChild, req: IpRequest, svc: DefaultAddress
         }
         (IpChild::Default, IpRequest::Default) if !svc.mapped => out(Status::NO_MAPPING, current),
         (IpChild::Default, IpRequest::Default) => out(Status::SUCCESS, current),
+        (IpChild::Detached { mapped: false }, IpRequest::Default) => {
+            out(Status::NO_MAPPING, current)
+        }
+        (IpChild::Detached { mapped: true }, IpRequest::Default) => out(Status::SUCCESS, current),
         (
             IpChild::Explicit { station, mask },
             IpRequest::Explicit {
@@ -145,6 +160,15 @@ pub(crate) fn configure_ip(current: IpChild, req: IpRequest, svc: DefaultAddress
             },
         ) if station == s && mask == m => out(Status::SUCCESS, current),
         _ => out(Status::ALREADY_STARTED, current),
+    }
+}
+
+/// What replacing the default interface leaves of an IP child: one on the
+/// default interface keeps the old interface, mapped or not as it was.
+pub(crate) fn detach(ip: IpChild, mapped: bool) -> IpChild {
+    match ip {
+        IpChild::Default => IpChild::Detached { mapped },
+        other => other,
     }
 }
 
@@ -205,6 +229,8 @@ mod tests {
         use IpChild::{Default as D, Unconfigured as U};
         use Status as S;
         let def = IpRequest::Default;
+        let unmapped_old = IpChild::Detached { mapped: false };
+        let mapped_old = IpChild::Detached { mapped: true };
         #[rustfmt::skip]
         let table: &[(IpChild, IpRequest, DefaultAddress, Status, IpChild, bool)] = &[
             // A fresh UseDefaultAddress.
@@ -224,6 +250,11 @@ mod tests {
             (explicit(LEASE), ask(LEASE), STATIC_NONE, S::SUCCESS, explicit(LEASE), false),
             (explicit(LEASE), ask(OTHER), DHCP_LEASED, S::ALREADY_STARTED, explicit(LEASE), false),
             (explicit(LEASE), def, DHCP_LEASED, S::ALREADY_STARTED, explicit(LEASE), false),
+            // Holding a replaced default interface: never mapped again.
+            (unmapped_old, def, DHCP_LEASED, S::NO_MAPPING, unmapped_old, false),
+            (unmapped_old, def, STATIC_NONE, S::NO_MAPPING, unmapped_old, false),
+            (unmapped_old, ask(LEASE), DHCP_LEASED, S::ALREADY_STARTED, unmapped_old, false),
+            (mapped_old, def, DHCP_LEASED, S::SUCCESS, mapped_old, false),
             // An invalid station is refused before the mode check.
             (D, ask(Ipv4Addr::new(10, 0, 2, 255)), DHCP_LEASED, S::INVALID_PARAMETER, D, false),
         ];
@@ -249,6 +280,22 @@ mod tests {
             DHCP_LEASED,
         );
         assert_eq!(got.status, Status::ALREADY_STARTED);
+    }
+
+    #[test]
+    fn replacing_the_default_interface_detaches_only_default_children() {
+        assert_eq!(
+            detach(IpChild::Default, false),
+            IpChild::Detached { mapped: false }
+        );
+        assert_eq!(
+            detach(IpChild::Default, true),
+            IpChild::Detached { mapped: true }
+        );
+        assert_eq!(detach(explicit(LEASE), false), explicit(LEASE));
+        assert_eq!(detach(IpChild::Unconfigured, true), IpChild::Unconfigured);
+        let old = IpChild::Detached { mapped: false };
+        assert_eq!(detach(old, true), old, "an old interface stays as it was");
     }
 
     #[test]

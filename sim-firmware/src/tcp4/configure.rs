@@ -8,7 +8,7 @@ use smoltcp::wire::{IpAddress, IpCidr};
 
 use crate::world::Env;
 
-use super::addressing::{DefaultAddress, IpChild, IpRequest, configure_ip};
+use super::addressing::{DefaultAddress, IpChild, IpRequest, configure_ip, detach};
 use super::child::{Child, ChildCfg, ListenerState, read_opts};
 use super::{Edk2Tcp4, edk2_state};
 
@@ -85,6 +85,9 @@ impl Edk2Tcp4 {
             cx.trace(format!(
                 "child {id}: UseDefaultAddress on an unstarted STATIC service switches Ip4Config2 to DHCP"
             ));
+            // The switch replaces the default interface before this child
+            // takes the new one (Ip4ConfigProtocol l.676-700).
+            self.replace_default_interface(false);
             crate::ip4config::start_dhcp_client(cx);
         }
         let c = self.children.get_mut(&id).expect("exists");
@@ -293,6 +296,15 @@ impl Edk2Tcp4 {
                 let _ = a.push(IpCidr::new(IpAddress::Ipv4(ad), prefix));
             }
         });
+    }
+
+    /// Ip4Config2 replaced the default interface (`Ip4Config2OnPolicyChanged`):
+    /// every IP child on it keeps the old one, which had an address if
+    /// `mapped`.
+    pub(crate) fn replace_default_interface(&mut self, mapped: bool) {
+        for c in self.children.values_mut() {
+            c.ip = detach(c.ip, mapped);
+        }
     }
 
     /// Whether a datagram to `dst` is for this machine: the default address

@@ -123,8 +123,12 @@ fn submit<P: Platform>(
 }
 
 /// Before any lease: the explicit-station child, then the UseDefaultAddress
-/// child. Returns the step's JSON.
-pub(super) fn before_lease<P: Platform + Clone>(p: &P, cfg: &SmokeConfig) -> String {
+/// child. Returns the step's JSON and the UseDefaultAddress child, kept in
+/// its NO_MAPPING state for [`unmapped_after_lease`].
+pub(super) fn before_lease<P: Platform + Clone>(
+    p: &P,
+    cfg: &SmokeConfig,
+) -> (String, Option<RawChild<P>>) {
     let mut j = JsonObject::new();
     j.str("step", "addressing_before_lease")
         .str("policy_at_start", policy(p));
@@ -195,8 +199,41 @@ pub(super) fn before_lease<P: Platform + Clone>(p: &P, cfg: &SmokeConfig) -> Str
             let c = explicit(active_config(closed, 0), STATION);
             let _ = configure(&mut j, &child, "default_then_explicit", c);
             let _ = configure(&mut j, &child, "default_again", active_config(closed, 0));
-            j.str("default_destroy", st(child.destroy()));
+            return (j.finish(), Some(child));
         }
+    }
+    (j.finish(), None)
+}
+
+/// After the lease: the child left in NO_MAPPING before it, configured
+/// again with UseDefaultAddress. The DHCP step's SetData(Policy, DHCP)
+/// replaced the default interface (Ip4Config2Impl.c
+/// `Ip4Config2OnPolicyChanged`), while this child's IP child still holds the
+/// one it took before. Then a fresh child, for contrast.
+pub(super) fn unmapped_after_lease<P: Platform + Clone>(
+    p: &P,
+    cfg: &SmokeConfig,
+    child: RawChild<P>,
+) -> String {
+    let mut j = JsonObject::new();
+    j.str("step", "unmapped_child_after_lease");
+    let closed = SocketAddrV4::new(cfg.remote.into(), cfg.port.wrapping_add(1).max(1));
+    let _ = configure(
+        &mut j,
+        &child,
+        "old_child_configure",
+        active_config(closed, 0),
+    );
+    j.str("old_child_reset", st(child.reset()))
+        .str("old_child_destroy", st(child.destroy()));
+    if let Ok(fresh) = RawChild::create(p.clone()) {
+        let _ = configure(
+            &mut j,
+            &fresh,
+            "fresh_child_configure",
+            active_config(closed, 0),
+        );
+        j.str("fresh_child_destroy", st(fresh.destroy()));
     }
     j.finish()
 }

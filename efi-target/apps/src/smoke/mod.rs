@@ -107,10 +107,14 @@ pub fn run<P: Platform + Clone>(p: &P, cfg: &SmokeConfig, emit: Emit<'_>) -> Smo
     let mut summary = JsonObject::new();
     // Observation only, and before DHCP on purpose: a UseDefaultAddress
     // Configure without a lease is what it measures (it also turns DHCP on).
-    emit("STEP", &addressing::before_lease(p, cfg));
+    let (step, unmapped) = addressing::before_lease(p, cfg);
+    emit("STEP", &step);
     let code = match dhcp::dhcp(p, cfg, emit) {
         Err(()) => EXIT_DHCP,
         Ok(addr) => {
+            if let Some(child) = unmapped {
+                emit("STEP", &addressing::unmapped_after_lease(p, cfg, child));
+            }
             summary.str("address", &fmt_ip(addr));
             let mut exchange = exchange::Exchange::new(p, cfg);
             let code = exchange.run(emit);
