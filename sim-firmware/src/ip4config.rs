@@ -26,17 +26,19 @@ fn v4(a: Ipv4Address) -> Ipv4Addr {
 /// lease arrives after the configured delay, unless DHCP is set to fail);
 /// STATIC stops it and drops the leased address.
 ///
-/// Every SetData(Policy) that is not refused as unchanged
-/// (Ip4Config2Impl.c `Ip4Config2SetPolicy` l.1146-1149: the same policy,
-/// except DHCP before its lease) replaces the default interface, which
-/// strands the IP children on the old one. DHCP again before the lease does
-/// not restart the client (`Ip4StartAutoConfig` l.906-907).
+/// Every SetData(Policy) that is not refused as unchanged replaces the
+/// default interface, which strands the IP children on the old one.
+/// Unchanged is the same policy, except DHCP while no lease was ever
+/// obtained since boot (Ip4Config2Impl.c `Ip4Config2SetPolicy` l.1146-1149;
+/// `DhcpSuccess` is set at l.865 and never cleared); EFI_ABORTED is then
+/// reported as SUCCESS (l.1704-1709). DHCP again does not restart the
+/// client (`Ip4StartAutoConfig` l.906-907).
 fn set_policy(w: &mut World, p: Ip4Config2Policy) -> Status {
     let mapped = w.env.ip4.address.is_some();
     match p {
         Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => {
-            if !mapped {
-                w.tcp4.replace_default_interface(false);
+            if !w.env.ip4.dhcp_success {
+                w.tcp4.replace_default_interface(mapped);
             }
             Status::SUCCESS
         }

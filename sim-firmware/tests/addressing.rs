@@ -347,3 +347,28 @@ fn interface_address(env: &Env) -> Ipv4Addr {
     // SAFETY: the firmware wrote a whole structure (SUCCESS).
     Ipv4Addr::from(unsafe { info.assume_init() }.station_addr.0)
 }
+
+#[test]
+fn after_a_first_lease_asking_for_dhcp_again_keeps_the_default_interface() {
+    // `Ip4Config2SetPolicy` l.1146-1149: the same DHCP policy is refused as
+    // unchanged once `DhcpSuccess` is set (l.865, never cleared), so an
+    // unmapped child's default interface is the one that gets the next
+    // lease. Measured on OVMF: probe/addressing_unmapped_child_maps_later.
+    let env = Env::unaddressed(SimConfig::new(SEED));
+    assert_eq!(set_policy(&env, Ip4Config2Policy::DHCP), Status::SUCCESS);
+    let wait = |ns| {
+        let timer = relative_timer(&env, ns);
+        assert!(env.wait(timer, ns + 1_000_000_000), "the timer never fired");
+        env.close_event(timer);
+    };
+    wait(5_000_000_000);
+    assert_eq!(interface_address(&env), SUT, "first lease");
+    assert_eq!(set_policy(&env, Ip4Config2Policy::STATIC), Status::SUCCESS);
+    assert_eq!(interface_address(&env), Ipv4Addr::UNSPECIFIED);
+    let (h, t) = env.child();
+    assert_eq!(configure(&t, &active_cfg(PEER, 7, 0)), Status::NO_MAPPING);
+    assert_eq!(set_policy(&env, Ip4Config2Policy::DHCP), Status::SUCCESS);
+    wait(5_000_000_000);
+    assert_eq!(configure(&t, &active_cfg(PEER, 7, 0)), Status::SUCCESS);
+    env.destroy(h);
+}

@@ -54,6 +54,9 @@ pub(crate) struct Ip4State {
     pub address: Option<(Ipv4Addr, Ipv4Addr)>,
     pub gateway: Option<Ipv4Addr>,
     pub dhcp_deadline: Option<u64>,
+    /// A DHCP lease was obtained at least once since boot (EDK2's
+    /// `DhcpSuccess`, never cleared).
+    pub dhcp_success: bool,
     pub notify: BTreeMap<i32, Vec<usize>>,
 }
 
@@ -145,6 +148,7 @@ impl World {
                 address: None,
                 gateway: None,
                 dhcp_deadline: None,
+                dhcp_success: false,
                 notify: BTreeMap::new(),
             },
             cfg,
@@ -312,6 +316,7 @@ impl World {
         // DHCP.
         if self.env.ip4.dhcp_deadline.is_some_and(|d| d <= now) {
             self.env.ip4.dhcp_deadline = None;
+            self.env.ip4.dhcp_success = true;
             let d = self.env.cfg.dhcp;
             self.set_address(Some((d.address, d.mask)), Some(d.gateway));
         }
