@@ -101,9 +101,14 @@ impl Edk2Tcp4 {
         }
         let (station, mask) = match outcome.ip {
             IpChild::Explicit { station, mask } => (station, mask),
+            // A replaced interface that was mapped keeps its old address in
+            // EDK2; the simulator knows only the current one.
             _ => match cx.ip4.address {
                 Some(a) => a,
-                None => return Status::NO_MAPPING,
+                None => {
+                    self.children.get_mut(&id).expect("exists").no_mapping = true;
+                    return Status::NO_MAPPING;
+                }
             },
         };
         // SAFETY: `cfg` is valid for writes (trait contract) and no
@@ -277,8 +282,9 @@ impl Edk2Tcp4 {
     /// The interface's addresses: the default one (`lease`) and every
     /// explicit station a child's IP4 child holds, each with its on-link
     /// prefix (Ip4Impl.c `Ip4ConfigProtocol` gives an explicit station an
-    /// interface of its own). smoltcp holds a few addresses only; beyond
-    /// that, later explicit stations get no traffic.
+    /// interface of its own). smoltcp's interface holds two addresses
+    /// (`IFACE_MAX_ADDR_COUNT`): the default one and one explicit station;
+    /// further explicit stations configure but get no traffic.
     pub(crate) fn sync_addresses(&mut self, lease: Option<(Ipv4Addr, Ipv4Addr)>) {
         let mut want: Vec<(Ipv4Addr, Ipv4Addr)> = lease.into_iter().collect();
         for c in self.children.values() {
