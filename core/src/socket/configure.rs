@@ -119,10 +119,11 @@ pub(crate) fn finish_configure<P: Platform>(
 ///
 /// Why: EDK2 leaves that child in a no-mapping state whose IP child holds
 /// the default interface of that moment (TcpMain.c `Tcp4Configure`,
-/// Ip4Impl.c `Ip4ConfigProtocol`), and any Ip4Config2 policy change or
-/// SetData(DHCP) before the lease replaces that interface for good
-/// (Ip4Config2Impl.c `Ip4Config2OnPolicyChanged`), so the child would answer
-/// NO_MAPPING even after the address arrives. A failure to get a new child
+/// Ip4Impl.c `Ip4ConfigProtocol`), and any Ip4Config2 policy change, or
+/// SetData(DHCP) before the boot's first lease (what `Net::dhcp` does on a
+/// fresh machine), replaces that interface for good (Ip4Config2Impl.c
+/// `Ip4Config2OnPolicyChanged`): the child would answer NO_MAPPING even
+/// after the address arrives (measured on OVMF, efi-target/OBSERVED.md). A failure to get a new child
 /// is not reported: the caller is already failing with ENETDOWN, and the
 /// next attempt tries again.
 pub(crate) fn forget_unmapped_child<P: Platform>(
