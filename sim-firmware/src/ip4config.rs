@@ -13,7 +13,7 @@ use efisock::firmware::{
 use uefi_raw::MacAddress;
 
 use crate::sim::SimIp4Config2;
-use crate::world::{Ip4State, World, ev_id};
+use crate::world::{Env, Ip4State, World, ev_id};
 
 /// MAC address reported for the SUT NIC (QEMU's default).
 pub const SUT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -25,31 +25,55 @@ fn v4(a: Ipv4Address) -> Ipv4Addr {
 /// POLICY: DHCP drops a static address and starts the DHCP client (whose
 /// lease arrives after the configured delay, unless DHCP is set to fail);
 /// STATIC stops it and drops the leased address.
+///
+/// Every SetData(Policy) that is not refused as unchanged replaces the
+/// default interface, which strands the IP children on the old one.
+/// Unchanged is the same policy, except DHCP while no lease was ever
+/// obtained since boot (Ip4Config2Impl.c `Ip4Config2SetPolicy` l.1146-1149;
+/// `DhcpSuccess` is set at l.865 and never cleared); EFI_ABORTED is then
+/// reported as SUCCESS (l.1704-1709). DHCP again does not restart the
+/// client (`Ip4StartAutoConfig` l.906-907).
 fn set_policy(w: &mut World, p: Ip4Config2Policy) -> Status {
+    let mapped = w.env.ip4.address.is_some();
     match p {
-        Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => Status::SUCCESS,
-        Ip4Config2Policy::DHCP => {
-            w.env.ip4.dhcp_policy = true;
-            if w.env.ip4.address.is_some() {
-                w.set_address(None, None);
+        Ip4Config2Policy::DHCP if w.env.ip4.dhcp_policy => {
+            if !w.env.ip4.dhcp_success {
+                w.tcp4.replace_default_interface(mapped);
             }
-            let d = w.env.cfg.dhcp;
-            let f = w.env.cfg.faults;
-            w.env.ip4.dhcp_deadline =
-                (!d.fail && !f.dhcp_fail).then(|| w.env.now + d.delay_ns + f.dhcp_delay_ns);
             Status::SUCCESS
         }
+        Ip4Config2Policy::DHCP => {
+            w.tcp4.replace_default_interface(mapped);
+            if mapped {
+                w.set_address(None, None);
+            }
+            start_dhcp_client(&mut w.env);
+            Status::SUCCESS
+        }
+        Ip4Config2Policy::STATIC if !w.env.ip4.dhcp_policy => Status::SUCCESS,
         Ip4Config2Policy::STATIC => {
-            let was = w.env.ip4.dhcp_policy;
+            w.tcp4.replace_default_interface(mapped);
             w.env.ip4.dhcp_policy = false;
             w.env.ip4.dhcp_deadline = None;
-            if was && w.env.ip4.address.is_some() {
+            if mapped {
                 w.set_address(None, None);
             }
             Status::SUCCESS
         }
         _ => Status::INVALID_PARAMETER,
     }
+}
+
+/// Switch the policy to DHCP and start the client: the lease arrives after
+/// the configured delay, unless DHCP is set to fail. The caller has dropped
+/// any address first (a policy change frees the default interface:
+/// Ip4Config2Impl.c `Ip4Config2OnPolicyChanged` l.92-149).
+pub(crate) fn start_dhcp_client(env: &mut Env) {
+    env.ip4.dhcp_policy = true;
+    let d = env.cfg.dhcp;
+    let f = env.cfg.faults;
+    env.ip4.dhcp_deadline =
+        (!d.fail && !f.dhcp_fail).then(|| env.now + d.delay_ns + f.dhcp_delay_ns);
 }
 
 /// MANUAL_ADDRESS: a unicast address and a contiguous mask; 0.0.0.0 clears

@@ -8,6 +8,7 @@ pub mod eof_reset;
 pub mod lifecycle;
 pub mod nonblocking;
 pub mod probes;
+pub mod probes_addressing;
 pub mod probes_timer;
 pub mod readiness;
 pub mod server;
@@ -30,6 +31,7 @@ pub fn all<T: SocketTarget>() -> Vec<Case<T>> {
     cases.extend(server::cases());
     cases.extend(config::cases());
     cases.extend(probes::cases());
+    cases.extend(probes_addressing::cases());
     cases.extend(probes_timer::cases());
     cases
 }

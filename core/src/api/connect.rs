@@ -14,7 +14,9 @@ use crate::error::{Errno, Error, ErrorKind, FirmwareCall, Result};
 use crate::firmware::{Platform, Status, Tcp4Of};
 use crate::net::Inner;
 use crate::slots::TokenKind;
-use crate::socket::configure::{check_destination, finish_configure, renew_child, try_configure};
+use crate::socket::configure::{
+    check_destination, finish_configure, forget_unmapped_child, renew_child, try_configure,
+};
 use crate::socket::table::State;
 use crate::socket::{Phase, Sock, SocketId};
 use crate::time::{self, Blocking};
@@ -58,6 +60,9 @@ pub(crate) fn configure<P: Platform>(
                 Status::INVALID_PARAMETER,
             )),
         };
+    }
+    if status == Status::NO_MAPPING {
+        forget_unmapped_child(&ctx, st, id);
     }
     Err(Error::from_status(FirmwareCall::Configure, status))
 }

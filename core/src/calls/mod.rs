@@ -18,8 +18,8 @@ use crate::config::NetConfig;
 use crate::error::FirmwareCall;
 use crate::firmware::{
     BootServices, Event, EventNotifyFn, EventType, Handle, Ip4Config2, Ip4Config2DataType,
-    Platform, Status, Tcp4, Tcp4ConfigData, Tcp4ConnectionState, Tcp4ServiceBinding, TimerDelay,
-    Tpl, status,
+    Platform, Status, Tcp4, Tcp4AccessPoint, Tcp4ConfigData, Tcp4ConnectionState,
+    Tcp4ServiceBinding, TimerDelay, Tpl, status,
 };
 
 /// Every [`FirmwareCall`], in the order of [`crate::NetStats::calls`].
@@ -149,17 +149,21 @@ impl<P: Platform> Ctx<'_, P> {
         &self,
         tcp: &impl Tcp4,
         instance: u64,
-        cfg: Option<&Tcp4ConfigData>,
+        cfg: Option<&mut Tcp4ConfigData>,
     ) -> Status {
-        let ptr = cfg.map_or(core::ptr::null(), |c| c as *const Tcp4ConfigData);
-        let args = CfgArgs(cfg);
+        // The trace shows the access point as passed: a copy, because the
+        // firmware writes into `cfg` during the call.
+        let args = CfgArgs(cfg.as_deref().map(|c| c.access_point.clone()));
+        let ptr = cfg.map_or(core::ptr::null_mut(), |c| c as *mut Tcp4ConfigData);
         self.traced(
             instance,
             FirmwareCall::Configure,
             "Tcp4.Configure",
             &args,
-            // SAFETY: `ptr` is null or borrowed from a live config whose
-            // control option (if any) is alive for the call.
+            // SAFETY: `ptr` is null or comes from an exclusive borrow of a
+            // config the caller owns, so it is valid for the firmware's reads
+            // and write-back and nothing else aliases it during the call;
+            // its control option (if any) is alive for the call.
             || unsafe { tcp.configure(ptr) },
         )
     }
@@ -442,13 +446,12 @@ impl fmt::Display for HandleArg {
     }
 }
 
-struct CfgArgs<'a>(Option<&'a Tcp4ConfigData>);
-impl fmt::Display for CfgArgs<'_> {
+struct CfgArgs(Option<Tcp4AccessPoint>);
+impl fmt::Display for CfgArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
+        match &self.0 {
             None => f.write_str("NULL"),
-            Some(c) => {
-                let a = &c.access_point;
+            Some(a) => {
                 let s = a.station_address.0;
                 let r = a.remote_address.0;
                 write!(

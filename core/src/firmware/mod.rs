@@ -72,9 +72,17 @@ pub unsafe trait Tcp4 {
 
     /// `Configure`; a null `config_data` is the brutal reset.
     ///
+    /// The firmware may write into `*config_data` during the call although
+    /// the specification marks it IN: EDK2 stores the station address and
+    /// subnet mask in force and the port it assigned into the caller's
+    /// access point (TcpDxe `TcpConfigurePcb` and `TcpBind`). It keeps no
+    /// pointer into the configuration after returning.
+    ///
     /// # Safety
-    /// `config_data` is null or valid for reads, including its `control_option`.
-    unsafe fn configure(&self, config_data: *const Tcp4ConfigData) -> Status;
+    /// `config_data` is null, or valid for reads and writes for the whole
+    /// call and not aliased by any live reference; its `control_option` is
+    /// null or valid for reads.
+    unsafe fn configure(&self, config_data: *mut Tcp4ConfigData) -> Status;
 
     /// `Routes`.
     ///

@@ -84,10 +84,12 @@ impl<P: Platform> RawChild<P> {
         self.configure(passive_config(port))
     }
 
-    fn configure(&self, config: Tcp4ConfigData) -> Status {
-        // SAFETY: `config` is a valid, fully initialised Tcp4ConfigData that
-        // lives across the call; a null control_option selects the defaults.
-        let status = unsafe { self.tcp.configure(&config) };
+    fn configure(&self, mut config: Tcp4ConfigData) -> Status {
+        // SAFETY: `config` is a valid, fully initialised, exclusively
+        // borrowed Tcp4ConfigData that lives across the call, so the
+        // firmware may write its station address and port back into it; a
+        // null control_option selects the defaults.
+        let status = unsafe { self.tcp.configure(&mut config) };
         if status != Status::ALREADY_STARTED {
             return status;
         }
@@ -97,19 +99,18 @@ impl<P: Platform> RawChild<P> {
         let Some(station) = self.station else {
             return status;
         };
-        let mut config = config;
         config.access_point.use_default_address = Boolean::FALSE;
         config.access_point.station_address = Ipv4Address(station.octets());
         config.access_point.subnet_mask = Ipv4Address([255, 255, 255, 0]);
         // SAFETY: as above.
-        unsafe { self.tcp.configure(&config) }
+        unsafe { self.tcp.configure(&mut config) }
     }
 
     /// `Configure(NULL)`: the brutal reset; EDK2 aborts every pending token
     /// inside the call.
     pub fn reset(&self) -> Status {
         // SAFETY: a null configuration is the documented reset request.
-        unsafe { self.tcp.configure(ptr::null()) }
+        unsafe { self.tcp.configure(ptr::null_mut()) }
     }
 
     /// The connection state from `GetModeData`.

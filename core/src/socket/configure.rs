@@ -84,13 +84,15 @@ pub(crate) fn try_configure<P: Platform, T: crate::firmware::Tcp4>(
         access_point: access_point(sock.bound, remote, None),
         control_option: option_ptr,
     };
-    let mut status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
+    // `data` is owned, mutable and outlives both calls: EDK2 writes the
+    // station address, mask and assigned port back into it.
+    let mut status = ctx.configure(&sock.tcp, sock.instance, Some(&mut data));
     if status == Status::ALREADY_STARTED {
         // Legacy firmware: pass the DHCP/static address explicitly.
         match address(ctx) {
             Ok(Some(addr)) => {
                 data.access_point = access_point(sock.bound, remote, Some(addr));
-                status = ctx.configure(&sock.tcp, sock.instance, Some(&data));
+                status = ctx.configure(&sock.tcp, sock.instance, Some(&mut data));
             }
             // No address to pass yet: what current firmware reports as
             // NO_MAPPING (ENETDOWN), old firmware hides behind ALREADY_STARTED.
@@ -111,6 +113,25 @@ pub(crate) fn finish_configure<P: Platform>(
         sock.learn_local(ctx);
     }
     Ok(())
+}
+
+/// After a Configure answered NO_MAPPING, gives socket `id` a fresh child.
+///
+/// Why: EDK2 leaves that child in a no-mapping state whose IP child holds
+/// the default interface of that moment (TcpMain.c `Tcp4Configure`,
+/// Ip4Impl.c `Ip4ConfigProtocol`), and any Ip4Config2 policy change, or
+/// SetData(DHCP) before the boot's first lease (what `Net::dhcp` does on a
+/// fresh machine), replaces that interface for good (Ip4Config2Impl.c
+/// `Ip4Config2OnPolicyChanged`): the child would answer NO_MAPPING even
+/// after the address arrives (measured on OVMF, efi-target/OBSERVED.md). A failure to get a new child
+/// is not reported: the caller is already failing with ENETDOWN, and the
+/// next attempt tries again.
+pub(crate) fn forget_unmapped_child<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    st: &mut State<P>,
+    id: SocketId,
+) {
+    let _ = renew_child(ctx, st, id);
 }
 
 /// Validates a destination: a unicast address and a non-zero port.

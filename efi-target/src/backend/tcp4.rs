@@ -70,8 +70,12 @@ unsafe impl Tcp4 for EfiTcp4 {
         }
     }
 
-    unsafe fn configure(&self, config_data: *const Tcp4ConfigData) -> Status {
-        // SAFETY: `config_data` is null or valid for reads (caller contract).
+    unsafe fn configure(&self, config_data: *mut Tcp4ConfigData) -> Status {
+        // SAFETY: `config_data` is null or valid for reads and writes and
+        // unaliased for the call (caller contract). uefi-raw types the
+        // parameter `*const` after the specification's IN, but EDK2 writes
+        // the station address, mask and assigned port through it, which the
+        // writable pointer allows.
         unsafe { (self.table().configure)(self.proto, config_data) }
     }
 

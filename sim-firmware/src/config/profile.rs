@@ -100,9 +100,16 @@ pub struct Quirks {
     /// `TcpCloneTcb` fails when `ConnCnt + BacklogCnt >= BackLog`); off:
     /// answered with RST.
     pub backlog_full_drops_syn: bool,
-    /// Configure with UseDefaultAddress=TRUE returns ALREADY_STARTED (old
-    /// Tcp4Dxe's `Tcp4ConfigurePcb` on some firmware; BITS passes the
-    /// DHCP address explicitly).
+    /// Configure with UseDefaultAddress=TRUE returns ALREADY_STARTED on any
+    /// child, before its IP child is touched: the firmware BITS met, which
+    /// it worked around by passing the DHCP address explicitly. Not found in
+    /// EDK2's code: `EfiIp4Configure` has the same rules in 2015
+    /// (MdeModulePkg Ip4Dxe at d551cc64cd) as in edk2-stable202211
+    /// [unverified: vendor firmware]. Off (edk2-stable202211), ALREADY_STARTED
+    /// comes only from a configured IP child in the other addressing mode
+    /// (Ip4Impl.c `EfiIp4Configure` l.921-932; `tcp4::addressing`), measured
+    /// on OVMF by probe/addressing_already_started and
+    /// probe/addressing_no_mapping_sticks.
     pub use_default_address_already_started: bool,
     /// A passive instance on station address 0.0.0.0 is rejected with
     /// INVALID_PARAMETER (old firmware; BITS special-cases 0.0.0.0).

@@ -106,7 +106,7 @@ unsafe impl Tcp4 for SimTcp4 {
         })
     }
 
-    unsafe fn configure(&self, config_data: *const Tcp4ConfigData) -> Status {
+    unsafe fn configure(&self, config_data: *mut Tcp4ConfigData) -> Status {
         // SAFETY: pointer forwarded under the caller's contract.
         self.call("Configure", true, |tcp4, cx, id| unsafe {
             tcp4.configure(cx, id, config_data)
@@ -126,12 +126,10 @@ unsafe impl Tcp4 for SimTcp4 {
         }
         // The simulated network routes every address directly, so routes
         // change nothing; the status mirrors EDK2 for a configured instance.
-        self.call("Routes", true, |tcp4, _, id| {
-            if tcp4.children.get(&id).is_some_and(|c| c.is_configured()) {
-                Status::SUCCESS
-            } else {
-                Status::NOT_STARTED
-            }
+        self.call("Routes", true, |tcp4, _, id| match tcp4.children.get(&id) {
+            Some(c) if c.is_configured() => Status::SUCCESS,
+            Some(c) => super::addressing::unconfigured_status(c.no_mapping),
+            None => Status::NOT_STARTED,
         })
     }
 

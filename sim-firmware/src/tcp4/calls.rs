@@ -12,6 +12,7 @@ use crate::breach::BreachKind;
 use crate::tokens;
 use crate::world::Env;
 
+use super::addressing::unconfigured_status;
 use super::child::{Child, Origin};
 use super::pending::{Kind, Pending};
 use super::{Edk2Tcp4, SEC, synchronized};
@@ -43,7 +44,11 @@ impl Edk2Tcp4 {
         }
         self.flush_tokens(cx, id, Status::ABORTED, true);
         self.drop_socket(id);
-        self.children.remove(&id);
+        let ip = self.children.remove(&id).map(|c| c.ip);
+        // An explicit station's interface goes with its last IP child.
+        if matches!(ip, Some(super::addressing::IpChild::Explicit { .. })) {
+            self.sync_addresses(cx.ip4.address);
+        }
         Status::SUCCESS
     }
 
@@ -66,7 +71,7 @@ impl Edk2Tcp4 {
     ) -> Status {
         let c = &self.children[&id];
         let Some(cfg) = c.cfg else {
-            return Status::NOT_STARTED;
+            return unconfigured_status(c.no_mapping);
         };
         if !cfg.active || c.is_passive() || c.sock.is_some() || c.tokens.connecting() {
             return Status::ACCESS_DENIED;
@@ -130,7 +135,7 @@ impl Edk2Tcp4 {
     ) -> Status {
         let c = &self.children[&id];
         if c.cfg.is_none() {
-            return Status::NOT_STARTED;
+            return unconfigured_status(c.no_mapping);
         }
         if c.listener.is_none() {
             return Status::ACCESS_DENIED;
@@ -177,7 +182,7 @@ impl Edk2Tcp4 {
     pub unsafe fn close(&mut self, cx: &mut Env, id: usize, token: *mut Tcp4CloseToken) -> Status {
         let c = &self.children[&id];
         if c.cfg.is_none() {
-            return Status::NOT_STARTED;
+            return unconfigured_status(c.no_mapping);
         }
         if c.tokens.close.is_some() {
             return Status::ACCESS_DENIED;
@@ -236,7 +241,10 @@ impl Edk2Tcp4 {
             return Status::UNSUPPORTED;
         }
         let c = self.children.get_mut(&id).expect("caller checked");
-        if c.cfg.is_none() {
+        // SockCancel refuses only an unconfigured socket; one left in
+        // SO_NO_MAPPING searches its (empty) queues (SockInterface.c
+        // l.959-1010).
+        if c.cfg.is_none() && !c.no_mapping {
             return Status::NOT_STARTED;
         }
         let t = token as usize;

@@ -8,6 +8,7 @@ use efisock::firmware::{Status, Tcp4Option};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 
+use super::addressing::IpChild;
 use super::pending::Tokens;
 
 /// Largest and smallest buffer sizes EDK2 accepts (TcpProto.h).
@@ -102,6 +103,11 @@ pub(crate) struct Child {
     /// The per-instance lock, held for the duration of a call.
     pub(crate) busy: bool,
     pub(super) cfg: Option<ChildCfg>,
+    /// A Configure returned NO_MAPPING and none succeeded since (EDK2's
+    /// `SO_NO_MAPPING`): calls report NO_MAPPING instead of NOT_STARTED.
+    pub(super) no_mapping: bool,
+    /// The IP4 child beneath, which outlives a failed Configure.
+    pub(super) ip: IpChild,
     pub(super) sock: Option<SocketHandle>,
     pub(super) listener: Option<ListenerState>,
     pub(super) tokens: Tokens,
@@ -119,6 +125,8 @@ impl Child {
             origin,
             busy: false,
             cfg: None,
+            no_mapping: false,
+            ip: IpChild::Unconfigured,
             sock: None,
             listener: None,
             tokens: Tokens::default(),

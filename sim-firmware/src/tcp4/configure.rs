@@ -4,29 +4,37 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 use efisock::firmware::{Status, Tcp4ConfigData, Tcp4ConnectionState, Tcp4Option};
+use smoltcp::wire::{IpAddress, IpCidr};
 
 use crate::world::Env;
 
+use super::addressing::{DefaultAddress, IpChild, IpRequest, configure_ip, detach};
 use super::child::{Child, ChildCfg, ListenerState, read_opts};
 use super::{Edk2Tcp4, edk2_state};
 
 impl Edk2Tcp4 {
     /// Configure: null resets the child; otherwise check the access point,
-    /// bind the port and, for a passive child, start listening.
+    /// bind the port and, for a passive child, start listening. As EDK2
+    /// does, the station address and mask in force and the port bound are
+    /// written back into `*cfg`.
     ///
     /// # Safety
-    /// `cfg` is null or valid for reads including its control option.
+    /// `cfg` is null or valid for reads and writes including its control
+    /// option (read only).
     pub unsafe fn configure(
         &mut self,
         cx: &mut Env,
         id: usize,
-        cfg: *const Tcp4ConfigData,
+        cfg: *mut Tcp4ConfigData,
     ) -> Status {
         if cfg.is_null() {
             return self.reset_child(cx, id);
         }
+        // A bitwise copy (integers and the option pointer), so no reference
+        // into the caller's config is alive while the write-back goes through
+        // `cfg`.
         // SAFETY: non-null config is valid for reads (trait contract).
-        let d = unsafe { &*cfg };
+        let d = unsafe { core::ptr::read(cfg) };
         // SAFETY: the control option is null or valid (trait contract).
         if let Err(st) = unsafe { options_supported(d.control_option) } {
             return st;
@@ -48,23 +56,70 @@ impl Edk2Tcp4 {
         if self.children[&id].cfg.is_some() {
             return Status::ACCESS_DENIED;
         }
-        let (station, mask) = match station_address(cx, use_default, active, station, mask) {
-            Ok(a) => a,
-            Err(st) => return st,
+        let q = cx.cfg.quirks;
+        if use_default && q.use_default_address_already_started {
+            return Status::ALREADY_STARTED;
+        }
+        if !use_default && station.is_unspecified() && !active && q.listen_any_unsupported {
+            return Status::INVALID_PARAMETER;
+        }
+        let req = if use_default {
+            IpRequest::Default
+        } else {
+            IpRequest::Explicit { station, mask }
         };
-        // Injected: while the DHCP client runs, the IP4 child below may be
-        // unmapped (lease being renewed); TcpDispatcher.c `TcpConfigurePcb`
-        // passes on IP4's EFI_NO_MAPPING (Ip4Dxe/Ip4Impl.c `EfiIp4Configure`)
-        // and the instance stays unconfigured, to be configured again later.
-        if cx.ip4.dhcp_policy {
+        let svc = DefaultAddress {
+            mapped: cx.ip4.address.is_some(),
+            dhcp_policy: cx.ip4.dhcp_policy,
+        };
+        let mut outcome = configure_ip(self.children[&id].ip, req, svc);
+        // Injected: while the DHCP client runs, the default interface may
+        // be unmapped (lease being renewed); `EfiIp4Configure` then answers
+        // NO_MAPPING with the IP child configured.
+        if use_default && outcome.status == Status::SUCCESS && cx.ip4.dhcp_policy {
             if let Some(st) = cx.inject("Configure", &[Status::NO_MAPPING]) {
-                return st;
+                outcome.status = st;
             }
         }
+        if outcome.start_dhcp {
+            cx.trace(format!(
+                "child {id}: UseDefaultAddress on an unstarted STATIC service switches Ip4Config2 to DHCP"
+            ));
+            // The switch replaces the default interface before this child
+            // takes the new one (Ip4ConfigProtocol l.676-700).
+            self.replace_default_interface(false);
+            crate::ip4config::start_dhcp_client(cx);
+        }
+        let c = self.children.get_mut(&id).expect("exists");
+        c.ip = outcome.ip;
+        if outcome.status == Status::NO_MAPPING {
+            c.no_mapping = true;
+        }
+        self.sync_addresses(cx.ip4.address);
+        if outcome.status != Status::SUCCESS {
+            return outcome.status;
+        }
+        let (station, mask) = match outcome.ip {
+            IpChild::Explicit { station, mask } => (station, mask),
+            // A replaced interface that was mapped keeps its old address in
+            // EDK2; the simulator knows only the current one.
+            _ => match cx.ip4.address {
+                Some(a) => a,
+                None => {
+                    self.children.get_mut(&id).expect("exists").no_mapping = true;
+                    return Status::NO_MAPPING;
+                }
+            },
+        };
+        // SAFETY: `cfg` is valid for writes (trait contract) and no
+        // reference into it is alive.
+        unsafe { write_back_address(cfg, station, mask) };
         let port = match self.bind_port(cx, ap.station_port) {
             Ok(p) => p,
             Err(st) => return st,
         };
+        // SAFETY: as above.
+        unsafe { (*cfg).access_point.station_port = port };
         let ccfg = ChildCfg {
             station,
             mask,
@@ -80,6 +135,7 @@ impl Edk2Tcp4 {
         };
         let c = self.children.get_mut(&id).expect("exists");
         c.cfg = Some(ccfg);
+        c.no_mapping = false;
         if !active {
             let h = Self::new_listen_socket(&mut self.sockets, &ccfg);
             let c = self.children.get_mut(&id).expect("exists");
@@ -104,10 +160,12 @@ impl Edk2Tcp4 {
         self.flush_tokens(cx, id, Status::ABORTED, true);
         self.drop_socket(id);
         let c = self.children.get_mut(&id).expect("exists");
+        // `TcpFlushPcb` also resets the IP child (TcpDispatcher.c l.299).
         *c = Child {
             busy: c.busy,
             ..Child::new(c.origin)
         };
+        self.sync_addresses(cx.ip4.address);
         Status::SUCCESS
     }
 
@@ -206,29 +264,61 @@ unsafe fn options_supported(o: *const Tcp4Option) -> Result<(), Status> {
     Ok(())
 }
 
-/// The station address and mask in force: the DHCP/static address for
-/// UseDefaultAddress, else the given one, which must be the interface's
-/// (or 0.0.0.0, where the profile allows listening on it).
-fn station_address(
-    cx: &Env,
-    use_default: bool,
-    active: bool,
-    station: Ipv4Addr,
-    mask: Ipv4Addr,
-) -> Result<(Ipv4Addr, Ipv4Addr), Status> {
-    let q = cx.cfg.quirks;
-    if use_default {
-        if q.use_default_address_already_started {
-            return Err(Status::ALREADY_STARTED);
+/// What EDK2's `TcpConfigurePcb` stores into the caller's access point once
+/// the IP child is configured, before the port is bound (TcpDispatcher.c
+/// l.510-517): the station address and mask in force.
+///
+/// # Safety
+/// `cfg` is valid for writes and no reference into it is alive.
+unsafe fn write_back_address(cfg: *mut Tcp4ConfigData, station: Ipv4Addr, mask: Ipv4Addr) {
+    // SAFETY: caller's contract.
+    unsafe {
+        (*cfg).access_point.station_address = efisock::firmware::Ipv4Address(station.octets());
+        (*cfg).access_point.subnet_mask = efisock::firmware::Ipv4Address(mask.octets());
+    }
+}
+
+impl Edk2Tcp4 {
+    /// The interface's addresses: the default one (`lease`) and every
+    /// explicit station a child's IP4 child holds, each with its on-link
+    /// prefix (Ip4Impl.c `Ip4ConfigProtocol` gives an explicit station an
+    /// interface of its own). smoltcp's interface holds two addresses
+    /// (`IFACE_MAX_ADDR_COUNT`): the default one and one explicit station;
+    /// further explicit stations configure but get no traffic.
+    pub(crate) fn sync_addresses(&mut self, lease: Option<(Ipv4Addr, Ipv4Addr)>) {
+        let mut want: Vec<(Ipv4Addr, Ipv4Addr)> = lease.into_iter().collect();
+        for c in self.children.values() {
+            if let IpChild::Explicit { station, mask } = c.ip
+                && !station.is_unspecified()
+                && !want.iter().any(|(a, _)| *a == station)
+            {
+                want.push((station, mask));
+            }
         }
-        return cx.ip4.address.ok_or(Status::NO_MAPPING);
+        self.iface.update_ip_addrs(|a| {
+            a.clear();
+            for (ad, m) in want {
+                let prefix = u32::from(m).leading_ones() as u8;
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(ad), prefix));
+            }
+        });
     }
-    if station.is_unspecified() && !active && q.listen_any_unsupported {
-        return Err(Status::INVALID_PARAMETER);
+
+    /// Ip4Config2 replaced the default interface (`Ip4Config2OnPolicyChanged`):
+    /// every IP child on it keeps the old one, which had an address if
+    /// `mapped`.
+    pub(crate) fn replace_default_interface(&mut self, mapped: bool) {
+        for c in self.children.values_mut() {
+            c.ip = detach(c.ip, mapped);
+        }
     }
-    match cx.ip4.address {
-        None => Err(Status::NO_MAPPING),
-        Some((a, _)) if !station.is_unspecified() && a != station => Err(Status::INVALID_PARAMETER),
-        Some(_) => Ok((station, mask)),
+
+    /// Whether a datagram to `dst` is for this machine: the default address
+    /// or a child's explicit station.
+    pub(crate) fn is_local(&self, dst: Ipv4Addr, lease: Option<(Ipv4Addr, Ipv4Addr)>) -> bool {
+        lease.is_some_and(|(a, _)| a == dst)
+            || self.children.values().any(|c| {
+                matches!(c.ip, IpChild::Explicit { station, .. } if station == dst && !station.is_unspecified())
+            })
     }
 }

@@ -19,7 +19,7 @@ impl Edk2Tcp4 {
     pub(super) fn io_state_ok(&self, id: usize, for_rx: bool) -> Result<(), Status> {
         let c = &self.children[&id];
         if c.cfg.is_none() {
-            return Err(Status::NOT_STARTED);
+            return Err(super::addressing::unconfigured_status(c.no_mapping));
         }
         if c.listener.is_some() || c.tokens.close.is_some() || c.local_close.fin_queued {
             return Err(Status::ACCESS_DENIED);

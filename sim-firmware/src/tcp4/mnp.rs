@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp::{self, State};
-use smoltcp::wire::{IpAddress, IpCidr, IpEndpoint};
+use smoltcp::wire::{IpAddress, IpEndpoint};
 
 use crate::device::tcp_summary;
 use crate::host::instant;
@@ -18,13 +18,7 @@ use super::{Edk2Tcp4, NIC_QUEUE_FRAMES, retransmit_budget_ns};
 impl Edk2Tcp4 {
     /// The station address and default gateway changed (Ip4Config2, DHCP).
     pub fn set_address(&mut self, addr: Option<(Ipv4Addr, Ipv4Addr)>, gw: Option<Ipv4Addr>) {
-        self.iface.update_ip_addrs(|a| {
-            a.clear();
-            if let Some((ad, m)) = addr {
-                let prefix = u32::from(m).leading_ones() as u8;
-                let _ = a.push(IpCidr::new(IpAddress::Ipv4(ad), prefix));
-            }
-        });
+        self.sync_addresses(addr);
         self.iface.routes_mut().remove_default_ipv4_route();
         if let Some(g) = gw {
             let _ = self.iface.routes_mut().add_default_ipv4_route(g);

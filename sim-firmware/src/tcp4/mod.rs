@@ -20,6 +20,7 @@
 //! - `completion`, `contract`: completing tokens, the ownership checks;
 //! - `child`, `pending`, `ports`: per-child state, token queues, ports.
 
+mod addressing;
 mod api;
 mod calls;
 mod child;

@@ -54,6 +54,9 @@ pub(crate) struct Ip4State {
     pub address: Option<(Ipv4Addr, Ipv4Addr)>,
     pub gateway: Option<Ipv4Addr>,
     pub dhcp_deadline: Option<u64>,
+    /// A DHCP lease was obtained at least once since boot (EDK2's
+    /// `DhcpSuccess`, never cleared).
+    pub dhcp_success: bool,
     pub notify: BTreeMap<i32, Vec<usize>>,
 }
 
@@ -171,6 +174,7 @@ impl World {
                 address: None,
                 gateway: None,
                 dhcp_deadline: None,
+                dhcp_success: false,
                 notify: BTreeMap::new(),
             },
             cfg,
@@ -269,7 +273,7 @@ impl World {
     fn deliver(&mut self, frame: Vec<u8>) {
         let Some(dst) = ipv4_dst(&frame) else { return };
         let dst = Ipv4Addr::from(dst);
-        if self.env.ip4.address.is_some_and(|(a, _)| a == dst) {
+        if self.tcp4.is_local(dst, self.env.ip4.address) {
             self.tcp4.enqueue(&mut self.env, frame);
         } else if let Some(i) = self.env.hosts.iter().position(|h| h.addr == dst) {
             self.env.stats.frames_delivered += 1;
@@ -338,6 +342,7 @@ impl World {
         // DHCP.
         if self.env.ip4.dhcp_deadline.is_some_and(|d| d <= now) {
             self.env.ip4.dhcp_deadline = None;
+            self.env.ip4.dhcp_success = true;
             let d = self.env.cfg.dhcp;
             self.set_address(Some((d.address, d.mask)), Some(d.gateway));
         }

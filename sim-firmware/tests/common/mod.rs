@@ -398,29 +398,38 @@ impl Io {
 /// `configure_opt`).
 pub fn configure(t: &SimTcp4, cfg: &Tcp4ConfigData) -> Status {
     assert!(cfg.control_option.is_null(), "use configure_opt");
-    // SAFETY: `cfg` is a live reference and its `control_option` is null
-    // (asserted), so everything the firmware reads is valid; the simulator
-    // copies the configuration and keeps no pointer into it.
-    unsafe { t.configure(cfg) }
+    // The firmware writes the station address and port back: give it a
+    // copy, so the caller's `cfg` stays as it was.
+    let mut c = Tcp4ConfigData {
+        type_of_service: cfg.type_of_service,
+        time_to_live: cfg.time_to_live,
+        access_point: cfg.access_point.clone(),
+        control_option: core::ptr::null_mut(),
+    };
+    // SAFETY: `c` is a live, exclusively borrowed local and its
+    // `control_option` is null, so everything the firmware reads or writes
+    // is valid; the simulator keeps no pointer into it.
+    unsafe { t.configure(&mut c) }
 }
 
 /// `Configure` with `cfg` and `opt` as its `ControlOption`.
 pub fn configure_opt(t: &SimTcp4, cfg: &Tcp4ConfigData, opt: &mut Tcp4Option) -> Status {
-    let c = Tcp4ConfigData {
+    let mut c = Tcp4ConfigData {
         type_of_service: cfg.type_of_service,
         time_to_live: cfg.time_to_live,
         access_point: cfg.access_point.clone(),
         control_option: opt,
     };
-    // SAFETY: `c` and `opt` are live for the whole call; the simulator copies
-    // the configuration and options and keeps no pointer into them.
-    unsafe { t.configure(&c) }
+    // SAFETY: `c` and `opt` are live for the whole call and `c` is
+    // exclusively borrowed; the simulator copies the configuration and
+    // options, writes back into `c` only, and keeps no pointer into them.
+    unsafe { t.configure(&mut c) }
 }
 
 /// `Configure(NULL)`: the brutal reset.
 pub fn reset(t: &SimTcp4) -> Status {
     // SAFETY: a null `config_data` is explicitly allowed.
-    unsafe { t.configure(core::ptr::null()) }
+    unsafe { t.configure(core::ptr::null_mut()) }
 }
 
 /// `GetModeData` for the connection state only.

@@ -12,6 +12,7 @@
 //! and closes once the guest closes. Every wait is bounded by a Poll count and
 //! a time limit.
 
+mod addressing;
 mod dhcp;
 mod exchange;
 mod probe;
@@ -104,9 +105,16 @@ pub fn run<P: Platform + Clone>(p: &P, cfg: &SmokeConfig, emit: Emit<'_>) -> Smo
     let boot = p.boot();
     let t0 = boot.monotonic_ns();
     let mut summary = JsonObject::new();
+    // Observation only, and before DHCP on purpose: a UseDefaultAddress
+    // Configure without a lease is what it measures (it also turns DHCP on).
+    let (step, unmapped) = addressing::before_lease(p, cfg);
+    emit("STEP", &step);
     let code = match dhcp::dhcp(p, cfg, emit) {
         Err(()) => EXIT_DHCP,
         Ok(addr) => {
+            if let Some(child) = unmapped {
+                emit("STEP", &addressing::unmapped_after_lease(p, cfg, child));
+            }
             summary.str("address", &fmt_ip(addr));
             let mut exchange = exchange::Exchange::new(p, cfg);
             let code = exchange.run(emit);
@@ -114,6 +122,7 @@ pub fn run<P: Platform + Clone>(p: &P, cfg: &SmokeConfig, emit: Emit<'_>) -> Smo
                 // Observation only (does not change the exit code): what a
                 // Connect to a port nobody listens on completes with.
                 emit("STEP", &probe::closed_port_probe(p, cfg));
+                emit("STEP", &addressing::after_lease(p, cfg));
             }
             exchange.summarise(&mut summary);
             code
