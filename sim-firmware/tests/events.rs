@@ -59,14 +59,17 @@ fn notifies_are_fifo_deduplicated_and_held_until_restore_tpl() {
 #[test]
 fn timers_wait_and_check() {
     let env = Env::unaddressed(SimConfig::new(42));
+    // Timers fire on the DXE core's 10 ms tick: the first tick at or after
+    // "last tick + delay" (Timer.c `CoreSetTimer`/`CoreTimerTick`).
+    const TICK: u64 = 10_000_000;
     let start = env.sim.now_ns();
-    let t1 = relative_timer(&env, 5_000_000);
+    let last_tick = start / TICK * TICK;
+    let t1 = relative_timer(&env, 15_000_000);
     let t2 = relative_timer(&env, 2_000_000);
     assert_eq!(env.boot().wait_for_event(&[t1, t2]), Ok(1));
-    assert!(env.sim.now_ns() - start >= 2_000_000);
-    assert!(env.sim.now_ns() - start < 3_000_000);
+    assert_eq!(env.sim.now_ns(), (last_tick + 2_000_000).div_ceil(TICK) * TICK);
     assert_eq!(env.boot().wait_for_event(&[t1, t2]), Ok(0));
-    assert!(env.sim.now_ns() - start >= 5_000_000);
+    assert_eq!(env.sim.now_ns(), (last_tick + 15_000_000).div_ceil(TICK) * TICK);
     assert_eq!(env.boot().check_event(t1), Status::NOT_READY);
     // Periodic timer fires repeatedly.
     assert_eq!(
