@@ -70,7 +70,7 @@ impl Edk2Tcp4 {
         let cfg = c.cfg.expect("configured");
         match st {
             State::Closed => self.finish_graceful_close(cx, id),
-            State::TimeWait | State::FinWait2 if c.local_close.linger_until.is_none() => {
+            State::TimeWait | State::FinWait2 if c.local_close.linger_in != Some(st) => {
                 let secs = if st == State::TimeWait {
                     cfg.opts.tw_timeout_s
                 } else {
@@ -78,9 +78,7 @@ impl Edk2Tcp4 {
                 };
                 let until = now + u64::from(secs) * SEC;
                 c.local_close.linger_until = Some(until);
-                if st == State::TimeWait && cx.cfg.quirks.time_wait_holds_port {
-                    self.port_holds.insert(cfg.port, until);
-                }
+                c.local_close.linger_in = Some(st);
             }
             State::FinWait2 | State::TimeWait
                 if c.local_close.linger_until.is_some_and(|d| d <= now) =>
@@ -134,6 +132,7 @@ impl Edk2Tcp4 {
             }
         }
         c.local_close.linger_until = None;
+        c.local_close.linger_in = None;
         c.stall = None;
     }
 }
