@@ -2,6 +2,17 @@
 //! behaves, and compare with what the target is expected to be. On OVMF
 //! these measure the real EDK2; on the simulator they check that the chosen
 //! profile replays it.
+//!
+//! Every quirk switch of the simulator's profile has at least one probe that
+//! fails when the switch is flipped (`tests/quirk_flip.rs` checks this), and
+//! every option value of the profile is read back or timed
+//! ([`options`]). What a probe asserts is what EDK2 edk2-stable202211
+//! guarantees, with the source cited at the probe.
+
+mod closing;
+mod errors;
+mod listen;
+mod options;
 
 use crate::peers::{ports, protocol};
 use crate::runner::{Case, CaseError, CaseResult};
@@ -66,6 +77,66 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
             name: "time_wait_holds_port",
             about: "a port in TIME_WAIT cannot be configured again (EDK2: INVALID_PARAMETER)",
             run: time_wait_holds_port::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "close_with_unread_data_resets",
+            about: "Close with unread received data resets the connection inside the call",
+            run: closing::close_with_unread_data_resets::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "receive_buffered_inside_call",
+            about: "a Receive with data buffered is signalled before Receive returns",
+            run: closing::receive_buffered_inside_call::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "data_after_close_resets_armed",
+            about: "data arriving after Close resets the connection; the pending Receive ends ABORTED",
+            run: closing::data_after_close_resets_armed::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "data_after_close_resets_unarmed",
+            about: "data arriving after Close resets the connection (no TIME_WAIT) with no Receive pending",
+            run: closing::data_after_close_resets_unarmed::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "stored_error_survives_reconnect",
+            about: "after a reset and a new Connect, the first Receive reports CONNECTION_RESET in the call",
+            run: errors::stored_error_survives_reconnect::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "listen_on_any_address",
+            about: "a passive instance on 0.0.0.0 is accepted (old firmware: INVALID_PARAMETER)",
+            run: listen::listen_on_any_address::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "backlog_full_drops_syn",
+            about: "a SYN beyond MaxSynBackLog is dropped, not refused: all are accepted in the end",
+            run: listen::backlog_full_drops_syn::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "option_values_in_force",
+            about: "Configure takes options in range and replaces others by the defaults (GetModeData)",
+            run: options::option_values_in_force::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "time_wait_lasts_its_timeout",
+            about: "TIME_WAIT lasts TimeWaitTimeout (3 s) on 200 ms ticks",
+            run: options::time_wait_lasts_its_timeout::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "fin_wait_2_lasts_its_timeout",
+            about: "FIN_WAIT_2 lasts FinTimeout (3 s) on 200 ms ticks",
+            run: options::fin_wait_2_lasts_its_timeout::<T>,
         },
         Case {
             group: "probe",
