@@ -31,7 +31,7 @@ impl Edk2Tcp4 {
             return ControlFlow::Continue(());
         }
         let sock = self.sockets.get_mut::<tcp::Socket>(h);
-        if sock.recv_queue() == 0 {
+        if sock.recv_queue() <= c.local_close.unread_at_fin {
             return ControlFlow::Continue(());
         }
         if cx.cfg.quirks.data_after_close_sends_rst {
@@ -44,6 +44,7 @@ impl Edk2Tcp4 {
         let n = sock.recv_queue();
         let mut sink = vec![0u8; n];
         let _ = sock.recv_slice(&mut sink);
+        c.local_close.unread_at_fin = 0;
         ControlFlow::Continue(())
     }
 
@@ -64,7 +65,9 @@ impl Edk2Tcp4 {
         }
         if !c.local_close.fin_queued && c.tokens.txs.is_empty() {
             c.local_close.fin_queued = true;
-            self.sockets.get_mut::<tcp::Socket>(h).close();
+            let sock = self.sockets.get_mut::<tcp::Socket>(h);
+            c.local_close.unread_at_fin = sock.recv_queue();
+            sock.close();
         }
         let c = self.children.get_mut(&id).expect("exists");
         let cfg = c.cfg.expect("configured");
