@@ -18,7 +18,7 @@ use crate::peers::{ports, protocol};
 use crate::runner::{Case, CaseError, CaseResult};
 use crate::target::SocketTarget;
 use crate::{ensure, ensure_eq};
-use efisock::firmware::{Platform, Status, Tcp4ConnectionState, status};
+use efisock::firmware::{BootServices, Platform, Status, Tcp4, Tcp4ConnectionState, status};
 use efisock::raw::{RawChild, RawToken, TokenKind};
 
 /// The cases of this group.
@@ -182,6 +182,33 @@ fn connected<T: SocketTarget>(t: &T, port: u16) -> Result<RawChild<T::P>, CaseEr
     );
     ensure_eq!(connect.status(), Status::SUCCESS, "Connect token status");
     Ok(child)
+}
+
+/// One step of [`wait_for`]: a Poll, then this long a Stall.
+const WAIT_STEP_US: usize = 1_000;
+
+/// Polls `child` about once a millisecond (Poll, then `Stall`) until `done`
+/// holds or `max_ns` of firmware time passed; returns whether it holds.
+/// For waits of seconds: a Stall lets firmware time pass without a Poll
+/// storm (on the simulator each Poll costs virtual microseconds, so a
+/// Poll-only wait of 30 s would take ten million calls).
+fn wait_for<P: Platform>(
+    child: &RawChild<P>,
+    max_ns: u64,
+    mut done: impl FnMut(&RawChild<P>) -> bool,
+) -> bool {
+    let boot = child.platform().boot();
+    let start = boot.monotonic_ns();
+    loop {
+        if done(child) {
+            return true;
+        }
+        if boot.monotonic_ns().saturating_sub(start) > max_ns {
+            return done(child);
+        }
+        let _ = child.tcp().poll();
+        let _ = boot.stall(WAIT_STEP_US);
+    }
 }
 
 fn transmit<P: Platform>(p: &P, child: &RawChild<P>, bytes: &[u8]) -> CaseResult {

@@ -12,9 +12,9 @@
 //! so its initial EFI_ABORTED (SockImpl.c `SockCreate`, `SockConnFlush`).
 
 use efisock::firmware::{Platform, Status, Tcp4ConnectionState};
-use efisock::raw::{RawChild, RawToken, TokenKind, WaitLimit, poll_until};
+use efisock::raw::{RawChild, RawToken, TokenKind};
 
-use super::{connected, fail, transmit};
+use super::{connected, fail, transmit, wait_for};
 use crate::peers::ports;
 use crate::runner::CaseResult;
 use crate::target::SocketTarget;
@@ -26,11 +26,7 @@ const PAYLOAD: &[u8] = b"ten bytes!";
 /// Polls for `ns` of firmware time whatever happens, so that frames in
 /// flight (an echo split in two segments, say) have arrived.
 fn settle<P: Platform>(child: &RawChild<P>, ns: u64) {
-    let limit = WaitLimit {
-        max_polls: u64::MAX,
-        max_ns: ns,
-    };
-    let _ = poll_until(child.platform().boot(), child.tcp(), limit, || false);
+    let _ = wait_for(child, ns, |_| false);
 }
 
 /// Connected to the echo service with `PAYLOAD` sent, the first 4 echoed

@@ -4,9 +4,9 @@
 use core::ptr;
 
 use efisock::firmware::{Boolean, Ipv4Address, Platform, Status, Tcp4Option};
-use efisock::raw::{RawChild, RawToken, TokenKind, WaitLimit, passive_config, poll_until};
+use efisock::raw::{RawChild, RawToken, TokenKind, passive_config};
 
-use super::{connected, fail, new_child, transmit};
+use super::{connected, fail, new_child, transmit, wait_for};
 use crate::peers::{ports, protocol};
 use crate::runner::CaseResult;
 use crate::target::SocketTarget;
@@ -43,10 +43,7 @@ pub(super) fn listen_on_any_address<T: SocketTarget>(t: &mut T) -> CaseResult {
 /// harness, see `qemu::ports`).
 const BACKLOG_PORT: u16 = 44060;
 /// How long one Accept may wait for the peer's retransmitted SYN.
-const ACCEPT_WAIT: WaitLimit = WaitLimit {
-    max_polls: u64::MAX,
-    max_ns: 30_000_000_000,
-};
+const ACCEPT_WAIT_NS: u64 = 30_000_000_000;
 /// The smallest backlog EDK2 takes (TcpProto.h `TCP_BACKLOG_MIN`).
 const BACKLOG: u32 = 5;
 
@@ -93,11 +90,7 @@ pub(super) fn backlog_full_drops_syn<T: SocketTarget>(t: &mut T) -> CaseResult {
         requests.push(c);
     }
     // Time for every connect-back SYN to arrive while nobody accepts.
-    let settle = WaitLimit {
-        max_polls: u64::MAX,
-        max_ns: 1_000_000_000,
-    };
-    let _ = poll_until(p.boot(), listener.tcp(), settle, || false);
+    let _ = wait_for(&listener, 1_000_000_000, |_| false);
     let mut accepted = Vec::new();
     for n in 0..wanted {
         let mut accept = RawToken::new(p.boot(), TokenKind::Accept).map_err(fail)?;
@@ -105,9 +98,8 @@ pub(super) fn backlog_full_drops_syn<T: SocketTarget>(t: &mut T) -> CaseResult {
         // The dropped SYN comes back with the peer's retransmission: slirp
         // (BSD TCP) retries a SYN after about 6 s, Linux and the simulated
         // peers after 1 s.
-        let waited = poll_until(p.boot(), listener.tcp(), ACCEPT_WAIT, || accept.done());
         ensure!(
-            waited.done,
+            wait_for(&listener, ACCEPT_WAIT_NS, |_| accept.done()),
             "Accept {n} of {wanted} never completed: the connection beyond the \
              backlog of {BACKLOG} was refused rather than its SYN dropped and retried"
         );

@@ -15,9 +15,9 @@ use efisock::firmware::{
     Boolean, BootServices, Event, EventType, Platform, Status, Tcp4, Tcp4ConfigData,
     Tcp4ConnectionState, Tcp4Option, TimerDelay, Tpl,
 };
-use efisock::raw::{RawChild, RawToken, TokenKind, WaitLimit, active_config, poll_until};
+use efisock::raw::{RawChild, RawToken, TokenKind, active_config};
 
-use super::{fail, new_child};
+use super::{fail, new_child, wait_for};
 use crate::peers::ports;
 use crate::runner::{CaseError, CaseResult};
 use crate::target::SocketTarget;
@@ -268,15 +268,11 @@ fn close_lingers<T: SocketTarget>(
     );
     ensure!(!close.done(), "Close completed before {state:?}");
     let mut ticks = TickCounter::start(p.boot())?;
-    let limit = WaitLimit {
-        max_polls: u64::MAX,
-        max_ns: 20_000_000_000,
-    };
-    let waited = poll_until(p.boot(), child.tcp(), limit, || {
+    let done = wait_for(&child, 20_000_000_000, |_| {
         ticks.look();
         close.done()
     });
-    ensure!(waited.done, "Close did not complete in {state:?}");
+    ensure!(done, "Close did not complete in {state:?}");
     ensure_eq!(close.status(), Status::SUCCESS, "Close status");
     Ok(ticks.ticks)
 }
