@@ -77,11 +77,8 @@ pub(super) fn backlog_full_drops_syn<T: SocketTarget>(t: &mut T) -> CaseResult {
     let mut config = passive_config(BACKLOG_PORT);
     config.control_option = ptr::from_mut(&mut opt);
     // SAFETY: the option lives on this stack frame across the call.
-    ensure_eq!(
-        unsafe { listener.configure_with(config) },
-        Status::SUCCESS,
-        "Configure(passive, backlog 5)"
-    );
+    let status = unsafe { listener.configure_with(config) };
+    ensure_eq!(status, Status::SUCCESS, "Configure(passive, backlog 5)");
     let wanted = BACKLOG as usize + 1;
     let mut requests = Vec::new();
     for _ in 0..wanted {

@@ -247,11 +247,8 @@ fn close_lingers<T: SocketTarget>(
     let mut config = active_config(t.peer(port), 0);
     config.control_option = ptr::from_mut(&mut opt);
     // SAFETY: the option lives on this stack frame across the call.
-    ensure_eq!(
-        unsafe { child.configure_with(config) },
-        Status::SUCCESS,
-        "Configure"
-    );
+    let status = unsafe { child.configure_with(config) };
+    ensure_eq!(status, Status::SUCCESS, "Configure");
     let mut connect = RawToken::new(p.boot(), TokenKind::Connect).map_err(fail)?;
     ensure_eq!(connect.submit(child.tcp()), Status::SUCCESS, "Connect");
     ensure!(
