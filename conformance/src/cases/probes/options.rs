@@ -35,6 +35,7 @@ struct Values {
     connection_timeout: u32,
     fin_timeout: u32,
     time_wait_timeout: u32,
+    enable_nagle: bool,
 }
 
 /// What EDK2 reports when no option is passed (defaults of TcpProto.h).
@@ -45,6 +46,7 @@ const DEFAULTS: Values = Values {
     connection_timeout: 75,
     fin_timeout: 2,
     time_wait_timeout: 2,
+    enable_nagle: true,
 };
 
 fn option(v: Values) -> Tcp4Option {
@@ -59,7 +61,7 @@ fn option(v: Values) -> Tcp4Option {
         keep_alive_probes: 0,
         keep_alive_time: 0,
         keep_alive_interval: 0,
-        enable_nagle: Boolean::TRUE,
+        enable_nagle: Boolean::from(v.enable_nagle),
         enable_time_stamp: Boolean::TRUE,
         enable_window_scaling: Boolean::TRUE,
         enable_selective_ack: Boolean::FALSE,
@@ -90,6 +92,7 @@ fn reported<P: Platform>(child: &RawChild<P>) -> Result<Values, CaseError> {
         connection_timeout: 0,
         fin_timeout: 0,
         time_wait_timeout: 0,
+        enable_nagle: false,
     });
     let mut config = active_config(std::net::SocketAddrV4::new([0, 0, 0, 0].into(), 0), 0);
     config.control_option = ptr::from_mut(&mut opt);
@@ -113,6 +116,7 @@ fn reported<P: Platform>(child: &RawChild<P>) -> Result<Values, CaseError> {
         connection_timeout: opt.connection_timeout,
         fin_timeout: opt.fin_timeout,
         time_wait_timeout: opt.time_wait_timeout,
+        enable_nagle: bool::from(opt.enable_nagle),
     })
 }
 
@@ -135,7 +139,9 @@ fn configured_reports<T: SocketTarget>(
 /// No option: the defaults. In range: taken as given (the bounds
 /// themselves included). Out of range on either side: the default, not
 /// the nearest bound (so 3 KiB or 2 bytes of buffer become 2 MiB).
-/// TimeWaitTimeout 0 is taken as 0 (TcpDispatcher.c l.656-665).
+/// TimeWaitTimeout 0 is taken as 0 (TcpDispatcher.c l.656-665). Nagle is
+/// on without an option and as the option's EnableNagle says with one
+/// (l.695-697).
 pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
     configured_reports(t, None, DEFAULTS, "no option")?;
     let lower = Values {
@@ -145,6 +151,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         connection_timeout: 60,
         fin_timeout: 2,
         time_wait_timeout: 0,
+        enable_nagle: false,
     };
     configured_reports(t, Some(lower), lower, "lower bounds")?;
     let upper = Values {
@@ -154,6 +161,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         connection_timeout: 75,
         fin_timeout: 4,
         time_wait_timeout: 60,
+        enable_nagle: true,
     };
     configured_reports(t, Some(upper), upper, "upper bounds")?;
     let inside = Values {
@@ -163,6 +171,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         connection_timeout: 70,
         fin_timeout: 3,
         time_wait_timeout: 30,
+        enable_nagle: false,
     };
     configured_reports(t, Some(inside), inside, "inside the ranges")?;
     let below = Values {
@@ -172,6 +181,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         connection_timeout: 59,
         fin_timeout: 1,
         time_wait_timeout: 1,
+        enable_nagle: true,
     };
     configured_reports(t, Some(below), DEFAULTS, "below the ranges")?;
     let above = Values {
@@ -181,6 +191,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         connection_timeout: 76,
         fin_timeout: 5,
         time_wait_timeout: 61,
+        enable_nagle: true,
     };
     configured_reports(t, Some(above), DEFAULTS, "above the ranges")?;
     Ok(())
