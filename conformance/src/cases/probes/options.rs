@@ -33,6 +33,7 @@ struct Values {
     send_buffer_size: u32,
     max_syn_back_log: u32,
     connection_timeout: u32,
+    data_retries: u32,
     fin_timeout: u32,
     time_wait_timeout: u32,
     enable_nagle: bool,
@@ -44,6 +45,7 @@ const DEFAULTS: Values = Values {
     send_buffer_size: MIB2,
     max_syn_back_log: 10,
     connection_timeout: 75,
+    data_retries: 12,
     fin_timeout: 2,
     time_wait_timeout: 2,
     enable_nagle: true,
@@ -55,7 +57,7 @@ fn option(v: Values) -> Tcp4Option {
         send_buffer_size: v.send_buffer_size,
         max_syn_back_log: v.max_syn_back_log,
         connection_timeout: v.connection_timeout,
-        data_retries: 12,
+        data_retries: v.data_retries,
         fin_timeout: v.fin_timeout,
         time_wait_timeout: v.time_wait_timeout,
         keep_alive_probes: 0,
@@ -90,6 +92,7 @@ fn reported<P: Platform>(child: &RawChild<P>) -> Result<Values, CaseError> {
         send_buffer_size: 0,
         max_syn_back_log: 0,
         connection_timeout: 0,
+        data_retries: 0,
         fin_timeout: 0,
         time_wait_timeout: 0,
         enable_nagle: false,
@@ -114,6 +117,7 @@ fn reported<P: Platform>(child: &RawChild<P>) -> Result<Values, CaseError> {
         send_buffer_size: opt.send_buffer_size,
         max_syn_back_log: opt.max_syn_back_log,
         connection_timeout: opt.connection_timeout,
+        data_retries: opt.data_retries,
         fin_timeout: opt.fin_timeout,
         time_wait_timeout: opt.time_wait_timeout,
         enable_nagle: bool::from(opt.enable_nagle),
@@ -139,7 +143,9 @@ fn configured_reports<T: SocketTarget>(
 /// No option: the defaults. In range: taken as given (the bounds
 /// themselves included). Out of range on either side: the default, not
 /// the nearest bound (so 3 KiB or 2 bytes of buffer become 2 MiB).
-/// TimeWaitTimeout 0 is taken as 0 (TcpDispatcher.c l.656-665). Nagle is
+/// TimeWaitTimeout 0 is taken as 0 (TcpDispatcher.c l.656-665). DataRetries
+/// ranges over 6..=12, default 12 (TcpProto.h `TCP_MAX_LOSS_MIN`,
+/// `TCP_MAX_LOSS`). Nagle is
 /// on without an option and as the option's EnableNagle says with one
 /// (l.695-697).
 pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
@@ -149,6 +155,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         send_buffer_size: 8 * 1024,
         max_syn_back_log: 5,
         connection_timeout: 60,
+        data_retries: 6,
         fin_timeout: 2,
         time_wait_timeout: 0,
         enable_nagle: false,
@@ -159,6 +166,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         send_buffer_size: MIB2,
         max_syn_back_log: 10,
         connection_timeout: 75,
+        data_retries: 12,
         fin_timeout: 4,
         time_wait_timeout: 60,
         enable_nagle: true,
@@ -169,6 +177,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         send_buffer_size: 100_000,
         max_syn_back_log: 7,
         connection_timeout: 70,
+        data_retries: 9,
         fin_timeout: 3,
         time_wait_timeout: 30,
         enable_nagle: false,
@@ -179,6 +188,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         send_buffer_size: 2,
         max_syn_back_log: 4,
         connection_timeout: 59,
+        data_retries: 5,
         fin_timeout: 1,
         time_wait_timeout: 1,
         enable_nagle: true,
@@ -189,6 +199,7 @@ pub(super) fn option_values_in_force<T: SocketTarget>(t: &mut T) -> CaseResult {
         send_buffer_size: u32::MAX,
         max_syn_back_log: 11,
         connection_timeout: 76,
+        data_retries: 13,
         fin_timeout: 5,
         time_wait_timeout: 61,
         enable_nagle: true,
