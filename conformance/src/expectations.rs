@@ -23,6 +23,7 @@ pub const EDK2_STABLE202211: Expectations = Expectations {
     connect_closed_port_reports_reset: true,
     close_with_unread_data_sends_rst: true,
     time_wait_holds_port: true,
+    listen_any_unsupported: false,
 };
 
 /// The targets a case can run on.

@@ -28,6 +28,9 @@ pub struct Expectations {
     pub close_with_unread_data_sends_rst: bool,
     /// A port in TIME_WAIT cannot be configured again.
     pub time_wait_holds_port: bool,
+    /// A passive instance on station address 0.0.0.0 (UseDefaultAddress
+    /// FALSE) is refused with INVALID_PARAMETER (pre-2016 firmware).
+    pub listen_any_unsupported: bool,
 }
 
 /// A platform the socket cases run on.

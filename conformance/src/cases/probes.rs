@@ -2,12 +2,23 @@
 //! behaves, and compare with what the target is expected to be. On OVMF
 //! these measure the real EDK2; on the simulator they check that the chosen
 //! profile replays it.
+//!
+//! Every quirk switch of the simulator's profile has at least one probe that
+//! fails when the switch is flipped (`tests/quirk_flip.rs` checks this), and
+//! every option value of the profile is read back or timed
+//! ([`options`]). What a probe asserts is what EDK2 edk2-stable202211
+//! guarantees, with the source cited at the probe.
+
+mod closing;
+mod errors;
+mod listen;
+mod options;
 
 use crate::peers::{ports, protocol};
 use crate::runner::{Case, CaseError, CaseResult};
 use crate::target::SocketTarget;
 use crate::{ensure, ensure_eq};
-use efisock::firmware::{Platform, Status, Tcp4ConnectionState, status};
+use efisock::firmware::{BootServices, Platform, Status, Tcp4, Tcp4ConnectionState, status};
 use efisock::raw::{RawChild, RawToken, TokenKind};
 
 /// The cases of this group.
@@ -69,6 +80,66 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         },
         Case {
             group: "probe",
+            name: "close_with_unread_data_resets",
+            about: "Close with unread received data resets the connection inside the call",
+            run: closing::close_with_unread_data_resets::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "receive_buffered_inside_call",
+            about: "a Receive with data buffered is signalled before Receive returns",
+            run: closing::receive_buffered_inside_call::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "data_after_close_resets_armed",
+            about: "data arriving after Close resets the connection; the pending Receive ends ABORTED",
+            run: closing::data_after_close_resets_armed::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "data_after_close_resets_unarmed",
+            about: "data arriving after Close resets the connection (no TIME_WAIT) with no Receive pending",
+            run: closing::data_after_close_resets_unarmed::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "stored_error_survives_reconnect",
+            about: "after a reset and a new Connect, the first Receive reports CONNECTION_RESET in the call",
+            run: errors::stored_error_survives_reconnect::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "listen_on_any_address",
+            about: "a passive instance on 0.0.0.0 is accepted (old firmware: INVALID_PARAMETER)",
+            run: listen::listen_on_any_address::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "backlog_full_drops_syn",
+            about: "a SYN beyond MaxSynBackLog is dropped, not refused: all are accepted in the end",
+            run: listen::backlog_full_drops_syn::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "option_values_in_force",
+            about: "Configure takes options in range and replaces others by the defaults (GetModeData)",
+            run: options::option_values_in_force::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "time_wait_lasts_its_timeout",
+            about: "TIME_WAIT lasts TimeWaitTimeout (3 s) on 200 ms ticks",
+            run: options::time_wait_lasts_its_timeout::<T>,
+        },
+        Case {
+            group: "probe",
+            name: "fin_wait_2_lasts_its_timeout",
+            about: "FIN_WAIT_2 lasts FinTimeout (3 s) on 200 ms ticks",
+            run: options::fin_wait_2_lasts_its_timeout::<T>,
+        },
+        Case {
+            group: "probe",
             name: "close_completes",
             about: "a graceful Close after the peer's FIN completes SUCCESS",
             run: close_completes::<T>,
@@ -111,6 +182,33 @@ fn connected<T: SocketTarget>(t: &T, port: u16) -> Result<RawChild<T::P>, CaseEr
     );
     ensure_eq!(connect.status(), Status::SUCCESS, "Connect token status");
     Ok(child)
+}
+
+/// One step of [`wait_for`]: a Poll, then this long a Stall.
+const WAIT_STEP_US: usize = 1_000;
+
+/// Polls `child` about once a millisecond (Poll, then `Stall`) until `done`
+/// holds or `max_ns` of firmware time passed; returns whether it holds.
+/// For waits of seconds: a Stall lets firmware time pass without a Poll
+/// storm (on the simulator each Poll costs virtual microseconds, so a
+/// Poll-only wait of 30 s would take ten million calls).
+fn wait_for<P: Platform>(
+    child: &RawChild<P>,
+    max_ns: u64,
+    mut done: impl FnMut(&RawChild<P>) -> bool,
+) -> bool {
+    let boot = child.platform().boot();
+    let start = boot.monotonic_ns();
+    loop {
+        if done(child) {
+            return true;
+        }
+        if boot.monotonic_ns().saturating_sub(start) > max_ns {
+            return done(child);
+        }
+        let _ = child.tcp().poll();
+        let _ = boot.stall(WAIT_STEP_US);
+    }
 }
 
 fn transmit<P: Platform>(p: &P, child: &RawChild<P>, bytes: &[u8]) -> CaseResult {

@@ -8,7 +8,8 @@
 
 /// Ports cases bind inside the guest (`bind(SocketAddrV4::new(t.local_ip(), PORT))`).
 pub const GUEST_SERVER_PORTS: &[u16] = &[
-    41001, 41002, 41003, 42001, 42101, 43001, 43101, 44001, 44002, 44003, 44010, 44050,
+    41001, 41002, 41003, 42001, 42101, 43001, 43101, 44001, 44002, 44003, 44010, 44050, 44060,
+    44061,
 ];
 
 /// `(host_port, guest_port)` forwards for [`GUEST_SERVER_PORTS`], each host
@@ -45,6 +46,10 @@ mod tests {
         include_str!("../cases/server.rs"),
         include_str!("../cases/config.rs"),
         include_str!("../cases/probes.rs"),
+        include_str!("../cases/probes/closing.rs"),
+        include_str!("../cases/probes/errors.rs"),
+        include_str!("../cases/probes/listen.rs"),
+        include_str!("../cases/probes/options.rs"),
     ];
 
     /// Every five-digit 4xxxx literal in the case sources (the range the

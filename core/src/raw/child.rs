@@ -46,6 +46,27 @@ impl<P: Platform> RawChild<P> {
         })
     }
 
+    /// Takes over a child the firmware created (an Accept's new child):
+    /// opens the TCP4 protocol on `handle`; from then on it is reset and
+    /// destroyed like a created one. If the protocol cannot be opened the
+    /// child is destroyed at once.
+    pub fn adopt(platform: P, handle: Handle) -> Result<Self, RawError> {
+        let service = platform.tcp4_service();
+        let tcp = match service.open_tcp4(handle) {
+            Ok(tcp) => tcp,
+            Err(s) => {
+                let _ = service.destroy_child(handle);
+                return Err(RawError::new("OpenProtocol(Tcp4)", s));
+            }
+        };
+        Ok(RawChild {
+            platform,
+            handle,
+            tcp,
+            station: None,
+        })
+    }
+
     /// The address to pass explicitly when the firmware refuses
     /// UseDefaultAddress with ALREADY_STARTED (a /24 is assumed).
     pub fn with_station(mut self, station: Ipv4Addr) -> Self {
@@ -84,11 +105,23 @@ impl<P: Platform> RawChild<P> {
         self.configure(passive_config(port))
     }
 
+    /// Configure with a caller-built `config` (for control options); the
+    /// ALREADY_STARTED fallback of [`with_station`](Self::with_station)
+    /// applies.
+    ///
+    /// # Safety
+    /// `config.control_option` is null or points to a `Tcp4Option` valid
+    /// for reads during the call.
+    pub unsafe fn configure_with(&self, config: Tcp4ConfigData) -> Status {
+        self.configure(config)
+    }
+
     fn configure(&self, mut config: Tcp4ConfigData) -> Status {
         // SAFETY: `config` is a valid, fully initialised, exclusively
         // borrowed Tcp4ConfigData that lives across the call, so the
-        // firmware may write its station address and port back into it; a
-        // null control_option selects the defaults.
+        // firmware may write its station address and port back into it; its
+        // control_option is null (the defaults) or valid for reads
+        // (`configure_with`'s contract).
         let status = unsafe { self.tcp.configure(&mut config) };
         if status != Status::ALREADY_STARTED {
             return status;

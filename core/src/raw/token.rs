@@ -9,8 +9,9 @@ use super::event::RawEvent;
 use super::layout::{ReceiveData1, TransmitData1};
 use super::pool::PoolBuf;
 use crate::firmware::{
-    Boolean, BootServices, Event, Status, Tcp4, Tcp4CloseToken, Tcp4CompletionToken,
-    Tcp4ConnectionToken, Tcp4IoToken, Tcp4Packet, Tcp4ReceiveData, Tcp4TransmitData,
+    Boolean, BootServices, Event, Handle, Status, Tcp4, Tcp4CloseToken, Tcp4CompletionToken,
+    Tcp4ConnectionToken, Tcp4IoToken, Tcp4ListenToken, Tcp4Packet, Tcp4ReceiveData,
+    Tcp4TransmitData,
 };
 
 /// What a [`RawToken`] is for.
@@ -18,6 +19,9 @@ use crate::firmware::{
 pub enum TokenKind {
     /// A `Tcp4ConnectionToken` for `Connect`.
     Connect,
+    /// A `Tcp4ListenToken` for `Accept`; the new child's handle is read with
+    /// [`RawToken::accepted`].
+    Accept,
     /// A `Tcp4IoToken` for `Receive` with a buffer of this many bytes.
     Receive(usize),
     /// A `Tcp4IoToken` for `Transmit` carrying these bytes (the buffer keeps
@@ -38,6 +42,7 @@ const DATA_AREA: usize = 64;
 
 const _: () = {
     assert!(size_of::<Tcp4ConnectionToken>() <= TOKEN_AREA);
+    assert!(size_of::<Tcp4ListenToken>() <= TOKEN_AREA);
     assert!(size_of::<Tcp4IoToken>() <= TOKEN_AREA);
     assert!(size_of::<Tcp4CloseToken>() <= TOKEN_AREA);
     assert!(size_of::<TransmitData1>() <= DATA_AREA);
@@ -114,6 +119,15 @@ impl<'a, B: BootServices> RawToken<'a, B> {
                         .write(Tcp4ConnectionToken {
                             completion_token: completion,
                         })
+                };
+            }
+            TokenKind::Accept => {
+                // SAFETY: as for Connect.
+                unsafe {
+                    base.cast::<Tcp4ListenToken>().write(Tcp4ListenToken {
+                        completion_token: completion,
+                        new_child_handle: ptr::null_mut(),
+                    })
                 };
             }
             TokenKind::Close { abort } => {
@@ -210,6 +224,7 @@ impl<'a, B: BootServices> RawToken<'a, B> {
         let status = unsafe {
             match self.kind {
                 TokenKind::Connect => tcp.connect(base.cast()),
+                TokenKind::Accept => tcp.accept(base.cast()),
                 TokenKind::Close { .. } => tcp.close(base.cast()),
                 TokenKind::Receive(_) => tcp.receive(base.cast()),
                 TokenKind::Transmit(_) => tcp.transmit(base.cast()),
@@ -264,6 +279,22 @@ impl<'a, B: BootServices> RawToken<'a, B> {
                 (ptr::read_volatile(ptr::addr_of!((*rx).data_length)) as usize).min(self.capacity);
             core::slice::from_raw_parts(self.buffer(), len)
         }
+    }
+
+    /// For an Accept token that completed with `SUCCESS`: the new child's
+    /// handle (`None` for other kinds, while in flight, or on failure).
+    pub fn accepted(&self) -> Option<Handle> {
+        if self.in_flight || self.kind != TokenKind::Accept || self.status() != Status::SUCCESS {
+            return None;
+        }
+        // SAFETY: not in flight, so the firmware no longer writes the block,
+        // which starts with the Tcp4ListenToken written by `init`.
+        let handle = unsafe {
+            ptr::read_volatile(ptr::addr_of!(
+                (*self.block.as_ptr::<Tcp4ListenToken>()).new_child_handle
+            ))
+        };
+        (!handle.is_null()).then_some(handle)
     }
 
     /// Makes a Receive token ready for another `Receive` of up to `len`

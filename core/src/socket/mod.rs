@@ -67,6 +67,11 @@ pub struct SocketId(pub u32);
 
 /// Which directions `Socket::shutdown` closes.
 ///
+/// EFI has no half-close: after `shutdown(Write)` the firmware answers any
+/// data the peer still sends with RST (EDK2 `TcpInput`, measured on OVMF),
+/// and `recv` then returns end of stream. Read what you expect before
+/// shutting the write side down.
+///
 /// ```
 /// # use efisock_sim::{ConnHandler, ConnIo, PeerConnState, Sim, SimConfig};
 /// # struct Echo;
@@ -94,8 +99,8 @@ pub struct SocketId(pub u32);
 /// let s = net.socket()?;
 /// s.connect("10.0.2.2:7".parse().unwrap())?;
 /// s.sendall(b"last words")?;
+/// assert_eq!(s.recv(64)?, b"last words"); // the echo, before the FIN
 /// s.shutdown(Shutdown::Write)?; // FIN after the data
-/// assert_eq!(s.recv(64)?, b"last words");
 /// assert_eq!(s.recv(64)?, b"", "the peer closed too: EOF");
 /// assert_eq!(
 ///     s.send(b"more").unwrap_err().errno(),

@@ -77,28 +77,39 @@ impl FromStr for Profile {
 
 /// One switch per EDK2 behaviour that differs from a textbook TCP or between
 /// firmware generations. References are to tianocore/edk2 `NetworkPkg/TcpDxe`.
+///
+/// Each switch names the conformance probe (group `probe`) that measures it
+/// on the simulator and in OVMF; flipping any switch on the default profile
+/// fails at least one probe (`conformance/tests/quirk_flip.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quirks {
     /// `Cancel` always returns UNSUPPORTED (Tcp4Dxe before 2016; `Tcp4Cancel`
     /// was a stub in MdeModulePkg/Universal/Network/Tcp4Dxe/Tcp4Main.c).
+    /// Probe: `probe/cancel_receive`.
     pub cancel_unsupported: bool,
     /// `Receive` returns CONNECTION_FIN as the function result when the FIN is
     /// in and nothing is buffered (SockInterface.c `SockRcv`); off: the token
     /// is queued and completes with CONNECTION_FIN.
+    /// Probe: `probe/receive_fin_return_value`.
     pub receive_fin_as_return_value: bool,
     /// `Close` with unread received data completes in the call and sends RST
     /// (SockInterface.c `SockClose` → TcpDispatcher.c `TcpDisconnect`, which
     /// resets when `GET_RCV_DATASIZE` != 0); off: graceful FIN.
+    /// Probe: `probe/close_with_unread_data_resets` (measured on OVMF).
     pub close_with_unread_data_sends_rst: bool,
     /// RST+ACK in SYN_SENT completes Connect with CONNECTION_RESET
     /// (TcpInput.c sets `SockError = EFI_CONNECTION_RESET`); off: REFUSED.
+    /// Probe: `probe/closed_port_status`.
     pub connect_closed_port_reports_reset: bool,
     /// A station port stays in use while an instance is in TIME_WAIT
-    /// (TcpDispatcher.c `TcpBind` → `TcpFindTcbByPeer` scans `mTcpRunQue`).
+    /// (TcpDispatcher.c `TcpBind` → `TcpFindTcbByPeer` scans `mTcpRunQue`),
+    /// as in every other state, until the instance is reset
+    /// (Configure(NULL) or DestroyChild, `TcpFlushPcb`); off: a TIME_WAIT
+    /// instance holds no port. Probe: `probe/time_wait_holds_port`.
     pub time_wait_holds_port: bool,
     /// SYNs beyond MaxSynBackLog are dropped silently (TcpInput.c
     /// `TcpCloneTcb` fails when `ConnCnt + BacklogCnt >= BackLog`); off:
-    /// answered with RST.
+    /// answered with RST. Probe: `probe/backlog_full_drops_syn`.
     pub backlog_full_drops_syn: bool,
     /// Configure with UseDefaultAddress=TRUE returns ALREADY_STARTED on any
     /// child, before its IP child is touched: the firmware BITS met, which
@@ -113,20 +124,28 @@ pub struct Quirks {
     pub use_default_address_already_started: bool,
     /// A passive instance on station address 0.0.0.0 is rejected with
     /// INVALID_PARAMETER (old firmware; BITS special-cases 0.0.0.0).
+    /// Probe: `probe/listen_on_any_address` (measured on OVMF: accepted).
     pub listen_any_unsupported: bool,
     /// Completions caused by a call run their notify functions as that call
     /// returns (EfiReleaseLock → RestoreTPL in SockInterface.c); off: they
-    /// are deferred to the next MNP tick / Poll.
+    /// are deferred to the next MNP tick / Poll. Probes:
+    /// `probe/receive_buffered_inside_call`, `probe/transmit_inside_call`,
+    /// `probe/configure_null_aborts`, `probe/close_with_unread_data_resets`.
     pub completions_inside_call: bool,
     /// Data arriving after the local Close (FIN_WAIT_*, CLOSING, TIME_WAIT,
     /// LAST_ACK) resets the connection (TcpInput.c, seventh step:
     /// `TCP_LOCAL_CLOSED (Tcb->State) && Nbuf->TotalSize != 0` →
-    /// `RESET_THEN_DROP`); off: the data is silently discarded.
+    /// `RESET_THEN_DROP`), whether or not a Receive is pending: the pending
+    /// Receive completes ABORTED, the Close SUCCESS, and no TIME_WAIT
+    /// follows. Off: the data is silently discarded. Probes (measured on
+    /// OVMF): `probe/data_after_close_resets_armed`,
+    /// `probe/data_after_close_resets_unarmed`.
     pub data_after_close_sends_rst: bool,
     /// The socket error stored by a reset/timeout survives a new Connect on
     /// the same child and is delivered to its first Receive (SockInterface.c
     /// `SockRcv` checks `Sock->SockError` first; only Receive and
-    /// Configure(NULL) clear it; code-read). Off: Connect clears it.
+    /// Configure(NULL) clear it). Off: Connect clears it. Probe:
+    /// `probe/stored_error_survives_reconnect` (measured on OVMF).
     pub stored_error_leaks_into_next_connection: bool,
 }
 

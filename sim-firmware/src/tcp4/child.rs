@@ -87,6 +87,15 @@ pub(super) struct LocalClose {
     pub(super) graceful_done: bool,
     /// When the FIN_WAIT_2 or TIME_WAIT timer expires.
     pub(super) linger_until: Option<u64>,
+    /// The state `linger_until` was armed in: entering TIME_WAIT from
+    /// FIN_WAIT_2 clears the FIN_WAIT_2 timer and arms TimeWaitTimeout
+    /// (TcpInput.c l.463-471, `TcpClearAllTimer` then `TCP_TIMER_2MSL`).
+    pub(super) linger_in: Option<State>,
+    /// Received bytes still unread when the FIN was queued: only data
+    /// beyond them arrived after the Close (with
+    /// `close_with_unread_data_sends_rst` on there are none, the Close
+    /// reset the connection instead).
+    pub(super) unread_at_fin: usize,
 }
 
 /// Retransmission watchdog: bytes (and FIN) outstanding, unchanged since.

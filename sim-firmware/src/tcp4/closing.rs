@@ -31,7 +31,7 @@ impl Edk2Tcp4 {
             return ControlFlow::Continue(());
         }
         let sock = self.sockets.get_mut::<tcp::Socket>(h);
-        if sock.recv_queue() == 0 {
+        if sock.recv_queue() <= c.local_close.unread_at_fin {
             return ControlFlow::Continue(());
         }
         if cx.cfg.quirks.data_after_close_sends_rst {
@@ -44,6 +44,7 @@ impl Edk2Tcp4 {
         let n = sock.recv_queue();
         let mut sink = vec![0u8; n];
         let _ = sock.recv_slice(&mut sink);
+        c.local_close.unread_at_fin = 0;
         ControlFlow::Continue(())
     }
 
@@ -64,13 +65,15 @@ impl Edk2Tcp4 {
         }
         if !c.local_close.fin_queued && c.tokens.txs.is_empty() {
             c.local_close.fin_queued = true;
-            self.sockets.get_mut::<tcp::Socket>(h).close();
+            let sock = self.sockets.get_mut::<tcp::Socket>(h);
+            c.local_close.unread_at_fin = sock.recv_queue();
+            sock.close();
         }
         let c = self.children.get_mut(&id).expect("exists");
         let cfg = c.cfg.expect("configured");
         match st {
             State::Closed => self.finish_graceful_close(cx, id),
-            State::TimeWait | State::FinWait2 if c.local_close.linger_until.is_none() => {
+            State::TimeWait | State::FinWait2 if c.local_close.linger_in != Some(st) => {
                 let secs = if st == State::TimeWait {
                     cfg.opts.tw_timeout_s
                 } else {
@@ -78,9 +81,7 @@ impl Edk2Tcp4 {
                 };
                 let until = now + u64::from(secs) * SEC;
                 c.local_close.linger_until = Some(until);
-                if st == State::TimeWait && cx.cfg.quirks.time_wait_holds_port {
-                    self.port_holds.insert(cfg.port, until);
-                }
+                c.local_close.linger_in = Some(st);
             }
             State::FinWait2 | State::TimeWait
                 if c.local_close.linger_until.is_some_and(|d| d <= now) =>
@@ -134,6 +135,7 @@ impl Edk2Tcp4 {
             }
         }
         c.local_close.linger_until = None;
+        c.local_close.linger_in = None;
         c.stall = None;
     }
 }

@@ -225,6 +225,7 @@ impl Edk2Tcp4 {
                     o.send_buffer_size = cfg.opts.snd_buf;
                     o.max_syn_back_log = cfg.opts.backlog as u32;
                     o.connection_timeout = cfg.opts.conn_timeout_s;
+                    o.data_retries = cfg.opts.data_retries;
                     o.fin_timeout = cfg.opts.fin_timeout_s;
                     o.time_wait_timeout = cfg.opts.tw_timeout_s;
                     o.enable_nagle = cfg.opts.nagle.into();

@@ -71,8 +71,6 @@ pub(crate) struct Edk2Tcp4 {
     pub children: BTreeMap<usize, Child>,
     next_child: usize,
     next_ephemeral: u16,
-    /// Ports held through TIME_WAIT, until the given time.
-    port_holds: BTreeMap<u16, u64>,
     /// When the next MNP tick processes a frame.
     next_mnp: u64,
     /// Completion events to signal at the next tick or Poll.
@@ -100,7 +98,6 @@ impl Edk2Tcp4 {
             children: BTreeMap::new(),
             next_child: 0,
             next_ephemeral: 1024 + rng.below(1024) as u16,
-            port_holds: BTreeMap::new(),
             next_mnp: 0,
             deferred: Vec::new(),
             in_call: false,

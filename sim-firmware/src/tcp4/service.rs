@@ -62,11 +62,14 @@ impl Edk2Tcp4 {
         self.settle_connect(cx, id, st, now)?;
         self.detect_reset(cx, id, st, prev)?;
         self.note_peer_fin(id, st);
+        // Before any Receive takes the data: EDK2 resets on data after the
+        // local Close whether or not a Receive is pending (TcpInput.c
+        // l.1459-1467; measured: probe/data_after_close_resets_armed).
+        self.discard_data_after_close(cx, id, h, st)?;
         self.segment_transmits(cx, id, h);
         self.deliver_receives(cx, id, h);
         self.complete_receives_at_fin(cx, id, h);
         self.watch_retransmissions(cx, id, h, st, now)?;
-        self.discard_data_after_close(cx, id, h, st)?;
         self.progress_close(cx, id, h, st, now);
         ControlFlow::Continue(())
     }
