@@ -417,7 +417,7 @@ mod tests {
             let e = fails(&args);
             assert!(e.starts_with("--replay-log takes no"), "{args:?}: {e}");
         }
-        assert!(fails(&["--record", "d", "--compare"]).contains("--record goes with a run"));
+        assert!(fails(&["--record", "d", "--compare"]).contains("--record goes with a plain run"));
     }
 
     #[test]

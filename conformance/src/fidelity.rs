@@ -182,7 +182,11 @@ pub fn render(sim: &[CaseReport], ovmf: &[CaseReport], calls: &CallDiffs, header
         "\n## Call-level normalisation\n\nBefore the diff, both recordings go through \
          these rules (`conformance/src/calllog/normalise.rs`); everything else must be equal \
          step by step: every firmware call with its arguments and status, every completion \
-         with its token, status and byte count, `Tcp4.GetModeData`'s connection state.\n"
+         with its token, status and byte count, `Tcp4.GetModeData`'s connection state. Arguments \
+         are rendered when the call returns, so a call that writes into its arguments shows \
+         what it wrote (EDK2's `Tcp4.Configure` writes the default station address and the \
+         bound port back into the caller's access point: `TcpConfigurePcb` and `TcpBind` in \
+         `NetworkPkg/TcpDxe/TcpDispatcher.c`).\n"
     );
     for (rule, why) in RULES {
         let _ = writeln!(md, "- {rule} Why: {why}");

@@ -9,6 +9,12 @@ use super::step::RawStep;
 /// Every normalisation rule, with the reason it is legitimate.
 pub const RULES: &[(&str, &str)] = &[
     (
+        "The recording starts once the target is built.",
+        "the calls the harness makes to set a target up (a static address in the simulated \
+         world, a check of the DHCP lease obtained once per OVMF run) are the harness's, not \
+         the case's.",
+    ),
+    (
         "Successful waiting calls (Tcp4.Poll, Stall, SetTimer, WaitForEvent) are not steps; \
          their number is kept only as the detail of a completion (a failing one is a step).",
         "how many times the core polls before something happens depends on how fast the \
