@@ -100,6 +100,15 @@ pub fn call_level_line(diffs: &CallDiffs) -> String {
     format!("call-level: {k} of {} cases identical", diffs.len())
 }
 
+/// How many of the identical cases recorded no firmware call at all (their
+/// identity says nothing about the firmware).
+pub fn empty_count(diffs: &CallDiffs) -> usize {
+    diffs
+        .values()
+        .filter(|d| **d == CaseDiff::Identical { steps: 0 })
+        .count()
+}
+
 /// Non-identical cases without a reason in `expectations::CALL_LEVEL`.
 pub fn unexplained_calls(diffs: &CallDiffs) -> Vec<String> {
     diffs
@@ -143,8 +152,10 @@ pub fn render(sim: &[CaseReport], ovmf: &[CaseReport], calls: &CallDiffs, header
     );
     let _ = writeln!(
         md,
-        "{}. Unexplained call-level divergences: {}.\n",
+        "{} ({} of them make no firmware call through the core's traced calls). \
+         Unexplained call-level divergences: {}.\n",
         call_level_line(calls),
+        empty_count(calls),
         unexplained_calls(calls).len()
     );
     let _ = writeln!(

@@ -249,6 +249,11 @@ fn compare(
         path.display(),
         calls_dir.display()
     );
+    let _ = writeln!(
+        err,
+        "fidelity: {} identical case(s) recorded no firmware call on either target",
+        fidelity::empty_count(&diffs)
+    );
     let _ = writeln!(out, "{}", fidelity::call_level_line(&diffs));
     let sim_ok = sim_reports.iter().all(|r| r.passed);
     if sim_ok && bad.is_empty() && unexplained_calls.is_empty() && qemu_status == suite::EXIT_PASS {

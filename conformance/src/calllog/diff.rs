@@ -37,6 +37,9 @@ impl CaseDiff {
 impl fmt::Display for CaseDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            CaseDiff::Identical { steps: 0 } => {
+                f.write_str("identical (no firmware call recorded on either)")
+            }
             CaseDiff::Identical { steps } => write!(f, "identical ({steps} steps)"),
             CaseDiff::Diverges { step, what } => write!(f, "step {step}: {what}"),
             CaseDiff::Incomplete { why } => write!(f, "not compared: {why}"),
