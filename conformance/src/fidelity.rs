@@ -259,7 +259,8 @@ mod tests {
         );
         assert!(md.contains("| `a/x` | pass | pass | identical |"), "{md}");
         assert!(md.contains(
-            "call-level: 1 of 2 cases identical. Unexplained call-level divergences: 1."
+            "call-level: 1 of 2 cases identical (0 of them make no firmware call through the \
+             core's traced calls). Unexplained call-level divergences: 1."
         ));
         assert!(md.contains("## Call-level normalisation"));
         assert!(md.contains("Unexplained divergences: 1."));

@@ -1,5 +1,6 @@
 //! The capturing layer: the core's trace events as [`RawStep`]s, compacted.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -9,7 +10,7 @@ use tracing_subscriber::layer::{Context, Layer};
 
 use super::step::{BOOKKEEPING_CALLS, QUERY_CALLS, RawStep, WAIT_CALLS};
 use crate::runner::CaseTrace;
-use crate::trace::{TARGET_COMPLETION, TARGET_FW};
+use crate::trace::{TARGET_COMPLETION, TARGET_FW, TARGET_NOTIFY};
 
 /// At most this many steps are kept per case; more are counted as dropped
 /// (and a truncated recording is never reported as identical).
@@ -19,6 +20,7 @@ pub const MAX_STEPS: usize = 100_000;
 struct Fields {
     instance: u64,
     bytes: u64,
+    t_ns: u64,
     call: String,
     args: String,
     status: String,
@@ -30,6 +32,7 @@ impl Visit for Fields {
         match field.name() {
             "instance" => self.instance = value,
             "bytes" => self.bytes = value,
+            "t_ns" => self.t_ns = value,
             _ => {}
         }
     }
@@ -63,9 +66,57 @@ struct Log {
     steps: Vec<RawStep>,
     dropped: u64,
     finished: Vec<(Vec<RawStep>, u64)>,
+    /// Return times of successful token submissions not yet completed, by
+    /// (instance, token kind), oldest first.
+    submitted: BTreeMap<(u64, &'static str), VecDeque<u64>>,
+    /// Time of the last notify seen (it comes right before its completion).
+    last_notify_ns: Option<u64>,
+}
+
+/// The token kind a call submits, for the calls that take a token.
+pub(crate) fn token_of(call: &str) -> Option<&'static str> {
+    match call {
+        "Tcp4.Connect" => Some("connect"),
+        "Tcp4.Accept" => Some("accept"),
+        "Tcp4.Transmit" => Some("transmit"),
+        "Tcp4.Receive" => Some("receive"),
+        "Tcp4.Close" => Some("close"),
+        _ => None,
+    }
 }
 
 impl Log {
+    /// Records what the timing of a later completion is judged by.
+    fn observe(&mut self, target: &str, f: &Fields) {
+        match target {
+            TARGET_FW if f.status == "SUCCESS" => {
+                if let Some(kind) = token_of(&f.call) {
+                    self.submitted
+                        .entry((f.instance, kind))
+                        .or_default()
+                        .push_back(f.t_ns);
+                }
+            }
+            TARGET_NOTIFY => self.last_notify_ns = Some(f.t_ns),
+            _ => {}
+        }
+    }
+
+    /// Whether the completion of `token` on `instance` was signalled while
+    /// its submitting call ran.
+    fn signalled_in_call(&mut self, instance: u64, token: &str) -> bool {
+        let kind = ["connect", "accept", "transmit", "receive", "close"]
+            .into_iter()
+            .find(|k| *k == token);
+        let returned = kind.and_then(|k| {
+            self.submitted
+                .get_mut(&(instance, k))
+                .and_then(VecDeque::pop_front)
+        });
+        let notified = self.last_notify_ns.take();
+        matches!((returned, notified), (Some(r), Some(n)) if n <= r)
+    }
+
     /// Counts `step` into the previous step if it repeats the same state
     /// query with only waiting calls between (see [`QUERY_CALLS`]).
     fn repeats_query(&mut self, step: &RawStep) -> bool {
@@ -189,6 +240,7 @@ fn step_of(target: &str, f: Fields) -> Option<RawStep> {
             token: f.token,
             status: f.status,
             bytes: f.bytes,
+            in_call: false,
         }),
         _ => None,
     }
@@ -197,13 +249,24 @@ fn step_of(target: &str, f: Fields) -> Option<RawStep> {
 impl<S: Subscriber> Layer<S> for CallRecorder {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let target = event.metadata().target();
-        if target != TARGET_FW && target != TARGET_COMPLETION {
+        if target != TARGET_FW && target != TARGET_COMPLETION && target != TARGET_NOTIFY {
             return;
         }
         let mut f = Fields::default();
         event.record(&mut f);
-        if let Some(step) = step_of(target, f) {
-            lock(&self.log).push(step);
+        let mut log = lock(&self.log);
+        log.observe(target, &f);
+        if let Some(mut step) = step_of(target, f) {
+            if let RawStep::Done {
+                instance,
+                token,
+                in_call,
+                ..
+            } = &mut step
+            {
+                *in_call = log.signalled_in_call(*instance, token);
+            }
+            log.push(step);
         }
     }
 }
@@ -213,6 +276,8 @@ impl CallLogHandle {
     /// [`MAX_STEPS`], leaving the log empty.
     pub fn take(&self) -> (Vec<RawStep>, u64) {
         let mut log = lock(&self.log);
+        log.submitted.clear();
+        log.last_notify_ns = None;
         let dropped = std::mem::take(&mut log.dropped);
         (std::mem::take(&mut log.steps), dropped)
     }

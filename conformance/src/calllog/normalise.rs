@@ -22,9 +22,9 @@ pub const RULES: &[(&str, &str)] = &[
          firmware does.",
     ),
     (
-        "Connect, Transmit and Close completions keep one bit of their timing: completed inside \
-         the submitting call (no waiting call between the call and the completion) or after \
-         waiting.",
+        "Connect, Transmit and Close completions keep one bit of their timing: signalled inside \
+         the submitting call (the notify ran before the call returned, and no waiting call came \
+         between the call and the completion) or later.",
         "whether a token completes inside its call is firmware behaviour (EDK2 signals a \
          Transmit once its bytes are segmented, which the windows limit; a Connect or a \
          graceful Close needs a round trip): a simulator that completes such a token inside the \
@@ -35,6 +35,13 @@ pub const RULES: &[(&str, &str)] = &[
         "whether the peer's data or connection had already arrived when the token was \
          submitted is a race between the peer (real host sockets behind slirp in OVMF, \
          simulated hosts in the simulator) and the case, not firmware behaviour.",
+    ),
+    (
+        "A Tcp4.Receive call returning CONNECTION_FIN and a Receive token completing with \
+         CONNECTION_FIN are the same step, `receive: end of stream`.",
+        "which of the two EDK2 does depends only on whether the peer's FIN had arrived when \
+         the Receive was submitted (`Tcp4Receive` returns it at once, otherwise the token \
+         completes with it), a race with the peer like the data's arrival.",
     ),
     (
         "A run of successful Tcp4.Receive calls and successful Receive completions on one \
@@ -273,6 +280,10 @@ pub fn normalise(steps: &[RawStep]) -> Vec<NormStep> {
                     pre.push(Pre::ReceiveCall(inst));
                     continue;
                 }
+                if name == "Tcp4.Receive" && status == "CONNECTION_FIN" {
+                    pre.push(Pre::Step(end_of_stream(&inst, "returned by Tcp4.Receive")));
+                    continue;
+                }
                 let args = if matches!(name.as_str(), "Tcp4.Connect" | "Tcp4.Accept") {
                     String::new()
                 } else {
@@ -293,6 +304,7 @@ pub fn normalise(steps: &[RawStep]) -> Vec<NormStep> {
                 token,
                 status,
                 bytes,
+                in_call,
             } => {
                 let inst = sym.instance(*instance);
                 let kind = submits(&call_of(token)).unwrap_or("other");
@@ -303,13 +315,20 @@ pub fn normalise(steps: &[RawStep]) -> Vec<NormStep> {
                     pre.push(Pre::ReceiveData(inst, *bytes));
                     continue;
                 }
+                if token == "receive" && status == "CONNECTION_FIN" {
+                    pre.push(Pre::Step(end_of_stream(
+                        &inst,
+                        "the Receive token completed",
+                    )));
+                    continue;
+                }
                 let timing = at.map(|at| {
                     let polls = now.polls - at.polls;
                     let other_waits = now.other - at.other;
                     TokenTiming {
                         call: call_of(token),
                         status: status.clone(),
-                        inside: polls == 0 && other_waits == 0,
+                        inside: *in_call && polls == 0 && other_waits == 0,
                         polls,
                         other_waits,
                     }
@@ -342,6 +361,15 @@ pub fn normalise(steps: &[RawStep]) -> Vec<NormStep> {
         }
     }
     collapse_receives(pre)
+}
+
+/// The end-of-stream rule of [`RULES`].
+fn end_of_stream(inst: &str, how: &str) -> NormStep {
+    NormStep {
+        key: format!("{inst} receive: end of stream"),
+        detail: how.to_string(),
+        timing: None,
+    }
 }
 
 /// The receive-stream rule of [`RULES`].

@@ -41,6 +41,9 @@ pub enum RawStep {
         status: String,
         /// Bytes received (Receive) or queued (Transmit); 0 otherwise.
         bytes: u64,
+        /// Whether the firmware signalled the token while its submitting
+        /// call ran (the notify's time is not after the call returned).
+        in_call: bool,
     },
 }
 
@@ -84,7 +87,14 @@ impl fmt::Display for RawStep {
                 token,
                 status,
                 bytes,
-            } => write!(f, "done #{instance} {token} {status} {bytes}"),
+                in_call,
+            } => {
+                write!(f, "done #{instance} {token} {status} {bytes}")?;
+                if *in_call {
+                    f.write_str(" in-call")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -147,7 +157,13 @@ impl std::str::FromStr for RawStep {
                 repeat,
             }),
             "done" => {
-                let bytes = rest
+                let (n, in_call) = match rest.map(|r| r.split_once(' ')) {
+                    Some(Some((n, "in-call"))) => (Some(n), true),
+                    Some(Some(_)) => return Err(bad("only `in-call` may follow the byte count")),
+                    Some(None) => (rest, false),
+                    None => (None, false),
+                };
+                let bytes = n
                     .and_then(|n| n.parse::<u64>().ok())
                     .ok_or_else(|| bad("no byte count"))?;
                 Ok(RawStep::Done {
@@ -155,6 +171,7 @@ impl std::str::FromStr for RawStep {
                     token: name,
                     status,
                     bytes,
+                    in_call,
                 })
             }
             _ => Err(bad("the kind is not call, wait or done")),

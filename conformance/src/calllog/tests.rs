@@ -27,7 +27,7 @@ const BASE: &[&str] = &[
     "done #4 connect SUCCESS 0",
     "call #4 Tcp4.GetModeData SUCCESS state=ESTABLISHED, config",
     "call #4 Tcp4.Transmit SUCCESS 8",
-    "done #4 transmit SUCCESS 8",
+    "done #4 transmit SUCCESS 8 in-call",
     "call #4 Tcp4.Receive SUCCESS 65536",
     "wait polls=3 other=0",
     "done #4 receive SUCCESS 8",
@@ -41,6 +41,7 @@ fn steps_round_trip_through_their_text() {
         "call*12 #1 Tcp4.GetModeData SUCCESS state=SYN_SENT, config",
         "wait polls=3 other=2",
         "done #9 receive CONNECTION_FIN 0",
+        "done #9 transmit SUCCESS 12 in-call",
     ];
     for l in all {
         let s: RawStep = l.parse().unwrap();
@@ -63,6 +64,8 @@ fn malformed_steps_are_errors_naming_the_line() {
         "wait polls=1 other=2 more",
         "call*1 #1 Tcp4.GetModeData SUCCESS",
         "done*2 #1 receive SUCCESS 3",
+        "done #1 receive SUCCESS 3 inside",
+        "done #1 receive SUCCESS 3 in-call extra",
         "poll #1 Tcp4.Poll SUCCESS",
     ] {
         let e = bad.parse::<RawStep>().unwrap_err();
@@ -204,7 +207,7 @@ fn receive_streams_keep_their_byte_total_not_their_cut() {
 fn a_connect_completing_inside_its_call_diverges_but_a_receive_does_not() {
     let inside = steps(&[
         "call #1 Tcp4.Connect SUCCESS 0",
-        "done #1 connect SUCCESS 0",
+        "done #1 connect SUCCESS 0 in-call",
     ]);
     let later = steps(&[
         "call #1 Tcp4.Connect SUCCESS 0",
@@ -228,6 +231,75 @@ fn a_connect_completing_inside_its_call_diverges_but_a_receive_does_not() {
         SIM_VS_OVMF,
     );
     assert!(d.identical(), "{d}");
+}
+
+#[test]
+fn a_token_signalled_after_its_call_returned_is_not_inside_even_without_polls() {
+    // OVMF's MNP timer runs the stack between application calls: a token
+    // signalled there completes with no waiting call in between, yet not
+    // inside its call (the capture compares notify and return times).
+    let background = steps(&[
+        "call #1 Tcp4.Transmit SUCCESS 9",
+        "done #1 transmit SUCCESS 9",
+    ]);
+    let inside = steps(&[
+        "call #1 Tcp4.Transmit SUCCESS 9",
+        "done #1 transmit SUCCESS 9 in-call",
+    ]);
+    let d = diff_steps(&normalise(&inside), &normalise(&background), SIM_VS_OVMF);
+    assert!(matches!(d, CaseDiff::Diverges { step: 2, .. }), "{d}");
+}
+
+#[test]
+fn capture_judges_in_call_by_notify_and_return_times() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let (recorder, handle) = CallRecorder::new();
+    let sub = tracing_subscriber::registry().with(recorder);
+    tracing::subscriber::with_default(sub, || {
+        let submit = |t_ns: u64| {
+            tracing::trace!(target: "efisock::fw", instance = 1u64, call = "Tcp4.Transmit", args = %"4", status = "SUCCESS", t_ns, elapsed_ns = 1u64);
+        };
+        let complete = |notify_ns: u64| {
+            tracing::trace!(target: "efisock::notify", slot = 3u64, t_ns = notify_ns);
+            tracing::trace!(target: "efisock::completion", instance = 1u64, token = "transmit", status = "SUCCESS", bytes = 4usize, t_ns = 99u64);
+        };
+        submit(10);
+        complete(10);
+        submit(20);
+        complete(21);
+    });
+    let got: Vec<String> = handle.take().0.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "call #1 Tcp4.Transmit SUCCESS 4",
+            "done #1 transmit SUCCESS 4 in-call",
+            "call #1 Tcp4.Transmit SUCCESS 4",
+            "done #1 transmit SUCCESS 4",
+        ]
+    );
+}
+
+#[test]
+fn end_of_stream_is_one_step_whether_returned_or_completed() {
+    let returned = steps(&[
+        "call #1 Tcp4.Receive SUCCESS 64",
+        "done #1 receive SUCCESS 5",
+        "call #1 Tcp4.Receive CONNECTION_FIN 64",
+    ]);
+    let completed = steps(&[
+        "call #1 Tcp4.Receive SUCCESS 64",
+        "done #1 receive SUCCESS 5",
+        "call #1 Tcp4.Receive SUCCESS 64",
+        "wait polls=2 other=0",
+        "done #1 receive CONNECTION_FIN 0",
+    ]);
+    let (a, b) = (normalise(&returned), normalise(&completed));
+    assert_eq!(
+        diff_steps(&a, &b, SIM_VS_OVMF),
+        CaseDiff::Identical { steps: 2 }
+    );
+    assert_eq!(a[1].key, "i1 receive: end of stream");
 }
 
 #[test]
