@@ -124,7 +124,12 @@ fn call_cell(diffs: &CallDiffs, id: &str, seed: u64) -> String {
         None => "not recorded".to_string(),
         Some(d) if d.identical() => "identical".to_string(),
         Some(d) => match call_level_reason(id) {
-            Some(why) => format!("{} — reason: {}", cell(&d.to_string()), cell(why)),
+            Some(r) => format!(
+                "{} — reason: {} Next: {}",
+                cell(&d.to_string()),
+                cell(r.why),
+                cell(r.next)
+            ),
             None => format!("{} — UNEXPLAINED", cell(&d.to_string())),
         },
     }

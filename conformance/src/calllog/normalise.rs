@@ -93,13 +93,19 @@ pub struct TokenTiming {
 }
 
 impl TokenTiming {
-    /// `SUCCESS inside the call` / `pending until Poll 3` / `pending until
-    /// after 2 Stall/timer waits`.
+    /// `SUCCESS inside the call` / `pending until Poll 3 (SUCCESS)` /
+    /// `signalled after the call returned, before any wait (SUCCESS)` /
+    /// `pending through 2 Stall/timer waits (SUCCESS)`.
     pub fn describe(&self) -> String {
         if self.inside {
             format!("{} inside the call", self.status)
         } else if self.polls > 0 {
             format!("pending until Poll {} ({})", self.polls, self.status)
+        } else if self.other_waits == 0 {
+            format!(
+                "signalled after the call returned, before any wait ({})",
+                self.status
+            )
         } else {
             format!(
                 "pending through {} Stall/timer waits ({})",
