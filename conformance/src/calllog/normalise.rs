@@ -40,7 +40,7 @@ pub const RULES: &[(&str, &str)] = &[
         "A Tcp4.Receive call returning CONNECTION_FIN and a Receive token completing with \
          CONNECTION_FIN are the same step, `receive: end of stream`.",
         "which of the two EDK2 does depends only on whether the peer's FIN had arrived when \
-         the Receive was submitted (`Tcp4Receive` returns it at once, otherwise the token \
+         the Receive was submitted (`SockRcv` in NetworkPkg/TcpDxe/SockInterface.c returns it at once, otherwise the token \
          completes with it), a race with the peer like the data's arrival.",
     ),
     (
