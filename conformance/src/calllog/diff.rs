@@ -76,12 +76,22 @@ fn side(s: Option<&NormStep>) -> String {
     }
 }
 
-/// The words for the first differing pair.
-fn describe(a: Option<&NormStep>, b: Option<&NormStep>, l: Labels) -> String {
-    if let (Some(x), Some(y)) = (a, b) {
+/// The later completion on `rest` of the token `step` completes, if any:
+/// the same key but for its timing.
+fn later_completion<'a>(step: &NormStep, rest: &'a [NormStep]) -> Option<(usize, &'a NormStep)> {
+    step.timing.as_ref()?;
+    let want = strip_timing(&step.key);
+    rest.iter()
+        .enumerate()
+        .find(|(_, s)| s.timing.is_some() && strip_timing(&s.key) == want)
+}
+
+/// The words for the first differing pair, at `i` in `a` and `b`.
+fn describe(a: &[NormStep], b: &[NormStep], i: usize, l: Labels) -> String {
+    let (x, y) = (a.get(i), b.get(i));
+    if let (Some(x), Some(y)) = (x, y) {
         if let (Some(tx), Some(ty)) = (&x.timing, &y.timing) {
-            let (kx, ky) = (strip_timing(&x.key), strip_timing(&y.key));
-            if tx.call == ty.call && kx == ky {
+            if tx.call == ty.call && strip_timing(&x.key) == strip_timing(&y.key) {
                 return format!(
                     "{} token: {} {}, {} {}",
                     tx.call,
@@ -92,8 +102,38 @@ fn describe(a: Option<&NormStep>, b: Option<&NormStep>, l: Labels) -> String {
                 );
             }
         }
+        // A token one side completes here and the other only later: say
+        // how the later one waited, and what that side did first.
+        if let (Some(tx), Some((k, later))) = (&x.timing, later_completion(x, &b[i..])) {
+            if let Some(tl) = &later.timing {
+                return format!(
+                    "{} token: {} {}, {} {} ({k} step(s) later on the {}, which first has {})",
+                    tx.call,
+                    l.a,
+                    tx.describe(),
+                    l.b,
+                    tl.describe(),
+                    l.b,
+                    side(Some(y))
+                );
+            }
+        }
+        if let (Some(ty), Some((k, later))) = (&y.timing, later_completion(y, &a[i..])) {
+            if let Some(tl) = &later.timing {
+                return format!(
+                    "{} token: {} {}, {} {} ({k} step(s) later on the {}, which first has {})",
+                    ty.call,
+                    l.a,
+                    tl.describe(),
+                    l.b,
+                    ty.describe(),
+                    l.a,
+                    side(Some(x))
+                );
+            }
+        }
     }
-    format!("{} {}, {} {}", l.a, side(a), l.b, side(b))
+    format!("{} {}, {} {}", l.a, side(x), l.b, side(y))
 }
 
 fn strip_timing(key: &str) -> &str {
@@ -105,11 +145,10 @@ fn strip_timing(key: &str) -> &str {
 pub fn diff_steps(sim: &[NormStep], ovmf: &[NormStep], l: Labels) -> CaseDiff {
     let n = sim.len().max(ovmf.len());
     for i in 0..n {
-        let (a, b) = (sim.get(i), ovmf.get(i));
-        if a.map(|s| &s.key) != b.map(|s| &s.key) {
+        if sim.get(i).map(|s| &s.key) != ovmf.get(i).map(|s| &s.key) {
             return CaseDiff::Diverges {
                 step: i + 1,
-                what: describe(a, b, l),
+                what: describe(sim, ovmf, i, l),
             };
         }
     }

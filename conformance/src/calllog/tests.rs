@@ -145,6 +145,32 @@ fn a_transmit_completing_after_polls_is_reported_at_its_step() {
 }
 
 #[test]
+fn a_transmit_completing_after_later_calls_names_both_timings() {
+    // OVMF: the Transmit token is still pending when the next Transmit is
+    // submitted; it completes after 5 Polls.
+    let sim = steps(&[
+        "call #1 Tcp4.Transmit SUCCESS 100",
+        "done #1 transmit SUCCESS 100 in-call",
+        "call #1 Tcp4.Transmit SUCCESS 100",
+        "done #1 transmit SUCCESS 100 in-call",
+    ]);
+    let ovmf = steps(&[
+        "call #1 Tcp4.Transmit SUCCESS 100",
+        "call #1 Tcp4.Transmit SUCCESS 100",
+        "wait polls=5 other=0",
+        "done #1 transmit SUCCESS 100",
+        "done #1 transmit SUCCESS 100",
+    ]);
+    let d = diff_steps(&normalise(&sim), &normalise(&ovmf), SIM_VS_OVMF);
+    assert_eq!(
+        d.to_string(),
+        "step 2: Tcp4.Transmit token: simulator SUCCESS inside the call, OVMF pending until \
+         Poll 5 (SUCCESS) (1 step(s) later on the OVMF, which first has \
+         `i1 Tcp4.Transmit(100) = SUCCESS`)"
+    );
+}
+
+#[test]
 fn a_planted_status_divergence_is_reported_at_its_step() {
     let mut ovmf: Vec<&str> = BASE.to_vec();
     ovmf[4] = "call #4 Tcp4.GetModeData SUCCESS state=CLOSE_WAIT, config";
