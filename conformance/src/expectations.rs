@@ -101,8 +101,10 @@ pub struct CallLevelReason {
     pub id: &'static str,
     /// The mechanism behind the first divergence.
     pub why: &'static str,
-    /// The divergence the diff shows next, measured by replaying OVMF's
-    /// recording (`--replay-log`) with the first one neutralised.
+    /// The divergence the diff shows next, measured once by replaying
+    /// OVMF's recording (`--replay-log`) with the first one neutralised;
+    /// where it depends on the peer's timing (FIN/ACK arrival, several
+    /// peers at once) another run may show the next timing-dependent step.
     pub next: &'static str,
 }
 
