@@ -39,8 +39,16 @@ OPTIONS:
                         (inside OVMF the limit is EFISOCK_CASE_TIMEOUT)
     --target sim|qemu   where to run (default sim; qemu boots the suite in OVMF,
                         limits from EFISOCK_QEMU_TIMEOUT / EFISOCK_CASE_TIMEOUT)
-    --compare           run on the simulator and in OVMF and write
-                        docs/fidelity.md (verdicts side by side)
+    --compare           run on the simulator and in OVMF, diff every case's
+                        call-level recording, and write docs/fidelity.md
+                        (verdicts and call-level column side by side); the
+                        recordings are kept under target/efisock-calllog/
+    --record DIR        write each case's call-level recording (firmware
+                        calls, statuses, completions) to DIR, one file per
+                        case and seed; with --target qemu, OVMF's
+    --replay-log FILE   run the case and seed recorded in FILE (written by
+                        --record or --compare) on the simulator and print
+                        the call-level diff against the recording
     -h, --help          print this help
 
 Exit status: 0 all passed, 1 a case failed, 2 usage error or nothing to run.
@@ -85,6 +93,10 @@ pub struct RunOptions {
     /// `--case-bound`: the simulator's virtual-time bound per case, in
     /// seconds (`None`: `sim_target::CASE_BOUND`).
     pub case_bound_secs: Option<u64>,
+    /// `--record DIR`: where to write call-level recordings.
+    pub record: Option<String>,
+    /// `--replay-log FILE`: a recording to replay on the simulator.
+    pub replay_log: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -102,6 +114,8 @@ impl Default for RunOptions {
             target: TargetKind::Sim,
             compare: false,
             case_bound_secs: None,
+            record: None,
+            replay_log: None,
         }
     }
 }
@@ -219,6 +233,7 @@ where
     let mut o = RunOptions::default();
     let (mut seed, mut seeds, mut profile, mut target) = (None, None, None, None);
     let (mut strategy, mut case_bound) = (None, None);
+    let (mut record, mut replay_log) = (None, None);
     while let Some(raw) = args.next() {
         let Some(arg) = raw.to_str() else {
             return err(format!("argument is not UTF-8: {raw:?}"));
@@ -237,6 +252,8 @@ where
                 | "--target"
                 | "--strategy"
                 | "--case-bound"
+                | "--record"
+                | "--replay-log"
         );
         if !takes_value && inline.is_some() {
             return err(format!("{flag} takes no value"));
@@ -297,6 +314,11 @@ where
                     efisock::STRATEGY_NAMES.join(", ")
                 ));
             }
+            "--record" | "--replay-log" if v.is_empty() => {
+                return err(format!("{flag} needs a non-empty path"));
+            }
+            "--record" => set_once(&mut record, "--record", v)?,
+            "--replay-log" => set_once(&mut replay_log, "--replay-log", v)?,
             "--case-bound" => match parse_u64(&v) {
                 Some(n) if (1..=MAX_CASE_BOUND_SECS).contains(&n) => {
                     set_once(&mut case_bound, "--case-bound", n)?
@@ -329,6 +351,30 @@ where
     o.strategy = strategy;
     o.target = target.unwrap_or_default();
     o.case_bound_secs = case_bound;
+    o.record = record;
+    o.replay_log = replay_log;
+    if o.replay_log.is_some() {
+        let clash = [
+            (o.compare, "--compare"),
+            (o.target == TargetKind::Qemu, "--target qemu"),
+            (o.list, "--list"),
+            (o.trace, "--trace"),
+            (o.json, "--json"),
+            (o.record.is_some(), "--record"),
+            (!o.filters.is_empty(), "--filter"),
+            (seed.is_some() || seeds.is_some(), "--seed/--seeds"),
+        ];
+        if let Some((_, flag)) = clash.iter().find(|(on, _)| *on) {
+            return err(format!(
+                "--replay-log takes no {flag}: the recording names the case and seed, and \
+                 the replay runs on the simulator"
+            ));
+        }
+    }
+    if o.record.is_some() && (o.compare || o.list || o.trace) {
+        return err("--record goes with a plain run, without --trace or --list \
+                    (--compare keeps its recordings under target/efisock-calllog/)");
+    }
     Ok(Command::Run(o))
 }
 
@@ -348,6 +394,30 @@ mod tests {
             Err(e) => e.0,
             Ok(c) => panic!("{args:?} parsed: {c:?}"),
         }
+    }
+
+    #[test]
+    fn record_and_replay_log_options() {
+        let o = run(&["--record", "out/dir", "--target", "qemu"]);
+        assert_eq!(o.record.as_deref(), Some("out/dir"));
+        let o = run(&["--replay-log=x.jsonl", "--profile", "legacy"]);
+        assert_eq!(o.replay_log.as_deref(), Some("x.jsonl"));
+        assert!(fails(&["--replay-log"]).contains("needs a value"));
+        assert!(fails(&["--replay-log="]).contains("non-empty path"));
+        assert!(fails(&["--record", "a", "--record", "b"]).contains("more than once"));
+        for clash in [
+            &["--compare"][..],
+            &["--target", "qemu"],
+            &["--filter", "x"],
+            &["--seed", "3"],
+            &["--record", "d"],
+        ] {
+            let mut args = vec!["--replay-log", "f"];
+            args.extend_from_slice(clash);
+            let e = fails(&args);
+            assert!(e.starts_with("--replay-log takes no"), "{args:?}: {e}");
+        }
+        assert!(fails(&["--record", "d", "--compare"]).contains("--record goes with a plain run"));
     }
 
     #[test]

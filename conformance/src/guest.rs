@@ -11,6 +11,10 @@
 //! - `EFISOCK-START {"id","seed"}` before a case runs (so the host can name
 //!   the case in flight if QEMU has to be killed),
 //! - `EFISOCK-CASE {"id","group","name","passed","timeout","message","wall_ns","virtual_ns","seed"}`,
+//! - with [`RECORD_CALLS_FLAG`], the case's call-level recording before its
+//!   CASE line: `EFISOCK-CALLS {"id","seed","part","steps"}` lines and one
+//!   `EFISOCK-CALLSEND {"id","seed","parts","steps","dropped"}`
+//!   ([`crate::calllog::file`]),
 //! - `EFISOCK-SUMMARY {"passed","failed","wall_ns","virtual_ns"}`,
 //! - `EFISOCK-DONE <code>` (the suite's exit status).
 
@@ -29,6 +33,8 @@ pub const GUEST_ARGS_PATH: &str = "\\efisock-args.txt";
 pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The guest-only option carrying the per-case limit in whole seconds.
 pub const CASE_TIMEOUT_FLAG: &str = "--case-timeout";
+/// The guest-only option asking for call-level recordings.
+pub const RECORD_CALLS_FLAG: &str = "--record-calls";
 /// Prefix of every machine-readable guest line.
 pub const PREFIX: &str = "EFISOCK-";
 
@@ -39,13 +45,16 @@ pub struct GuestArgs {
     pub opts: RunOptions,
     /// Per-case wall-clock limit (firmware time).
     pub case_timeout: Duration,
+    /// Whether to stream each case's call-level recording.
+    pub record_calls: bool,
 }
 
 /// The options file for `opts`. Only options that mean something inside
 /// OVMF are accepted: simulator profiles and quirks, `--trace`, `--json` and
 /// `--list` are host-side or simulator-only, and filters must be single
 /// words (the file is split on whitespace). The error names the option
-/// that cannot be passed on.
+/// that cannot be passed on. `--record` and `--compare` ask the guest for
+/// call-level recordings ([`RECORD_CALLS_FLAG`]).
 pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, ParseError> {
     if opts.profile.is_some() || !opts.quirks.is_empty() {
         let option = if opts.profile.is_some() {
@@ -95,6 +104,9 @@ pub fn args_file(opts: &RunOptions, case_timeout: Duration) -> Result<String, Pa
     }
     words.push(CASE_TIMEOUT_FLAG.into());
     words.push(secs.to_string());
+    if opts.record.is_some() || opts.compare {
+        words.push(RECORD_CALLS_FLAG.into());
+    }
     Ok(words.join(" ") + "\n")
 }
 
@@ -131,8 +143,14 @@ impl std::str::FromStr for GuestArgs {
             case_timeout = Duration::from_secs(secs);
             words.drain(at..at + 2);
         }
+        let record_calls = words.contains(&RECORD_CALLS_FLAG);
+        words.retain(|w| *w != RECORD_CALLS_FLAG);
         match cli::parse(words) {
-            Ok(Command::Run(opts)) => Ok(GuestArgs { opts, case_timeout }),
+            Ok(Command::Run(opts)) => Ok(GuestArgs {
+                opts,
+                case_timeout,
+                record_calls,
+            }),
             Ok(Command::Help) => Err(ParseError::new("--help", "--help in the options file")),
             Err(e) => Err(ParseError::new(text, e.to_string())),
         }
@@ -273,8 +291,18 @@ mod tests {
         assert_eq!(back.opts.seeds, 3);
         assert_eq!(back.opts.filters, o.filters);
         assert_eq!(back.opts.strategy.as_deref(), Some("busy-poll"));
+        assert!(!back.record_calls);
         let plain = parse_args_file("--seed 7\n").unwrap();
         assert_eq!(plain.case_timeout, DEFAULT_CASE_TIMEOUT);
+        let rec = opts(&["--target", "qemu", "--record", "out"]);
+        let text = args_file(&rec, Duration::from_secs(9)).unwrap();
+        assert!(text.contains(RECORD_CALLS_FLAG), "{text}");
+        let back = parse_args_file(&text).unwrap();
+        assert!(back.record_calls);
+        assert_eq!(
+            back.opts.record, None,
+            "the host-side directory stays on the host"
+        );
     }
 
     #[test]

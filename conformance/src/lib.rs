@@ -31,6 +31,7 @@
 //! assert!(report.virtual_ns > 0);
 //! # }
 //! ```
+pub mod calllog;
 pub mod cases;
 pub mod cli;
 pub mod error;

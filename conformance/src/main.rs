@@ -35,6 +35,15 @@ fn main() -> ExitCode {
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let cases = cases::all::<SimTarget>();
+    if let Some(path) = &opts.replay_log {
+        return ExitCode::from(replay_log(
+            std::path::Path::new(path),
+            &setup,
+            &cases,
+            &mut out,
+            &mut err,
+        ));
+    }
     if opts.compare {
         return ExitCode::from(compare(&opts, &setup, &cases, &mut out, &mut err));
     }
@@ -53,6 +62,63 @@ fn main() -> ExitCode {
         &mut out,
         &mut err,
     ))
+}
+
+/// `--replay-log FILE`: every recording in FILE replayed on the simulator
+/// (same case, same seed) and diffed call by call. Exit 0 when every case is
+/// call-level identical, 1 when one diverges, 2 when the file cannot be used.
+fn replay_log(
+    path: &std::path::Path,
+    setup: &SimSetup,
+    cases: &[efisock_conformance::runner::Case<SimTarget>],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    use efisock_conformance::calllog::{self, CallLogError, SIM_VS_RECORDING};
+    let recordings = match calllog::file::read_file(path) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "error: --replay-log: {e}");
+            return suite::EXIT_USAGE;
+        }
+    };
+    let mut plan = Vec::new();
+    for rec in &recordings {
+        match cases.iter().find(|c| c.id() == rec.id) {
+            Some(case) => plan.push((case, rec)),
+            None => {
+                let e = CallLogError::UnknownCase { id: rec.id.clone() };
+                let _ = writeln!(err, "error: --replay-log {}: {e}", path.display());
+                return suite::EXIT_USAGE;
+            }
+        }
+    }
+    let mut identical = 0;
+    for (case, rec) in &plan {
+        let (report, sim) = calllog::record_one(case, rec.seed, &mut |seed| setup.build(seed));
+        let diff = calllog::compare(&sim, rec, SIM_VS_RECORDING);
+        identical += usize::from(diff.identical());
+        let _ = writeln!(
+            out,
+            "{} seed {}: simulator {}; call-level: {diff}",
+            rec.id,
+            efisock_conformance::runner::fmt_seed(rec.seed),
+            if report.passed { "pass" } else { "FAIL" },
+        );
+        if let Some(m) = &report.message {
+            let _ = writeln!(out, "    {}", m.replace('\n', "\n    "));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "call-level: {identical} of {} cases identical",
+        plan.len()
+    );
+    if identical == plan.len() {
+        suite::EXIT_PASS
+    } else {
+        suite::EXIT_FAIL
+    }
 }
 
 /// The simulator setup the options ask for, with profile and quirk names
@@ -95,8 +161,9 @@ fn compare(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
-    use efisock_conformance::fidelity::{self, Collect};
-    use efisock_conformance::runner::{TextReporter, run_cases};
+    use efisock_conformance::calllog::{self, CaseDiff, SIM_VS_OVMF};
+    use efisock_conformance::fidelity::{self, CallDiffs};
+    use efisock_conformance::runner::TextReporter;
     if opts.json || opts.trace || opts.list {
         let _ = writeln!(
             err,
@@ -106,17 +173,11 @@ fn compare(
     }
     let _ = writeln!(out, "== simulator");
     let plan = opts.plan();
-    let sim_reports = {
+    let (sim_reports, sim_calls): (Vec<_>, Vec<_>) = {
         let mut text = TextReporter::new(&mut *out);
-        let mut collect = Collect::new(&mut text);
-        run_cases(
-            cases,
-            &plan,
-            &mut |seed| setup.build(seed),
-            &mut collect,
-            None,
-        );
-        collect.reports
+        let (_, pairs) =
+            calllog::run_recorded(cases, &plan, &mut |seed| setup.build(seed), &mut text);
+        pairs.into_iter().unzip()
     };
     let _ = writeln!(out, "\n== OVMF");
     let run = match efisock_conformance::qemu::execute(opts, err) {
@@ -141,7 +202,31 @@ fn compare(
         run.wall.as_secs_f64(),
         run.killed
     );
-    let md = fidelity::render(&sim_reports, &run.guest.reports, &header);
+    let calls_dir = efisock_qemu::target_dir().join("efisock-calllog");
+    let mut diffs = CallDiffs::new();
+    let _ = writeln!(out, "\n== call level (simulator vs OVMF)");
+    for sim in &sim_calls {
+        let ovmf = run
+            .guest
+            .calls
+            .iter()
+            .find(|o| o.id == sim.id && o.seed == sim.seed);
+        let diff = match ovmf {
+            Some(o) => calllog::compare(sim, o, SIM_VS_OVMF),
+            None => CaseDiff::Incomplete {
+                why: "no OVMF recording (the case did not finish in OVMF)".into(),
+            },
+        };
+        let _ = writeln!(out, "{}: {diff}", sim.id);
+        for (who, rec) in [("sim", Some(sim)), ("ovmf", ovmf)] {
+            if let Some(Err(e)) = rec.map(|r| r.write_to(&calls_dir.join(who))) {
+                let _ = writeln!(err, "error: {e}");
+            }
+        }
+        diffs.insert((sim.id.clone(), sim.seed), diff);
+    }
+    let unexplained_calls = fidelity::unexplained_calls(&diffs);
+    let md = fidelity::render(&sim_reports, &run.guest.reports, &diffs, &header);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/fidelity.md");
     if let Err(e) = std::fs::write(&path, md) {
         let _ = writeln!(err, "error: writing {}: {e}", path.display());
@@ -151,9 +236,27 @@ fn compare(
     for b in &bad {
         let _ = writeln!(err, "fidelity: unexplained divergence: {b}");
     }
-    let _ = writeln!(err, "fidelity: wrote {}", path.display());
+    for u in &unexplained_calls {
+        let _ = writeln!(
+            err,
+            "fidelity: call-level divergence without a reason in \
+             conformance/src/expectations.rs (CALL_LEVEL): {u}"
+        );
+    }
+    let _ = writeln!(
+        err,
+        "fidelity: wrote {}; recordings in {} (replay one with --replay-log FILE)",
+        path.display(),
+        calls_dir.display()
+    );
+    let _ = writeln!(
+        err,
+        "fidelity: {} identical case(s) recorded no firmware call on either target",
+        fidelity::empty_count(&diffs)
+    );
+    let _ = writeln!(out, "{}", fidelity::call_level_line(&diffs));
     let sim_ok = sim_reports.iter().all(|r| r.passed);
-    if sim_ok && bad.is_empty() && qemu_status == suite::EXIT_PASS {
+    if sim_ok && bad.is_empty() && unexplained_calls.is_empty() && qemu_status == suite::EXIT_PASS {
         suite::EXIT_PASS
     } else {
         suite::EXIT_FAIL

@@ -124,7 +124,15 @@ pub fn run<T: Target, E: std::fmt::Display>(
     }
     let plan = opts.plan();
     let mut reporter = reporter_for(opts, out);
-    let summary = if opts.trace {
+    let summary = if let Some(dir) = &opts.record {
+        let (summary, pairs) = crate::calllog::run_recorded(cases, &plan, make, &mut *reporter);
+        drop(reporter);
+        if let Err(e) = write_recordings(pairs.iter().map(|(_, r)| r), dir, err) {
+            let _ = writeln!(err, "error: --record: {e}");
+            return EXIT_FAIL;
+        }
+        summary
+    } else if opts.trace {
         let (recorder, mut handle) = TraceRecorder::new();
         let subscriber = tracing_subscriber::registry().with(recorder);
         let summary = tracing::subscriber::with_default(subscriber, || {
@@ -150,6 +158,27 @@ pub fn run<T: Target, E: std::fmt::Display>(
     } else {
         EXIT_FAIL
     }
+}
+
+/// Writes call-level recordings into `dir` (`--record`), one file per case
+/// and seed, and says where on `err`.
+pub fn write_recordings<'a>(
+    recordings: impl Iterator<Item = &'a crate::calllog::Recording>,
+    dir: &str,
+    err: &mut dyn Write,
+) -> Result<(), crate::calllog::CallLogError> {
+    let dir = std::path::Path::new(dir);
+    let mut n = 0;
+    for r in recordings {
+        r.write_to(dir)?;
+        n += 1;
+    }
+    let _ = writeln!(
+        err,
+        "recorded {n} call-level log(s) in {} (replay one with --replay-log FILE)",
+        dir.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

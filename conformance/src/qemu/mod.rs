@@ -132,7 +132,20 @@ pub fn as_expected(r: &CaseReport) -> bool {
 /// `expectations::TABLE`), 1 otherwise, 2 when the run could not start.
 pub fn run(opts: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match execute(opts, err) {
-        Ok(run) => report(opts, &run, out, err),
+        Ok(run) => {
+            let status = report(opts, &run, out, err);
+            match &opts.record {
+                Some(dir) => match crate::suite::write_recordings(run.guest.calls.iter(), dir, err)
+                {
+                    Ok(()) => status,
+                    Err(e) => {
+                        let _ = writeln!(err, "qemu: --record: {e}");
+                        EXIT_FAIL
+                    }
+                },
+                None => status,
+            }
+        }
         Err(e) => {
             let _ = writeln!(err, "qemu: {e}");
             EXIT_USAGE

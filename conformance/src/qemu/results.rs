@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use efisock_qemu::EfisockLine;
 
+use crate::calllog::{Recording, SerialAssembler};
 use crate::guest;
 use crate::runner::CaseReport;
 
@@ -21,8 +22,12 @@ pub struct GuestRun {
     pub timeouts: Vec<String>,
     /// The `EFISOCK-DONE` code.
     pub done: Option<u8>,
-    /// Problems outside any case: bad lines, setup errors, a missing DONE.
+    /// Problems outside any case: bad lines, setup errors, a missing DONE,
+    /// a call-level recording with a lost line.
     pub problems: Vec<String>,
+    /// The call-level recordings the guest streamed (with `--record` or
+    /// `--compare`), in order.
+    pub calls: Vec<Recording>,
 }
 
 fn unfinished(id: &str, seed: u64, why: String) -> CaseReport {
@@ -44,8 +49,11 @@ pub fn collect(lines: &[EfisockLine], killed: bool) -> GuestRun {
     let mut run = GuestRun::default();
     let mut in_flight: Option<(String, u64)> = None;
     let mut panic: Option<String> = None;
+    let mut calls = SerialAssembler::default();
     for l in lines {
         match l.kind.as_str() {
+            "CALLS" => calls.part(&l.body),
+            "CALLSEND" => calls.end(&l.body),
             "START" => match guest::parse_start(&l.body) {
                 Ok(s) => in_flight = Some(s),
                 Err(e) => run.problems.push(e.to_string()),
@@ -66,6 +74,8 @@ pub fn collect(lines: &[EfisockLine], killed: bool) -> GuestRun {
             _ => {}
         }
     }
+    run.calls = calls.done;
+    run.problems.extend(calls.problems);
     if let Some((id, seed)) = in_flight {
         let why = match (&panic, killed) {
             (Some(p), _) => format!("guest panicked (the run ended here): {p}"),
@@ -146,6 +156,41 @@ mod tests {
         assert_eq!(run.timeouts, vec!["a/hang".to_string()]);
         assert_eq!(run.done, None);
         assert!(run.problems[0].contains("wall-clock limit"));
+    }
+
+    #[test]
+    fn call_recordings_are_reassembled_and_lost_lines_reported() {
+        let rec = Recording {
+            id: "a/ok".into(),
+            seed: 1,
+            steps: (0..90)
+                .map(|i| crate::calllog::RawStep::Wait {
+                    polls: i + 1,
+                    other: i,
+                })
+                .collect(),
+            dropped: 0,
+        };
+        let lines = rec.serial_lines();
+        assert_eq!(lines.len(), 4, "three CALLS parts and the CALLSEND");
+        let log = lines.join("\n") + "\nEFISOCK-DONE 0\n";
+        let run = collect(&parse_lines(&log), false);
+        assert_eq!(run.calls, vec![rec.clone()]);
+        assert!(run.problems.is_empty(), "{:?}", run.problems);
+        let mut lost = lines.clone();
+        lost.remove(1);
+        let run = collect(
+            &parse_lines(&(lost.join("\n") + "\nEFISOCK-DONE 0\n")),
+            false,
+        );
+        assert!(run.calls.is_empty());
+        assert!(
+            run.problems
+                .iter()
+                .any(|p| p.contains("part 2") && p.contains("part 1 was due")),
+            "{:?}",
+            run.problems
+        );
     }
 
     #[test]

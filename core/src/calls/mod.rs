@@ -174,7 +174,9 @@ impl<P: Platform> Ctx<'_, P> {
         tcp: &impl Tcp4,
         instance: u64,
     ) -> (Status, Tcp4ConnectionState, Option<Tcp4ConfigData>) {
-        let mut state = Tcp4ConnectionState::CLOSED;
+        // A Cell, so the trace's arguments (rendered after the call) can
+        // show the state the firmware wrote.
+        let state = Cell::new(Tcp4ConnectionState::CLOSED);
         // SAFETY: Tcp4ConfigData is plain old data (integers, a nullable
         // pointer); all-zero is a valid value.
         let mut cfg: Tcp4ConfigData = unsafe { core::mem::zeroed() };
@@ -182,20 +184,25 @@ impl<P: Platform> Ctx<'_, P> {
             instance,
             FirmwareCall::GetModeData,
             "Tcp4.GetModeData",
-            &"state, config",
-            // SAFETY: both out-pointers are valid local variables; the others are null.
-            || unsafe {
-                tcp.get_mode_data(
-                    &mut state,
-                    &mut cfg,
-                    core::ptr::null_mut(),
-                    core::ptr::null_mut(),
-                    core::ptr::null_mut(),
-                )
+            &StateArg(&state),
+            || {
+                let mut out = Tcp4ConnectionState::CLOSED;
+                // SAFETY: both out-pointers are valid local variables; the others are null.
+                let st = unsafe {
+                    tcp.get_mode_data(
+                        &mut out,
+                        &mut cfg,
+                        core::ptr::null_mut(),
+                        core::ptr::null_mut(),
+                        core::ptr::null_mut(),
+                    )
+                };
+                state.set(out);
+                st
             },
         );
         let cfg = (st == Status::SUCCESS).then_some(cfg);
-        (st, state, cfg)
+        (st, state.get(), cfg)
     }
 
     /// `Poll`.
@@ -436,6 +443,15 @@ impl<P: Platform> Ctx<'_, P> {
             },
         );
         (st, size)
+    }
+}
+
+/// The arguments of a `GetModeData` trace: the connection state the call
+/// returned (what callers of the trace compare across firmware).
+struct StateArg<'a>(&'a Cell<Tcp4ConnectionState>);
+impl fmt::Display for StateArg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "state={:?}, config", self.0.get())
     }
 }
 

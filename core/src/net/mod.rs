@@ -182,7 +182,15 @@ impl<P: Platform> Inner<P> {
             ctx.stats.notify();
             if let Some((kind, instance, status)) = st.slots.complete(rec.slot) {
                 ctx.stats.completion();
-                SlotTable::trace_completion(kind, instance, rec.slot, status, rec.t_ns, ctx.now());
+                let bytes = st.slots.completed_bytes(rec.slot);
+                SlotTable::trace_completion(
+                    kind,
+                    instance,
+                    rec.slot,
+                    status,
+                    bytes,
+                    (rec.t_ns, ctx.now()),
+                );
             } else {
                 tracing::warn!(target: "efisock::completion", slot = rec.slot, "stale completion record ignored");
             }

@@ -584,14 +584,25 @@ impl SlotTable {
         self.finish(id, st)
     }
 
-    /// Emits the drain-time traces of a completion.
+    /// Bytes a Done slot moved: received for a Receive, queued for a
+    /// Transmit, 0 for the other tokens.
+    pub fn completed_bytes(&self, id: SlotId) -> usize {
+        match self.get(id) {
+            Some(slot) if slot.kind == TokenKind::Receive => self.received(id).len(),
+            Some(slot) if slot.kind == TokenKind::Transmit => slot.len,
+            _ => 0,
+        }
+    }
+
+    /// Emits the drain-time traces of a completion (`bytes`: see
+    /// [`SlotTable::completed_bytes`]).
     pub fn trace_completion(
         kind: TokenKind,
         instance: u64,
         slot: SlotId,
         status: Status,
-        t_ns: u64,
-        now: u64,
+        bytes: usize,
+        (t_ns, now): (u64, u64),
     ) {
         tracing::trace!(target: "efisock::notify", slot, t_ns);
         tracing::trace!(
@@ -599,6 +610,7 @@ impl SlotTable {
             instance,
             token = kind.name(),
             status = %St(status),
+            bytes,
             t_ns = now
         );
     }

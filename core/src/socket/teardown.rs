@@ -279,7 +279,15 @@ fn drain_into<P: Platform>(ctx: &Ctx<'_, P>, slots: &mut SlotTable) {
         ctx.stats.notify();
         if let Some((kind, instance, status)) = slots.complete(rec.slot) {
             ctx.stats.completion();
-            SlotTable::trace_completion(kind, instance, rec.slot, status, rec.t_ns, ctx.now());
+            let bytes = slots.completed_bytes(rec.slot);
+            SlotTable::trace_completion(
+                kind,
+                instance,
+                rec.slot,
+                status,
+                bytes,
+                (rec.t_ns, ctx.now()),
+            );
         }
     }
 }

@@ -6,7 +6,10 @@
 //! sequentially against [`OvmfTarget`](efisock_efi_apps::ovmf_target::OvmfTarget) (one fresh `Net` per case, the firmware
 //! persists), and prints the protocol lines of `efisock_conformance::guest`:
 //! `EFISOCK-START`, `EFISOCK-CASE`, `EFISOCK-SUMMARY`, `EFISOCK-DONE <code>`,
-//! then leaves QEMU through isa-debug-exit.
+//! then leaves QEMU through isa-debug-exit. With `--record-calls` in the
+//! options it records each case's firmware calls with the same layer as the
+//! simulator run (`efisock_conformance::calllog`) and streams the recording
+//! as `EFISOCK-CALLS` / `EFISOCK-CALLSEND` lines before the case's CASE line.
 //!
 //! Per-case limit (firmware time; no threads in UEFI, so a case cannot be
 //! preempted). What is enforced: every blocking connect without a socket
@@ -47,6 +50,7 @@ mod app {
 
     use super::std_guest::{done, fatal, line};
     use efisock::firmware::{BootServices as _, Platform as _};
+    use efisock_conformance::calllog::record_one;
     use efisock_conformance::guest::{self, GuestArgs};
     use efisock_conformance::runner::{RunSummary, run_one, select};
     use efisock_conformance::{cases, suite};
@@ -69,7 +73,11 @@ mod app {
             ));
             done(EXIT_PANIC);
         }));
-        let GuestArgs { opts, case_timeout } = match std::fs::read_to_string(guest::GUEST_ARGS_PATH)
+        let GuestArgs {
+            opts,
+            case_timeout,
+            record_calls,
+        } = match std::fs::read_to_string(guest::GUEST_ARGS_PATH)
             .map_err(|e| format!("reading {}: {e}", guest::GUEST_ARGS_PATH))
             .and_then(|t| guest::parse_args_file(&t).map_err(|e| e.to_string()))
         {
@@ -115,10 +123,19 @@ mod app {
             for &seed in &plan.seeds {
                 line(&guest::start_line(&case.id(), seed));
                 let t0 = clock();
-                let mut report = run_one(case, seed, &mut |s| {
-                    setup.build(s).map_err(|e| e.to_string())
-                });
+                let mut make = |s| setup.build(s).map_err(|e| e.to_string());
+                let (mut report, recording) = if record_calls {
+                    let (report, recording) = record_one(case, seed, &mut make);
+                    (report, Some(recording))
+                } else {
+                    (run_one(case, seed, &mut make), None)
+                };
                 let wall_ns = clock().saturating_sub(t0);
+                // After the clock is read: streaming the recording is not
+                // part of the case's time.
+                for l in recording.iter().flat_map(|r| r.serial_lines()) {
+                    line(&l);
+                }
                 // Firmware time, not std's Instant (9 % slow under TCG).
                 report.wall = Duration::from_nanos(wall_ns);
                 let timeout = wall_ns > limit_ns;
