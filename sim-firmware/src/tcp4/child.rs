@@ -9,6 +9,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 
 use super::pending::Tokens;
+use super::sender::Sender;
 
 /// Largest and smallest buffer sizes EDK2 accepts (TcpProto.h).
 const MAX_BUF: u32 = 2 * 1024 * 1024;
@@ -110,6 +111,8 @@ pub(crate) struct Child {
     pub(super) observed: Observed,
     pub(super) local_close: LocalClose,
     pub(super) stall: Option<Stall>,
+    /// EDK2's sender variables for the current connection.
+    pub(super) sender: Sender,
 }
 
 impl Child {
@@ -126,6 +129,7 @@ impl Child {
             observed: Observed::default(),
             local_close: LocalClose::default(),
             stall: None,
+            sender: Sender::default(),
         }
     }
 

@@ -122,8 +122,13 @@ impl Edk2Tcp4 {
             return;
         };
         if let Some(h) = c.sock.take() {
+            self.forget_flow(h);
             self.sockets.remove(h);
         }
+        let Some(c) = self.children.get_mut(&id) else {
+            return;
+        };
+        c.sender = Default::default();
         if let Some(l) = c.listener.take() {
             for h in l.pool {
                 let st = self.sockets.get::<tcp::Socket>(h).state();

@@ -72,6 +72,7 @@ impl Edk2Tcp4 {
         if let Some(frame) = self.nic.pop_front() {
             cx.now += cx.cfg.cost.per_frame_ns;
             if self.admit_frame(cx, &frame) {
+                self.observe_ingress(&frame);
                 self.dev.rx.push_back(frame);
             } else {
                 cx.stats.frames_dropped += 1;
@@ -148,6 +149,7 @@ impl Edk2Tcp4 {
                 c.tokens.connect_deadline(),
                 c.local_close.linger_until,
                 give_up,
+                c.sender.persist_at,
             ]
             .into_iter()
             .flatten()

@@ -32,6 +32,7 @@ mod listener;
 mod mnp;
 mod pending;
 mod ports;
+mod sender;
 mod service;
 mod transfer;
 
@@ -75,6 +76,8 @@ pub(crate) struct Edk2Tcp4 {
     deferred: Vec<usize>,
     /// Inside a Tcp4 call's body: completions may be notified as it returns.
     pub in_call: bool,
+    /// What each peer's frames said (window, SYN options), per flow.
+    peers: sender::PeerBook,
 }
 
 impl Edk2Tcp4 {
@@ -98,6 +101,7 @@ impl Edk2Tcp4 {
             next_mnp: 0,
             deferred: Vec::new(),
             in_call: false,
+            peers: sender::PeerBook::default(),
         }
     }
 

@@ -160,7 +160,8 @@ impl Edk2Tcp4 {
     }
 
     /// Retransmission give-up (DataRetries): no ACK progress for the whole
-    /// back-off schedule closes the connection with TIMEOUT.
+    /// back-off schedule closes the connection with TIMEOUT. A peer that
+    /// offers a zero window is probed without end instead.
     fn watch_retransmissions(
         &mut self,
         cx: &mut Env,
@@ -173,8 +174,11 @@ impl Edk2Tcp4 {
         let fin_out = matches!(st, State::FinWait1 | State::Closing | State::LastAck);
         let outstanding = sock.send_queue() + usize::from(fin_out);
         let c = self.children.get_mut(&id).expect("exists");
+        // A zero window is probed forever (TcpTimer.c `TcpProbeTimeout`
+        // never gives up), so waiting on it is no stall.
+        let persisting = c.sender.ready && c.sender.wnd == 0;
         c.stall = match c.stall {
-            _ if outstanding == 0 || !synchronized(st) => None,
+            _ if outstanding == 0 || persisting || !synchronized(st) => None,
             Some(stall) if stall.outstanding == outstanding => Some(stall),
             _ => Some(Stall {
                 outstanding,
