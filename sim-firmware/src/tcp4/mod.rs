@@ -133,11 +133,26 @@ fn edk2_state(st: State) -> Tcp4ConnectionState {
     }
 }
 
-/// How long EDK2 retransmits before giving up: RTO doubling from 3 s,
-/// capped at 60 s, `retries` times (TcpTimer.c; 12 retries = 513 s).
+/// How long EDK2 retransmits before giving up: the connection closes on
+/// the expiry after the `retries`-th retransmission (TcpTimer.c
+/// `TcpRexmitTimeout` l.202-216). The handshake gave an RTT sample, so the
+/// RTO starts at `TCP_RTO_MIN`, 1 s (TcpInput.c `TcpComputeRtt`), and
+/// doubles up to 60 s: 483 s for the default 12 retries. smoltcp's RTO
+/// follows the same schedule after its own handshake sample.
 pub(crate) fn retransmit_budget_ns(retries: u32) -> u64 {
-    (0..retries)
-        .map(|i| (3u64 << i.min(10)).min(60))
+    (0..=retries)
+        .map(|i| (1u64 << i.min(10)).min(60))
         .sum::<u64>()
         * SEC
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retransmit_budget_is_edk2s_backoff_from_one_second() {
+        assert_eq!(retransmit_budget_ns(12), 483 * SEC);
+        assert_eq!(retransmit_budget_ns(6), 123 * SEC);
+    }
 }

@@ -104,7 +104,8 @@ impl Edk2Tcp4 {
 
     /// A socket that reached CLOSED without passing through LAST_ACK or
     /// TIME_WAIT was reset: store the error EDK2 would (refused while
-    /// connecting, reset once synchronized) and flush every token with it.
+    /// connecting, reset once synchronized, none in CLOSING) and flush
+    /// every token with it (ABORTED when none is stored).
     fn detect_reset(
         &mut self,
         cx: &mut Env,
@@ -121,14 +122,21 @@ impl Edk2Tcp4 {
             return ControlFlow::Continue(());
         }
         c.observed.reset_reported = true;
-        let err = match was {
+        // TcpInput.c l.1050-1069: SYN_RCVD stores REFUSED; ESTABLISHED,
+        // FIN_WAIT_1/2 and CLOSE_WAIT store RESET; CLOSING stores nothing,
+        // so the tokens get SockConnFlush's default, ABORTED.
+        let stored = match was {
             State::SynSent if !cx.cfg.quirks.connect_closed_port_reports_reset => {
-                CONNECTION_REFUSED
+                Some(CONNECTION_REFUSED)
             }
-            State::SynReceived => CONNECTION_REFUSED,
-            _ => CONNECTION_RESET,
+            State::SynReceived => Some(CONNECTION_REFUSED),
+            State::Closing => None,
+            _ => Some(CONNECTION_RESET),
         };
-        c.error = Some(err);
+        let err = stored.unwrap_or(Status::ABORTED);
+        if stored.is_some() {
+            c.error = stored;
+        }
         cx.trace(format!("child {id}: reset in {was:?}"));
         // SockConnClosed: the Close token (if any) gets SUCCESS, the
         // others the socket error (SockConnFlush).
