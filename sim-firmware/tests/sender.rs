@@ -1,0 +1,168 @@
+//! EDK2's sender: a Transmit completes when its last byte is cut into a
+//! segment, which the peer's window, the congestion window (from one MSS)
+//! and Nagle decide (TcpOutput.c `TcpDataToSend`, `TcpGetSegmentSock` ->
+//! SockImpl.c `SockDataSent`; code-read). A zero window is probed without
+//! end (TcpTimer.c `TcpProbeTimeout`).
+
+mod common;
+use std::cell::Cell;
+use std::rc::Rc;
+
+use common::*;
+use efisock::firmware::{Status, Tcp4, Tcp4ConnectionState};
+use efisock_sim::{ConnHandler, ConnIo, SimConfig};
+
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed) ^ (i >> 11) as u8)
+        .collect()
+}
+
+/// The token's event was signalled (CheckEvent, which runs nothing else
+/// that could complete it: no frame is processed by it).
+fn signalled(env: &Env, io: &Io) -> bool {
+    env.boot_check(io.tok.event) == Status::SUCCESS
+}
+
+/// Reads nothing until `open` is set, then everything.
+struct Gate {
+    open: Rc<Cell<bool>>,
+    seen: Shared,
+}
+impl ConnHandler for Gate {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        if !self.open.get() {
+            return;
+        }
+        let mut buf = [0u8; 16384];
+        loop {
+            let n = io.recv(&mut buf);
+            if n == 0 {
+                break;
+            }
+            self.seen.borrow_mut().bytes.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+#[test]
+fn big_transmit_to_a_peer_that_never_reads_completes_only_as_the_window_allows() {
+    let env = Env::new(SimConfig::new(0x5E4D));
+    listen_sink(&env.sim, 9, false);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
+    // 200 KiB of the peer's 256 KiB receive buffer (host::PEER_BUFFER).
+    let first = Io::tx(&env, &pattern(200 * 1024, 1));
+    assert_eq!(transmit(&t, &first), Status::SUCCESS);
+    assert!(
+        !signalled(&env, &first),
+        "cwnd is one MSS: the token cannot be cut inside the call"
+    );
+    assert_eq!(t.poll(), Status::SUCCESS);
+    assert!(
+        !signalled(&env, &first),
+        "one ACK grows cwnd by one MSS only"
+    );
+    let start = env.sim.now_ns();
+    assert!(env.wait_polling(&t, first.tok.event, 10_000_000_000));
+    assert_eq!(first.status(), Status::SUCCESS);
+    // Slow start from 1 MSS to 256 KiB takes several round trips, each at
+    // least one frame the SUT processes.
+    assert!(env.sim.now_ns() > start, "completed only after Polls");
+    // The rest of the window takes part of a second token, never all of it.
+    let second = Io::tx(&env, &pattern(64 * 1024, 2));
+    assert_eq!(transmit(&t, &second), Status::SUCCESS);
+    assert!(!signalled(&env, &second));
+    assert!(!env.wait_polling(&t, second.tok.event, 5_000_000_000));
+    let mut st = Tcp4ConnectionState::CLOSED;
+    assert_eq!(get_state(&t, &mut st), Status::SUCCESS);
+    assert_eq!(st, Tcp4ConnectionState::ESTABLISHED);
+    assert_eq!(reset(&t), Status::SUCCESS);
+    assert_eq!(second.status(), Status::ABORTED);
+    first.free(&env);
+    second.free(&env);
+    env.destroy(h);
+    assert_clean(&env);
+}
+
+#[test]
+fn nagle_holds_a_second_small_transmit_until_the_ack() {
+    for nagle in [true, false] {
+        let env = Env::new(SimConfig::new(0x4A61));
+        listen_echo(&env.sim, 7);
+        let (h, t) = env.child();
+        let mut opt = options(10, 0);
+        opt.enable_nagle = nagle.into();
+        let cfg = active_cfg(PEER, 7, 0);
+        assert_eq!(configure_opt(&t, &cfg, &mut opt), Status::SUCCESS);
+        let c = ConnTok::new(&env);
+        assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
+        assert!(env.wait(c.event, 1_000_000_000));
+        let a = Io::tx(&env, b"first ten!");
+        let b = Io::tx(&env, b"second ten");
+        assert_eq!(transmit(&t, &a), Status::SUCCESS);
+        assert!(
+            signalled(&env, &a),
+            "nothing in flight: cut inside the call"
+        );
+        assert_eq!(transmit(&t, &b), Status::SUCCESS);
+        if nagle {
+            assert!(!signalled(&env, &b), "Nagle: held while 10 B are unacked");
+            assert!(env.wait_polling(&t, b.tok.event, 1_000_000_000));
+        } else {
+            assert!(signalled(&env, &b), "EnableNagle FALSE: cut at once");
+        }
+        assert_eq!(b.status(), Status::SUCCESS);
+        assert_eq!(reset(&t), Status::SUCCESS);
+        a.free(&env);
+        b.free(&env);
+        c.free(&env);
+        env.destroy(h);
+        assert_clean(&env);
+    }
+}
+
+#[test]
+fn a_zero_window_is_probed_beyond_the_retransmission_give_up() {
+    let env = Env::new(SimConfig::new(0x2E50));
+    let open = Rc::new(Cell::new(false));
+    let seen = shared();
+    let (o2, s2) = (open.clone(), seen.clone());
+    env.sim.peer_host().listen(
+        9,
+        Box::new(move || {
+            Box::new(Gate {
+                open: o2.clone(),
+                seen: s2.clone(),
+            })
+        }),
+    );
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 9), Status::SUCCESS);
+    let data = pattern(256 * 1024 + 64 * 1024, 3);
+    let tx = Io::tx(&env, &data);
+    assert_eq!(transmit(&t, &tx), Status::SUCCESS);
+    // 700 s: past DataRetries' 483 s and the old 513 s watchdog.
+    let timer = relative_timer(&env, 700_000_000_000);
+    assert_eq!(
+        efisock::firmware::BootServices::wait_for_event(env.boot(), &[timer]),
+        Ok(0)
+    );
+    env.close_event(timer);
+    assert!(
+        !signalled(&env, &tx),
+        "neither cut (the window stayed shut) nor given up: {:?}",
+        tx.status()
+    );
+    let mut st = Tcp4ConnectionState::CLOSED;
+    assert_eq!(get_state(&t, &mut st), Status::SUCCESS);
+    assert_eq!(st, Tcp4ConnectionState::ESTABLISHED, "not given up");
+    open.set(true);
+    assert!(env.wait_polling(&t, tx.tok.event, 120_000_000_000));
+    assert_eq!(tx.status(), Status::SUCCESS);
+    assert_eq!(close(&env, &t, false), Status::SUCCESS);
+    assert_eq!(checksum(&seen.borrow().bytes), checksum(&data));
+    tx.free(&env);
+    env.destroy(h);
+    assert_clean(&env);
+}
