@@ -166,3 +166,41 @@ fn a_zero_window_is_probed_beyond_the_retransmission_give_up() {
     env.destroy(h);
     assert_clean(&env);
 }
+
+#[test]
+fn an_unanswered_syn_is_retransmitted_at_3_9_21_and_45_seconds() {
+    let env = Env::new(SimConfig::new(0x5717));
+    env.sim.set_link(efisock_sim::LinkConfig {
+        loss: 1.0,
+        ..Default::default()
+    });
+    let (h, t) = env.child();
+    assert_eq!(configure(&t, &active_cfg(PEER, 9, 0)), Status::SUCCESS);
+    let c = ConnTok::new(&env);
+    let start = env.sim.now_ns();
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
+    // EDK2's RTO before an RTT sample is 3 s, doubling (TcpDispatcher.c
+    // l.560, TcpTimer.c `TcpRexmitTimeout`; code-read). smoltcp's own
+    // schedule would add SYNs at 1, 7, 15, 31 and 63 s.
+    env.sim.advance(74_000_000_000);
+    let syn_ms: Vec<u64> = env
+        .sim
+        .trace()
+        .iter()
+        .filter(|l| l.contains(" SYN ") && l.contains("isn="))
+        .map(|l| {
+            let t: u64 = l.split_whitespace().next().unwrap().parse().unwrap();
+            (t - start) / 1_000_000
+        })
+        .collect();
+    assert_eq!(syn_ms, [0, 3_000, 9_000, 21_000, 45_000]);
+    assert!(
+        !env.wait(c.event, 900_000_000),
+        "the connect timer runs 75 s"
+    );
+    assert!(env.wait(c.event, 200_000_000), "connect timer at 75 s");
+    assert_eq!(c.status(), Status::TIMEOUT);
+    c.free(&env);
+    env.destroy(h);
+    assert_clean(&env);
+}

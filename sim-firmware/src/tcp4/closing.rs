@@ -129,6 +129,7 @@ impl Edk2Tcp4 {
             return;
         };
         c.sender = Default::default();
+        c.syn_rexmit = None;
         if let Some(l) = c.listener.take() {
             for h in l.pool {
                 let st = self.sockets.get::<tcp::Socket>(h).state();

@@ -49,6 +49,7 @@ impl Edk2Tcp4 {
         let now = instant(cx.now);
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         let out = std::mem::take(&mut self.dev.tx);
+        let out = self.pace_syns(cx, out);
         let src = cx.ip4.address.map(|(a, _)| a.octets()).unwrap_or([0; 4]);
         for f in out {
             if let Some(t) = tcp_summary(&f).filter(|t| t.syn && !t.ack) {
@@ -149,7 +150,7 @@ impl Edk2Tcp4 {
                 c.tokens.connect_deadline(),
                 c.local_close.linger_until,
                 give_up,
-                c.sender.persist_at,
+                c.next_timer(),
             ]
             .into_iter()
             .flatten()

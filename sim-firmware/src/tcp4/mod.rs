@@ -34,6 +34,7 @@ mod pending;
 mod ports;
 mod sender;
 mod service;
+mod syn_schedule;
 mod transfer;
 
 use std::collections::{BTreeMap, VecDeque};

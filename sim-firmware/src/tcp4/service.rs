@@ -59,6 +59,7 @@ impl Edk2Tcp4 {
         prev: Option<State>,
         now: u64,
     ) -> ControlFlow<()> {
+        self.retransmit_syn(cx, id, st == State::SynSent);
         self.settle_connect(cx, id, st, now)?;
         self.detect_reset(cx, id, st, prev)?;
         self.note_peer_fin(id, st);
