@@ -123,22 +123,15 @@ impl Edk2Tcp4 {
             return ControlFlow::Continue(());
         }
         c.observed.reset_reported = true;
-        // TcpInput.c l.1050-1069: SYN_RCVD stores REFUSED; ESTABLISHED,
-        // FIN_WAIT_1/2 and CLOSE_WAIT store RESET; CLOSING stores nothing,
-        // so the tokens get SockConnFlush's default, ABORTED.
-        let stored = match was {
-            State::SynSent if !cx.cfg.quirks.connect_closed_port_reports_reset => {
-                Some(CONNECTION_REFUSED)
-            }
-            State::SynReceived => Some(CONNECTION_REFUSED),
-            State::Closing => None,
-            _ => Some(CONNECTION_RESET),
-        };
+        let stored = reset_error(was, cx.cfg.quirks.connect_closed_port_reports_reset);
         let err = stored.unwrap_or(Status::ABORTED);
         if stored.is_some() {
             c.error = stored;
         }
-        cx.trace(format!("child {id}: reset in {was:?}"));
+        cx.trace(format!(
+            "child {id}: reset in {was:?}, tokens {}",
+            efisock::firmware::status::name(err)
+        ));
         // SockConnClosed: the Close token (if any) gets SUCCESS, the
         // others the socket error (SockConnFlush).
         if let Some(p) = self
@@ -205,5 +198,41 @@ impl Edk2Tcp4 {
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// The socket error a RST stores, by the state it ends (TcpInput.c
+/// l.911-920, l.1050-1069): REFUSED in SYN_RCVD (and SYN_SENT unless the
+/// profile reports a reset there), RESET in ESTABLISHED, FIN_WAIT_1/2 and
+/// CLOSE_WAIT, none in CLOSING; pending tokens then get SockConnFlush's
+/// default, ABORTED.
+fn reset_error(was: State, closed_port_reports_reset: bool) -> Option<Status> {
+    match was {
+        State::SynSent if !closed_port_reports_reset => Some(CONNECTION_REFUSED),
+        State::SynReceived => Some(CONNECTION_REFUSED),
+        State::Closing => None,
+        _ => Some(CONNECTION_RESET),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_error_by_state() {
+        let rows = [
+            (State::SynSent, false, Some(CONNECTION_REFUSED)),
+            (State::SynSent, true, Some(CONNECTION_RESET)),
+            (State::SynReceived, true, Some(CONNECTION_REFUSED)),
+            (State::Established, false, Some(CONNECTION_RESET)),
+            (State::FinWait1, false, Some(CONNECTION_RESET)),
+            (State::FinWait2, false, Some(CONNECTION_RESET)),
+            (State::CloseWait, false, Some(CONNECTION_RESET)),
+            (State::Closing, false, None),
+        ];
+        for (was, quirk, want) in rows {
+            assert_eq!(reset_error(was, quirk), want, "{was:?} quirk={quirk}");
+        }
     }
 }
