@@ -73,7 +73,7 @@ impl Edk2Tcp4 {
         if let Some(frame) = self.nic.pop_front() {
             cx.now += cx.cfg.cost.per_frame_ns;
             if self.admit_frame(cx, &frame) {
-                self.observe_ingress(&frame);
+                self.observe_ingress(cx.now, &frame);
                 self.dev.rx.push_back(frame);
             } else {
                 cx.stats.frames_dropped += 1;

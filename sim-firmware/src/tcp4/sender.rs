@@ -129,6 +129,8 @@ pub(crate) struct PeerFrame {
     pub syn: bool,
     pub ack: bool,
     pub rst: bool,
+    pub psh: bool,
+    pub fin: bool,
     /// The window field as sent (unscaled).
     pub window: u16,
     pub payload: usize,
@@ -177,6 +179,8 @@ impl PeerFrame {
             syn,
             ack: flags & 0x10 != 0,
             rst: flags & 0x04 != 0,
+            psh: flags & 0x08 != 0,
+            fin: flags & 0x01 != 0,
             window: u16::from_be_bytes([tcp[14], tcp[15]]),
             payload: tcp.len() - doff,
             options: syn.then(|| syn_options(&tcp[20..doff])),
@@ -452,11 +456,50 @@ impl Sender {
     }
 }
 
+/// How long the ACK of a data segment arriving at `now` waits: nothing
+/// when the segment asks for an ACK now (PSH, FIN), else until the next
+/// 200 ms TCP tick (ticks at multiples of `TICK_NS` from boot).
+pub(crate) fn ack_delay_ns(now: u64, ack_now: bool) -> u64 {
+    if ack_now {
+        0
+    } else {
+        (now / TICK_NS + 1) * TICK_NS - now
+    }
+}
+
 impl super::Edk2Tcp4 {
-    /// A frame is about to reach smoltcp: note what the peer said on its flow.
-    pub(super) fn observe_ingress(&mut self, frame: &[u8]) {
-        if let Some(f) = PeerFrame::parse(frame) {
-            self.peers.observe(&f);
+    /// A frame is about to reach smoltcp at `now`: note what the peer said
+    /// on its flow, and set when smoltcp acknowledges its data.
+    pub(super) fn observe_ingress(&mut self, now: u64, frame: &[u8]) {
+        let Some(f) = PeerFrame::parse(frame) else {
+            return;
+        };
+        self.peers.observe(&f);
+        if f.payload > 0 || f.fin {
+            self.delay_ack_to_tick(now, &f);
+        }
+    }
+
+    /// EDK2's delayed ACK (TcpOutput.c `TcpToSendAck`): at once for a
+    /// segment with PSH or FIN (TcpInput.c l.499, l.507-509), otherwise at
+    /// the next 200 ms tick (TcpTimer.c l.509-511), or with the next
+    /// segment. smoltcp arms its delayed-ACK timer with the socket's ACK
+    /// delay when a segment arrives and sends at once when more than one
+    /// MSS is unacknowledged, so the delay is set to the time left to the
+    /// tick before smoltcp sees the segment. Ticks fall at multiples of
+    /// 200 ms from boot.
+    fn delay_ack_to_tick(&mut self, now: u64, f: &PeerFrame) {
+        let delay_ns = ack_delay_ns(now, f.psh || f.fin);
+        let sockets = &mut self.sockets;
+        let h = self
+            .children
+            .values()
+            .filter_map(|c| c.sock)
+            .find(|&h| flow_of(sockets.get::<tcp::Socket>(h)) == Some(f.flow));
+        if let Some(h) = h {
+            sockets
+                .get_mut::<tcp::Socket>(h)
+                .set_ack_delay(Some(smoltcp::time::Duration::from_micros(delay_ns / 1000)));
         }
     }
 
@@ -714,6 +757,14 @@ mod tests {
         view.acks = 1;
         s.on_peer(&mut view, 10_000, 2);
         assert_eq!((s.cwnd, s.recover), (5000, None), "full ACK deflates");
+    }
+
+    #[test]
+    fn a_delayed_ack_waits_for_the_next_tick() {
+        assert_eq!(ack_delay_ns(0, false), TICK_NS);
+        assert_eq!(ack_delay_ns(150_000_000, false), 50_000_000);
+        assert_eq!(ack_delay_ns(TICK_NS, false), TICK_NS);
+        assert_eq!(ack_delay_ns(150_000_000, true), 0, "PSH or FIN");
     }
 
     #[test]
