@@ -108,12 +108,12 @@
 //!   Where it differs: cwnd collapses on an RTO the model infers (no ACK
 //!   progress for its RTO) rather than on smoltcp's own timer; smoltcp
 //!   retransmits go-back-N with its own fast retransmit.
-//! - A zero window: EDK2 probes with an empty ACK at SND.NXT - 1 from its
-//!   persist timer (RTO, doubling to 60 s) and never gives up. Here the
-//!   persist timer's first expiry cuts one byte, and smoltcp probes with it
-//!   (its own back-off), so that byte counts as cut (a one-byte Transmit
-//!   can complete against a zero window). The retransmission watchdog
-//!   below does not run while the peer's window is zero.
+//! - A zero window is probed without end from the persist timer (first at
+//!   the RTO, doubling to 60 s), as EDK2 does. EDK2's probe is an empty ACK
+//!   one below SND.NXT; the simulator's is smoltcp's keep-alive segment (one
+//!   below SND.NXT, carrying one byte the peer already has), which draws the
+//!   same ACK and cuts nothing. The retransmission watchdog below does not
+//!   run while the peer's window is zero.
 //! - Retransmission timing is smoltcp's after the handshake: RTO from its
 //!   RTT sample, at least 1 s, doubling up to [`MAX_RTO_NS`], which is
 //!   EDK2's schedule after its own handshake sample (TcpInput.c

@@ -143,12 +143,20 @@ fn a_zero_window_is_probed_beyond_the_retransmission_give_up() {
     let tx = Io::tx(&env, &data);
     assert_eq!(transmit(&t, &tx), Status::SUCCESS);
     // 700 s: past DataRetries' 483 s and the old 513 s watchdog.
-    let timer = relative_timer(&env, 700_000_000_000);
-    assert_eq!(
-        efisock::firmware::BootServices::wait_for_event(env.boot(), &[timer]),
-        Ok(0)
-    );
-    env.close_event(timer);
+    let sleep = |ns: u64| {
+        let timer = relative_timer(&env, ns);
+        assert_eq!(
+            efisock::firmware::BootServices::wait_for_event(env.boot(), &[timer]),
+            Ok(0)
+        );
+        env.close_event(timer);
+    };
+    sleep(100_000_000_000);
+    let frames_before = env.sim.stats().frames_sent;
+    sleep(600_000_000_000);
+    // Each probe is a segment and the peer's ACK: ten in 600 s at 60 s.
+    let frames = env.sim.stats().frames_sent - frames_before;
+    assert!((18..=24).contains(&frames), "{frames} frames in 600 s");
     assert!(
         !signalled(&env, &tx),
         "neither cut (the window stayed shut) nor given up: {:?}",
@@ -157,6 +165,22 @@ fn a_zero_window_is_probed_beyond_the_retransmission_give_up() {
     let mut st = Tcp4ConnectionState::CLOSED;
     assert_eq!(get_state(&t, &mut st), Status::SUCCESS);
     assert_eq!(st, Tcp4ConnectionState::ESTABLISHED, "not given up");
+    // Probes from the persist timer: first after the RTO (1 s), then
+    // doubling to 60 s (TcpTimer.c `TcpSetProbeTimer`; code-read).
+    let probes: Vec<u64> = env
+        .sim
+        .trace()
+        .iter()
+        .filter(|l| l.contains("zero-window probe"))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    let gaps_s: Vec<u64> = probes
+        .windows(2)
+        .map(|w| (w[1] - w[0] + 500_000_000) / 1_000_000_000)
+        .collect();
+    assert!(gaps_s.len() >= 12, "probed throughout: {gaps_s:?}");
+    assert_eq!(gaps_s[..6], [2, 4, 8, 16, 32, 60], "{gaps_s:?}");
+    assert!(gaps_s[6..].iter().all(|&g| g == 60), "{gaps_s:?}");
     open.set(true);
     assert!(env.wait_polling(&t, tx.tok.event, 120_000_000_000));
     assert_eq!(tx.status(), Status::SUCCESS);

@@ -305,6 +305,8 @@ pub(crate) struct Sender {
     /// Persist timer: when it expires, and its current period.
     pub persist_at: Option<u64>,
     pub probe_ns: u64,
+    /// The zero window is being probed (smoltcp's keep-alive is on).
+    pub probing: bool,
 }
 
 impl Default for Sender {
@@ -326,6 +328,7 @@ impl Default for Sender {
             rto_ns: RTO_MIN_NS,
             persist_at: None,
             probe_ns: 0,
+            probing: false,
         }
     }
 }

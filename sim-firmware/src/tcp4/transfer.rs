@@ -41,6 +41,7 @@ impl Edk2Tcp4 {
             match cut {
                 Cut::Send(n) => {
                     c.sender.stop_persist();
+                    self.stop_zero_window_probes(id, h);
                     let handed = self.hand_to_smoltcp(cx, id, h, n as usize);
                     self.egress(cx);
                     let c = self.children.get_mut(&id).expect("exists");
@@ -50,6 +51,7 @@ impl Edk2Tcp4 {
                 }
                 Cut::Idle => {
                     c.sender.stop_persist();
+                    self.stop_zero_window_probes(id, h);
                     return;
                 }
                 Cut::Persist => {
@@ -59,20 +61,40 @@ impl Edk2Tcp4 {
                         s.stop_persist();
                         return;
                     }
-                    if force && s.wnd == 0 {
-                        // EDK2 probes the zero window with an empty ACK
-                        // (`TcpSendZeroProbe`); smoltcp probes only with
-                        // data, so one byte is cut and smoltcp probes
-                        // with it until the window opens.
-                        s.stop_persist();
-                        self.hand_to_smoltcp(cx, id, h, 1);
-                        self.egress(cx);
-                        return;
-                    }
+                    let probe = force && s.wnd == 0;
                     s.arm_persist(now);
+                    if probe {
+                        self.probe_zero_window(cx, id, h);
+                    }
                     return;
                 }
             }
+        }
+    }
+
+    /// The persist timer expired against a zero window. EDK2 sends an ACK
+    /// without data at SND.NXT - 1 (TcpOutput.c `TcpSendZeroProbe`) and
+    /// re-arms the timer, doubling up to 60 s, without end. smoltcp's
+    /// keep-alive segment (SND.NXT - 1 with one byte the peer already has)
+    /// draws the same ACK with the peer's window and cuts nothing of the
+    /// stream: its interval follows the persist period, and setting it
+    /// while smoltcp's keep-alive timer is unset sends the first at once.
+    fn probe_zero_window(&mut self, cx: &mut Env, id: usize, h: SocketHandle) {
+        let c = self.children.get_mut(&id).expect("exists");
+        c.sender.probing = true;
+        let period = smoltcp::time::Duration::from_micros(c.sender.probe_ns / 1000);
+        self.sockets
+            .get_mut::<tcp::Socket>(h)
+            .set_keep_alive(Some(period));
+        cx.trace(format!("child {id}: zero-window probe"));
+        self.egress(cx);
+    }
+
+    /// The window opened or nothing waits: no more probes.
+    fn stop_zero_window_probes(&mut self, id: usize, h: SocketHandle) {
+        let c = self.children.get_mut(&id).expect("exists");
+        if std::mem::take(&mut c.sender.probing) {
+            self.sockets.get_mut::<tcp::Socket>(h).set_keep_alive(None);
         }
     }
 
