@@ -228,3 +228,42 @@ fn an_unanswered_syn_is_retransmitted_at_3_9_21_and_45_seconds() {
     env.destroy(h);
     assert_clean(&env);
 }
+
+#[test]
+fn cancel_is_a_hazard_once_the_data_joined_the_send_buffer() {
+    let env = Env::new(SimConfig::new(0xCA9C));
+    listen_sink(&env.sim, 9, false);
+    let (h, t) = env.child();
+    let mut opt = options(10, 8192);
+    let cfg = active_cfg(PEER, 9, 0);
+    assert_eq!(configure_opt(&t, &cfg, &mut opt), Status::SUCCESS);
+    let c = ConnTok::new(&env);
+    assert_eq!(connect_tok(&t, &c), Status::SUCCESS);
+    assert!(env.wait(c.event, 1_000_000_000));
+    // The first token joins the 8 KiB buffer whole (free >= 2 KiB) and
+    // outgrows the peer's 256 KiB window; the second waits for room.
+    let first = Io::tx(&env, &pattern(300 * 1024, 4));
+    let second = Io::tx(&env, &pattern(1024, 5));
+    assert_eq!(transmit(&t, &first), Status::SUCCESS);
+    assert_eq!(transmit(&t, &second), Status::SUCCESS);
+    assert!(!env.wait_polling(&t, first.tok.event, 3_000_000_000));
+    // Waiting list: EDK2 drops the token and nothing refers to it.
+    assert_eq!(cancel(&t, &second.tok), Status::SUCCESS);
+    assert_eq!(second.status(), Status::ABORTED);
+    assert!(env.sim.breaches().is_empty(), "{:?}", env.sim.breaches());
+    // Processing list: its bytes stay in the send buffer and a later
+    // SockDataSent walks a list without it (SockImpl.c; code-read).
+    assert_eq!(cancel(&t, &first.tok), Status::SUCCESS);
+    assert_eq!(reset(&t), Status::SUCCESS);
+    first.free(&env);
+    second.free(&env);
+    c.free(&env);
+    env.destroy(h);
+    let b = env.sim.finish();
+    assert_eq!(b.len(), 1, "{b:?}");
+    assert!(
+        b[0].to_string().contains("joined the send buffer"),
+        "{}",
+        b[0]
+    );
+}
