@@ -17,6 +17,9 @@
 //! - `calls`, `configure`, `io`: the Tcp4 functions;
 //! - `mnp`: frames in and out, the MNP tick, when the driver is next due;
 //! - `service`, `transfer`, `closing`, `listener`: the per-frame work;
+//! - `sender`, `peer_view`, `syn_schedule`: EDK2's sender (when Transmit
+//!   bytes are cut), what the peer's frames say, delayed ACKs, the SYN
+//!   retransmission schedule;
 //! - `completion`, `contract`: completing tokens, the ownership checks;
 //! - `child`, `pending`, `ports`: per-child state, token queues, ports.
 
@@ -30,6 +33,7 @@ mod contract;
 mod io;
 mod listener;
 mod mnp;
+mod peer_view;
 mod pending;
 mod ports;
 mod sender;
@@ -78,7 +82,7 @@ pub(crate) struct Edk2Tcp4 {
     /// Inside a Tcp4 call's body: completions may be notified as it returns.
     pub in_call: bool,
     /// What each peer's frames said (window, SYN options), per flow.
-    peers: sender::PeerBook,
+    peers: peer_view::PeerBook,
 }
 
 impl Edk2Tcp4 {
@@ -102,7 +106,7 @@ impl Edk2Tcp4 {
             next_mnp: 0,
             deferred: Vec::new(),
             in_call: false,
-            peers: sender::PeerBook::default(),
+            peers: peer_view::PeerBook::default(),
         }
     }
 

@@ -12,7 +12,7 @@
 use crate::world::Env;
 
 use super::Edk2Tcp4;
-use super::sender::FlowKey;
+use super::peer_view::{FlowKey, flow_of};
 
 /// EDK2's RTO before an RTT sample (TcpDispatcher.c l.560).
 pub(crate) const INITIAL_RTO_NS: u64 = 3_000_000_000;
@@ -82,8 +82,7 @@ impl Edk2Tcp4 {
             };
             let child = self.children.iter_mut().find(|(_, c)| {
                 c.sock.is_some_and(|h| {
-                    super::sender::flow_of(self.sockets.get::<smoltcp::socket::tcp::Socket>(h))
-                        == Some(flow)
+                    flow_of(self.sockets.get::<smoltcp::socket::tcp::Socket>(h)) == Some(flow)
                 })
             });
             let Some((id, c)) = child else {

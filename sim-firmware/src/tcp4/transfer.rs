@@ -12,8 +12,9 @@ use crate::breach::BreachKind;
 use crate::tokens;
 use crate::world::Env;
 
+use super::peer_view::{PeerView, SynOptions, flow_of};
 use super::pending::{Kind, Pending};
-use super::sender::{Cut, LOW_WATER, PeerView, Sender, SynOptions, data_to_send, flow_of};
+use super::sender::{Cut, LOW_WATER, Sender, data_to_send};
 use super::{Edk2Tcp4, synchronized};
 
 impl Edk2Tcp4 {
