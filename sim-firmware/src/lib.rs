@@ -95,22 +95,53 @@
 //!   instance from such a notify gets ACCESS_DENIED. (EDK2 releases the lock
 //!   just before RestoreTPL; the stricter behaviour shows that the socket
 //!   layer never re-enters an instance from a notify.)
-//! - Retransmission, SYN retries, delayed ACKs and congestion control are
-//!   smoltcp's (Reno; initial RTO 1 s, not EDK2's 3 s, doubling up to
-//!   [`MAX_RTO_NS`] and kept from a retransmitted handshake; ACK delay 10 ms),
-//!   and TIME_WAIT/FIN_WAIT_2/connect timers fire at exact deadlines rather
-//!   than on 200 ms ticks.
+//! - A Transmit completes when its last byte is cut into a segment, as in
+//!   EDK2 (TcpOutput.c `TcpGetSegmentSock` -> `SockDataSent`): the driver
+//!   runs EDK2's sender (`TcpDataToSend`: peer window, congestion window
+//!   from one MSS with slow start and congestion avoidance, NewReno fast
+//!   recovery, sender SWS, Nagle, several segments per call only while each
+//!   is a full MSS) and hands smoltcp only what it allows; smoltcp (no
+//!   congestion control, Nagle off) sends it at once. The peer's window
+//!   comes from the frames the driver hands smoltcp. SendBufferSize bounds
+//!   the bytes not yet cut; a Transmit joins the buffer whole while 2 KiB
+//!   of it are free, and Transmit never returns NOT_READY. [code-read]
+//!   Where it differs: cwnd collapses on an RTO the model infers (no ACK
+//!   progress for its RTO) rather than on smoltcp's own timer; smoltcp
+//!   retransmits go-back-N with its own fast retransmit.
+//! - A zero window is probed without end from the persist timer (first at
+//!   the RTO, doubling to 60 s), as EDK2 does. EDK2's probe is an empty ACK
+//!   one below SND.NXT; the simulator's is smoltcp's keep-alive segment (one
+//!   below SND.NXT, carrying one byte the peer already has), which draws the
+//!   same ACK and cuts nothing. The retransmission watchdog below does not
+//!   run while the peer's window is zero.
+//! - Retransmission timing is smoltcp's after the handshake: RTO from its
+//!   RTT sample, at least 1 s, doubling up to [`MAX_RTO_NS`], which is
+//!   EDK2's schedule after its own handshake sample (TcpInput.c
+//!   `TcpComputeRtt`). An unanswered SYN goes out at EDK2's times (0, 3, 9,
+//!   21, 45 s: initial RTO 3 s; the driver holds back smoltcp's 1 s
+//!   schedule and re-sends the SYN); a SYN-ACK keeps smoltcp's schedule
+//!   (from 1 s, EDK2: 3 s), and a half-open SYN_RCVD is never dropped
+//!   (EDK2: after 75 s).
+//! - Delayed ACKs: at once for a segment with PSH or FIN, with the second
+//!   segment (smoltcp: once more than one MSS is unacknowledged), else at
+//!   the next 200 ms tick; ticks fall at multiples of 200 ms from boot
+//!   (EDK2: from its driver start, and a tick runs only when DPCs are
+//!   dispatched). The connect, FIN_WAIT_2, TIME_WAIT, persist and SYN
+//!   timers fire at exact deadlines rather than on ticks.
 //! - Keep-alive is not modelled. DataRetries is modelled as a watchdog: no
-//!   ACK progress for EDK2's whole back-off schedule (513 s for 12 retries)
-//!   closes the connection with TIMEOUT (smoltcp's own retransmissions
-//!   happen at its own RTOs meanwhile).
+//!   ACK progress for EDK2's whole back-off schedule (483 s for 12 retries
+//!   from a 1 s RTO) closes the connection with TIMEOUT, rather than a
+//!   count of timer expiries.
 //! - Hosts send no ICMP; urgent data is smoltcp's; the SUT's frames carry
 //!   EDK2's ISN, IP header and SYN options ([`Sim::start_capture`] shows
 //!   them), but no timestamps after the handshake, which EDK2 sends only to
-//!   peers that offer them (no simulated peer does); `Routes` validates and changes nothing (every
+//!   peers that offer them (no simulated peer does); `Routes` validates and
+//!   changes nothing (every
 //!   address is routed directly); `GetModeData` zero-fills `Ip4ModeData`.
-//! - Transmit completes when its bytes enter the send buffer (bounded by
-//!   SendBufferSize), which is when EDK2 would segment them.
+//! - Tcp4.Poll returns SUCCESS, as EDK2's always does (TcpDispatcher.c
+//!   `SOCK_POLL` discards the IP4 Poll's status). The fault knob
+//!   `non_edk2_poll` (not EDK2, never in the swarm) makes it return
+//!   NOT_READY, TIMEOUT or DEVICE_ERROR as other firmware may.
 //! - A completion notified late (`completions_inside_call` off, or a
 //!   `CompletionInCall` decision) has its token Status written at once and
 //!   its event signalled at the next MNP tick / Poll.

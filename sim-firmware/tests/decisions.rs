@@ -372,8 +372,18 @@ fn injected_out_of_resources_does_nothing_else() {
     });
     assert!(env.boot().allocate_pool(16).is_err());
     assert_eq!(receive(&t, &rx), Status::OUT_OF_RESOURCES);
+    // EDK2's Poll never fails (TcpDispatcher.c SOCK_POLL discards IP4's
+    // status): `inject` leaves it alone; only the non-EDK2 knob fails it.
+    assert_eq!(t.poll(), Status::SUCCESS);
+    env.sim.set_faults(Faults {
+        non_edk2_poll: 1.0,
+        ..Faults::none()
+    });
     let p = t.poll();
-    assert!(p == Status::NOT_READY || p == Status::DEVICE_ERROR, "{p:?}");
+    assert!(
+        [Status::NOT_READY, Status::TIMEOUT, Status::DEVICE_ERROR].contains(&p),
+        "{p:?}"
+    );
     let inj = env.sim.injected();
     assert_eq!(inj.len(), 3);
     assert_eq!(

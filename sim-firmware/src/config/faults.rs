@@ -22,8 +22,15 @@ pub struct Faults {
     /// Timer events and MNP ticks fire up to 2 ms late (`TimerJitter`).
     pub jitter: bool,
     /// Probability a call (or a pending token, at a call) gets an unusual
-    /// but legal status (`StatusInjection`; see `Sim::injected`).
+    /// status EDK2 can return there (`StatusInjection`; see `Sim::injected`).
     pub inject: f64,
+    /// **Not EDK2.** Probability a Tcp4.Poll returns NOT_READY, TIMEOUT or
+    /// DEVICE_ERROR instead of processing a frame. The UEFI specification
+    /// allows these, but EDK2's Tcp4.Poll always returns SUCCESS: the
+    /// dispatcher discards the IP4 Poll's result (TcpDispatcher.c
+    /// `SOCK_POLL`, l.777-784). A robustness fault for other firmware; the
+    /// swarm generator never turns it on.
+    pub non_edk2_poll: f64,
     /// Added to the DHCP server's delay.
     pub dhcp_delay_ns: u64,
     /// The DHCP server never answers.
@@ -53,6 +60,7 @@ impl Faults {
             spike: 0.0,
             jitter: false,
             inject: 0.0,
+            non_edk2_poll: 0.0,
             dhcp_delay_ns: 0,
             dhcp_fail: false,
             late_bias: 0.0,
@@ -99,6 +107,7 @@ impl Faults {
             spike,
             jitter,
             inject,
+            non_edk2_poll: 0.0,
             dhcp_delay_ns,
             dhcp_fail,
             late_bias,
@@ -107,8 +116,9 @@ impl Faults {
 }
 
 /// `none`, or the knobs that are on, comma-separated, in this order:
-/// `loss=P,dup=P,reorder=P,spike=P,jitter,inject=P,dhcp_delay=NS,dhcp_fail,late=P`
-/// (`P` a decimal probability as Rust prints an f64, `NS` nanoseconds).
+/// `loss=P,dup=P,reorder=P,spike=P,jitter,inject=P,dhcp_delay=NS,dhcp_fail,late=P,non_edk2_poll=P`
+/// (`P` a decimal probability as Rust prints an f64, `NS` nanoseconds;
+/// `non_edk2_poll` is a status EDK2 never returns, see [`Faults::non_edk2_poll`]).
 impl fmt::Display for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
@@ -134,6 +144,7 @@ impl fmt::Display for Faults {
         if self.late_bias != 0.0 {
             parts.push(format!("late={}", self.late_bias));
         }
+        p(&mut parts, "non_edk2_poll", self.non_edk2_poll);
         if parts.is_empty() {
             f.write_str("none")
         } else {
@@ -231,7 +242,7 @@ impl fmt::Display for ParseFaultsError {
             ParseFaultsError::EmptyKnob { text } => write!(f, "faults: empty knob in {text:?}"),
             ParseFaultsError::UnknownKnob { knob } => write!(
                 f,
-                "faults: unknown knob {knob:?} (known: loss, dup, reorder, spike, jitter, inject, dhcp_delay, dhcp_fail, late)"
+                "faults: unknown knob {knob:?} (known: loss, dup, reorder, spike, jitter, inject, dhcp_delay, dhcp_fail, late, non_edk2_poll (Poll statuses EDK2 never returns))"
             ),
         }
     }
@@ -302,6 +313,7 @@ impl FromStr for Faults {
                 }
                 "dhcp_fail" => out.dhcp_fail = flag(val)?,
                 "late" => out.late_bias = prob(val)?,
+                "non_edk2_poll" => out.non_edk2_poll = prob(val)?,
                 "" => {
                     return Err(ParseFaultsError::EmptyKnob {
                         text: s.to_string(),
@@ -363,5 +375,13 @@ mod tests {
             "faults: knob \"dhcp_delay\" needs a value (dhcp_delay=NS)"
         );
         assert_eq!("".parse::<Faults>(), Err(ParseFaultsError::Empty));
+    }
+
+    #[test]
+    fn non_edk2_poll_round_trips_and_is_never_swarmed() {
+        let f: Faults = "inject=0.01,non_edk2_poll=0.5".parse().expect("parses");
+        assert_eq!((f.inject, f.non_edk2_poll), (0.01, 0.5));
+        assert_eq!(f.to_string(), "inject=0.01,non_edk2_poll=0.5");
+        assert!((0..200).all(|seed| Faults::swarm(seed).non_edk2_poll == 0.0));
     }
 }

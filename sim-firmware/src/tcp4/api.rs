@@ -13,6 +13,7 @@ use efisock::firmware::{
 
 use super::{CHILD_BASE, Edk2Tcp4};
 use crate::breach::BreachKind;
+use crate::decide::DecisionKind;
 use crate::sim::{Sim, SimTcp4Service};
 use crate::world::Env;
 
@@ -202,16 +203,13 @@ unsafe impl Tcp4 for SimTcp4 {
         let st = {
             let mut w = self.sim.w.borrow_mut();
             let w = &mut *w;
-            // Injected: Tcp4Poll returns what the IP4/MNP poll below it
-            // returned (NetworkPkg/TcpDxe/TcpMain.c Tcp4Poll -> SOCK_POLL in
-            // TcpDispatcher.c -> Ip4Dxe EfiIp4Poll -> MnpDxe MnpPoll):
-            // NOT_READY when no frame was received, DEVICE_ERROR when SNP
-            // failed; the UEFI spec lists both for Tcp4.Poll. Then no frame
-            // is processed by this Poll.
-            match w
-                .env
-                .inject("Poll", &[Status::NOT_READY, Status::DEVICE_ERROR])
-            {
+            // EDK2's Tcp4.Poll always returns SUCCESS: SOCK_POLL in
+            // TcpDispatcher.c (l.777-784) calls the IP4 Poll and discards
+            // its result. The UEFI specification allows NOT_READY, TIMEOUT
+            // and DEVICE_ERROR, which other firmware may return; the
+            // non-EDK2 fault `non_edk2_poll` injects them (no frame is
+            // processed by such a Poll).
+            match inject_non_edk2_poll(&mut w.env) {
                 Some(st) => st,
                 None => {
                     w.tcp4.one_frame(&mut w.env);
@@ -266,4 +264,21 @@ impl Tcp4ServiceBinding for SimTcp4Service {
 fn child_id(h: Handle) -> Option<usize> {
     let v = h as usize;
     (v >= CHILD_BASE && (v - CHILD_BASE) % 16 == 0).then(|| (v - CHILD_BASE) / 16)
+}
+
+/// The non-EDK2 Poll fault ([`Faults::non_edk2_poll`](crate::Faults)):
+/// NOT_READY, TIMEOUT or DEVICE_ERROR from Tcp4.Poll, with that knob's
+/// probability (a `StatusInjection` decision).
+fn inject_non_edk2_poll(cx: &mut Env) -> Option<Status> {
+    let p = cx.cfg.faults.non_edk2_poll;
+    if p <= 0.0 {
+        return None;
+    }
+    let options = [Status::NOT_READY, Status::TIMEOUT, Status::DEVICE_ERROR];
+    let v = cx
+        .decider
+        .choose_weighted(DecisionKind::StatusInjection, &[p / 3.0; 3]);
+    let status = *options.get(v.checked_sub(1)?)?;
+    cx.log_injection("Poll", status);
+    Some(status)
 }

@@ -272,8 +272,8 @@ impl Edk2Tcp4 {
             if p.kind == Kind::Connect {
                 cx.breach(BreachKind::FirmwareWouldCrash, format!("Cancel of connect token {:#x}: EDK2 keeps the handshake running and later dereferences the freed token (code-read)", p.token));
             }
-            if p.kind == Kind::Transmit && p.offset > 0 {
-                cx.breach(BreachKind::FirmwareWouldCrash, format!("Cancel of partly sent transmit token {:#x}: EDK2 ASSERTs (edk2 issue #9837)", p.token));
+            if p.kind == Kind::Transmit && p.admitted {
+                cx.breach(BreachKind::FirmwareWouldCrash, format!("Cancel of transmit token {:#x} whose data joined the send buffer: EDK2 ASSERTs when those bytes are later sent (SockImpl.c SockDataSent; edk2 issue #9837)", p.token));
             }
             self.complete(cx, p, Status::ABORTED);
         }

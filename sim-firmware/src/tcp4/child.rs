@@ -10,6 +10,8 @@ use smoltcp::socket::tcp::State;
 
 use super::addressing::IpChild;
 use super::pending::Tokens;
+use super::sender::Sender;
+use super::syn_schedule::SynRetransmit;
 
 /// Largest and smallest buffer sizes EDK2 accepts (TcpProto.h).
 const MAX_BUF: u32 = 2 * 1024 * 1024;
@@ -125,6 +127,10 @@ pub(crate) struct Child {
     pub(super) observed: Observed,
     pub(super) local_close: LocalClose,
     pub(super) stall: Option<Stall>,
+    /// EDK2's sender variables for the current connection.
+    pub(super) sender: Sender,
+    /// The SYN and EDK2's retransmission timer while in SYN_SENT.
+    pub(super) syn_rexmit: Option<SynRetransmit>,
 }
 
 impl Child {
@@ -143,6 +149,8 @@ impl Child {
             observed: Observed::default(),
             local_close: LocalClose::default(),
             stall: None,
+            sender: Sender::default(),
+            syn_rexmit: None,
         }
     }
 
@@ -155,6 +163,16 @@ impl Child {
     /// protocol on it and must destroy it).
     pub fn is_visible(&self) -> bool {
         self.origin != Origin::Backlog
+    }
+
+    /// When one of the driver's own timers (persist, SYN retransmission)
+    /// next expires.
+    pub(super) fn next_timer(&self) -> Option<u64> {
+        let syn = self.syn_rexmit.as_ref().map(|s| s.next);
+        match (self.sender.persist_at, syn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Created by a listener rather than by CreateChild.

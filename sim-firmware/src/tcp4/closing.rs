@@ -123,8 +123,14 @@ impl Edk2Tcp4 {
             return;
         };
         if let Some(h) = c.sock.take() {
+            self.forget_flow(h);
             self.sockets.remove(h);
         }
+        let Some(c) = self.children.get_mut(&id) else {
+            return;
+        };
+        c.sender = Default::default();
+        c.syn_rexmit = None;
         if let Some(l) = c.listener.take() {
             for h in l.pool {
                 let st = self.sockets.get::<tcp::Socket>(h).state();

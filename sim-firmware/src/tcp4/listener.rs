@@ -149,15 +149,18 @@ impl Edk2Tcp4 {
         self.listener_state(id).pool = keep;
     }
 
-    /// A socket with the child's buffer sizes and Nagle setting.
+    /// A socket with the child's receive buffer size. Nagle, congestion
+    /// control and the send buffer bound are EDK2's, in `sender`: smoltcp
+    /// sends at once what it is handed, and its send buffer only has to
+    /// hold the bytes in flight (EDK2 keeps those in its own send queue,
+    /// outside SendBufferSize).
     pub(super) fn new_socket(cfg: &ChildCfg) -> tcp::Socket<'static> {
         let mut s = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; cfg.opts.rcv_buf as usize]),
-            tcp::SocketBuffer::new(vec![0; cfg.opts.snd_buf as usize]),
+            tcp::SocketBuffer::new(vec![0; super::sender::IN_FLIGHT_MAX]),
         );
-        s.set_nagle_enabled(cfg.opts.nagle);
-        // EDK2 implements slow start / congestion avoidance (TcpOutput.c).
-        s.set_congestion_control(tcp::CongestionControl::Reno);
+        s.set_nagle_enabled(false);
+        s.set_congestion_control(tcp::CongestionControl::None);
         s.set_hop_limit(Some(255));
         s
     }

@@ -46,6 +46,7 @@ impl Edk2Tcp4 {
         let now = instant(cx.now);
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         let out = std::mem::take(&mut self.dev.tx);
+        let out = self.pace_syns(cx, out);
         let src = cx.ip4.address.map(|(a, _)| a.octets()).unwrap_or([0; 4]);
         let sockets = &self.sockets;
         for f in out {
@@ -76,6 +77,7 @@ impl Edk2Tcp4 {
             let frame = self.wire.inbound(frame);
             cx.now += cx.cfg.cost.per_frame_ns;
             if self.admit_frame(cx, &frame) {
+                self.observe_ingress(cx.now, &frame);
                 self.dev.rx.push_back(frame);
             } else {
                 cx.stats.frames_dropped += 1;
@@ -152,6 +154,7 @@ impl Edk2Tcp4 {
                 c.tokens.connect_deadline(),
                 c.local_close.linger_until,
                 give_up,
+                c.next_timer(),
             ]
             .into_iter()
             .flatten()

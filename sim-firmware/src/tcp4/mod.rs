@@ -17,6 +17,9 @@
 //! - `calls`, `configure`, `io`: the Tcp4 functions;
 //! - `mnp`: frames in and out, the MNP tick, when the driver is next due;
 //! - `service`, `transfer`, `closing`, `listener`: the per-frame work;
+//! - `sender`, `peer_view`, `syn_schedule`: EDK2's sender (when Transmit
+//!   bytes are cut), what the peer's frames say, delayed ACKs, the SYN
+//!   retransmission schedule;
 //! - `completion`, `contract`: completing tokens, the ownership checks;
 //! - `child`, `pending`, `ports`: per-child state, token queues, ports.
 
@@ -31,9 +34,12 @@ mod contract;
 mod io;
 mod listener;
 mod mnp;
+mod peer_view;
 mod pending;
 mod ports;
+mod sender;
 mod service;
+mod syn_schedule;
 mod transfer;
 mod wire;
 
@@ -79,6 +85,8 @@ pub(crate) struct Edk2Tcp4 {
     pub in_call: bool,
     /// What the driver puts on the link (ISN, IP header, options).
     wire: WireBoundary,
+    /// What each peer's frames said (window, SYN options), per flow.
+    peers: peer_view::PeerBook,
 }
 
 impl Edk2Tcp4 {
@@ -102,6 +110,7 @@ impl Edk2Tcp4 {
             deferred: Vec::new(),
             in_call: false,
             wire: WireBoundary::new(seed),
+            peers: peer_view::PeerBook::default(),
         }
     }
 
@@ -133,11 +142,26 @@ fn edk2_state(st: State) -> Tcp4ConnectionState {
     }
 }
 
-/// How long EDK2 retransmits before giving up: RTO doubling from 3 s,
-/// capped at 60 s, `retries` times (TcpTimer.c; 12 retries = 513 s).
+/// How long EDK2 retransmits before giving up: the connection closes on
+/// the expiry after the `retries`-th retransmission (TcpTimer.c
+/// `TcpRexmitTimeout` l.202-216). The handshake gave an RTT sample, so the
+/// RTO starts at `TCP_RTO_MIN`, 1 s (TcpInput.c `TcpComputeRtt`), and
+/// doubles up to 60 s: 483 s for the default 12 retries. smoltcp's RTO
+/// follows the same schedule after its own handshake sample.
 pub(crate) fn retransmit_budget_ns(retries: u32) -> u64 {
-    (0..retries)
-        .map(|i| (3u64 << i.min(10)).min(60))
+    (0..=retries)
+        .map(|i| (1u64 << i.min(10)).min(60))
         .sum::<u64>()
         * SEC
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retransmit_budget_is_edk2s_backoff_from_one_second() {
+        assert_eq!(retransmit_budget_ns(12), 483 * SEC);
+        assert_eq!(retransmit_budget_ns(6), 123 * SEC);
+    }
 }

@@ -47,8 +47,11 @@ pub(crate) struct Pending {
     pub(super) data: usize,
     /// DataLength of the transmit/receive data.
     pub(super) len: usize,
-    /// Bytes of a transmit already copied into the send buffer.
+    /// Bytes of a transmit already cut into segments.
     pub(super) offset: usize,
+    /// A transmit whose data joined the socket send buffer (EDK2's
+    /// processing list); others wait for room (its waiting list).
+    pub(super) admitted: bool,
 }
 
 impl Pending {
@@ -64,6 +67,7 @@ impl Pending {
             data: 0,
             len: 0,
             offset: 0,
+            admitted: false,
         }
     }
 }
@@ -94,6 +98,7 @@ impl Pending {
             data: data.0,
             len: len as usize,
             offset: 0,
+            admitted: false,
         }
     }
 }
@@ -154,6 +159,16 @@ impl Tokens {
             .chain(&self.txs)
             .chain(&self.rxs)
             .chain(&self.close)
+    }
+
+    /// Transmit bytes in the send buffer not yet cut into segments (what
+    /// EDK2's SendBufferSize bounds).
+    pub(super) fn unsegmented(&self) -> usize {
+        self.txs
+            .iter()
+            .filter(|p| p.admitted)
+            .map(|p| p.len - p.offset)
+            .sum()
     }
 
     /// Remove every pending token (the Close token only if asked), in the

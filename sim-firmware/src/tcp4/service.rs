@@ -59,6 +59,7 @@ impl Edk2Tcp4 {
         prev: Option<State>,
         now: u64,
     ) -> ControlFlow<()> {
+        self.retransmit_syn(cx, id, st == State::SynSent);
         self.settle_connect(cx, id, st, now)?;
         self.detect_reset(cx, id, st, prev)?;
         self.note_peer_fin(id, st);
@@ -107,7 +108,8 @@ impl Edk2Tcp4 {
 
     /// A socket that reached CLOSED without passing through LAST_ACK or
     /// TIME_WAIT was reset: store the error EDK2 would (refused while
-    /// connecting, reset once synchronized) and flush every token with it.
+    /// connecting, reset once synchronized, none in CLOSING) and flush
+    /// every token with it (ABORTED when none is stored).
     fn detect_reset(
         &mut self,
         cx: &mut Env,
@@ -124,15 +126,15 @@ impl Edk2Tcp4 {
             return ControlFlow::Continue(());
         }
         c.observed.reset_reported = true;
-        let err = match was {
-            State::SynSent if !cx.cfg.quirks.connect_closed_port_reports_reset => {
-                CONNECTION_REFUSED
-            }
-            State::SynReceived => CONNECTION_REFUSED,
-            _ => CONNECTION_RESET,
-        };
-        c.error = Some(err);
-        cx.trace(format!("child {id}: reset in {was:?}"));
+        let stored = reset_error(was, cx.cfg.quirks.connect_closed_port_reports_reset);
+        let err = stored.unwrap_or(Status::ABORTED);
+        if stored.is_some() {
+            c.error = stored;
+        }
+        cx.trace(format!(
+            "child {id}: reset in {was:?}, tokens {}",
+            efisock::firmware::status::name(err)
+        ));
         // SockConnClosed: the Close token (if any) gets SUCCESS, the
         // others the socket error (SockConnFlush).
         if let Some(p) = self
@@ -163,7 +165,8 @@ impl Edk2Tcp4 {
     }
 
     /// Retransmission give-up (DataRetries): no ACK progress for the whole
-    /// back-off schedule closes the connection with TIMEOUT.
+    /// back-off schedule closes the connection with TIMEOUT. A peer that
+    /// offers a zero window is probed without end instead.
     fn watch_retransmissions(
         &mut self,
         cx: &mut Env,
@@ -176,8 +179,11 @@ impl Edk2Tcp4 {
         let fin_out = matches!(st, State::FinWait1 | State::Closing | State::LastAck);
         let outstanding = sock.send_queue() + usize::from(fin_out);
         let c = self.children.get_mut(&id).expect("exists");
+        // A zero window is probed forever (TcpTimer.c `TcpProbeTimeout`
+        // never gives up), so waiting on it is no stall.
+        let persisting = c.sender.ready && c.sender.wnd == 0;
         c.stall = match c.stall {
-            _ if outstanding == 0 || !synchronized(st) => None,
+            _ if outstanding == 0 || persisting || !synchronized(st) => None,
             Some(stall) if stall.outstanding == outstanding => Some(stall),
             _ => Some(Stall {
                 outstanding,
@@ -195,5 +201,41 @@ impl Edk2Tcp4 {
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// The socket error a RST stores, by the state it ends (TcpInput.c
+/// l.911-920, l.1050-1069): REFUSED in SYN_RCVD (and SYN_SENT unless the
+/// profile reports a reset there), RESET in ESTABLISHED, FIN_WAIT_1/2 and
+/// CLOSE_WAIT, none in CLOSING; pending tokens then get SockConnFlush's
+/// default, ABORTED.
+fn reset_error(was: State, closed_port_reports_reset: bool) -> Option<Status> {
+    match was {
+        State::SynSent if !closed_port_reports_reset => Some(CONNECTION_REFUSED),
+        State::SynReceived => Some(CONNECTION_REFUSED),
+        State::Closing => None,
+        _ => Some(CONNECTION_RESET),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_error_by_state() {
+        let rows = [
+            (State::SynSent, false, Some(CONNECTION_REFUSED)),
+            (State::SynSent, true, Some(CONNECTION_RESET)),
+            (State::SynReceived, true, Some(CONNECTION_REFUSED)),
+            (State::Established, false, Some(CONNECTION_RESET)),
+            (State::FinWait1, false, Some(CONNECTION_RESET)),
+            (State::FinWait2, false, Some(CONNECTION_RESET)),
+            (State::CloseWait, false, Some(CONNECTION_RESET)),
+            (State::Closing, false, None),
+        ];
+        for (was, quirk, want) in rows {
+            assert_eq!(reset_error(was, quirk), want, "{was:?} quirk={quirk}");
+        }
     }
 }
