@@ -24,6 +24,7 @@ pub const EDK2_STABLE202211: Expectations = Expectations {
     close_with_unread_data_sends_rst: true,
     time_wait_holds_port: true,
     listen_any_unsupported: false,
+    use_default_address_already_started: false,
 };
 
 /// The targets a case can run on.

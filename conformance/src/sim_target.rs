@@ -321,5 +321,6 @@ pub fn expectations(quirks: &Quirks) -> Expectations {
         close_with_unread_data_sends_rst: quirks.close_with_unread_data_sends_rst,
         time_wait_holds_port: quirks.time_wait_holds_port,
         listen_any_unsupported: quirks.listen_any_unsupported,
+        use_default_address_already_started: quirks.use_default_address_already_started,
     }
 }

@@ -31,6 +31,11 @@ pub struct Expectations {
     /// A passive instance on station address 0.0.0.0 (UseDefaultAddress
     /// FALSE) is refused with INVALID_PARAMETER (pre-2016 firmware).
     pub listen_any_unsupported: bool,
+    /// Configure with UseDefaultAddress TRUE is refused with ALREADY_STARTED
+    /// on a fresh child (old vendor firmware; BITS passes the DHCP address
+    /// explicitly). On EDK2 202211 ALREADY_STARTED only follows an earlier
+    /// Configure of the same child in the other addressing mode.
+    pub use_default_address_already_started: bool,
 }
 
 /// A platform the socket cases run on.

@@ -67,9 +67,15 @@ fn timers_wait_and_check() {
     let t1 = relative_timer(&env, 15_000_000);
     let t2 = relative_timer(&env, 2_000_000);
     assert_eq!(env.boot().wait_for_event(&[t1, t2]), Ok(1));
-    assert_eq!(env.sim.now_ns(), (last_tick + 2_000_000).div_ceil(TICK) * TICK);
+    assert_eq!(
+        env.sim.now_ns(),
+        (last_tick + 2_000_000).div_ceil(TICK) * TICK
+    );
     assert_eq!(env.boot().wait_for_event(&[t1, t2]), Ok(0));
-    assert_eq!(env.sim.now_ns(), (last_tick + 15_000_000).div_ceil(TICK) * TICK);
+    assert_eq!(
+        env.sim.now_ns(),
+        (last_tick + 15_000_000).div_ceil(TICK) * TICK
+    );
     assert_eq!(env.boot().check_event(t1), Status::NOT_READY);
     // Periodic timer fires repeatedly.
     assert_eq!(
