@@ -331,17 +331,20 @@ impl Peer for Witnessed {
         let token = match self.token {
             Some(t) => t,
             None => {
-                if matches!(
-                    io.state(),
-                    PeerConnState::Connecting | PeerConnState::Reset | PeerConnState::TimedOut
-                ) {
+                if io.state() == PeerConnState::Connecting {
                     return;
                 }
+                // A tag that arrived before a reset still names the
+                // connection (a host may keep what it read before the RST).
                 match self.tag.read_from(io) {
                     Some(tag) => {
                         let t = u64::from_be_bytes(tag);
                         self.token = Some(t);
                         t
+                    }
+                    None if io.state().is_terminal() => {
+                        self.malformed = true;
+                        return;
                     }
                     None if input_ended(io.state()) => {
                         self.malformed = true;
