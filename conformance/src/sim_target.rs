@@ -3,7 +3,9 @@
 //! Every case gets a fresh world built from its seed: the system under test
 //! (10.0.2.15, configured statically so that cases start at once; the
 //! IP-configuration cases rebuild it unconfigured) and the peer host
-//! 10.0.2.2 running every peer service on its fixed port.
+//! 10.0.2.2 running every peer service on its fixed port and its witnessed
+//! port, and the witness (`peers::witness`), which sees the system under
+//! test's segments themselves.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;

@@ -35,6 +35,15 @@
 //! `dyn Peer` ([`make`]) cannot see the request, and the client's
 //! connect-back cases will then fail with a timeout (they never hang the run).
 //!
+//! # The witness
+//!
+//! Hosts also serve every service on its witnessed port
+//! ([`witnessed_services`], driven by [`witness::Witnessed`]) and run the
+//! witness on [`ports::WITNESS`] ([`witness::WitnessQuery`]), both over one
+//! [`witness::Ledger`] per host, so that a case can ask what the peer saw
+//! of its connection. Hosts that see the segments themselves report them
+//! through [`PeerIo::wire`].
+//!
 //! # EDK2 and half-close
 //!
 //! A client on EDK2 TCP4 cannot half-close and keep receiving: EFI `Close`
