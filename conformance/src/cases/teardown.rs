@@ -64,13 +64,13 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         Case {
             group: "shutdown",
             name: "read_gives_eof",
-            about: "shutdown(SHUT_RD): recv returns b'' at once",
+            about: "shutdown(SHUT_RD): recv returns b'' at once; nothing reaches the peer",
             run: shutdown_read::<T>,
         },
         Case {
             group: "shutdown",
             name: "send_after_write_shutdown_epipe",
-            about: "send after shutdown(SHUT_WR) is EPIPE",
+            about: "send after shutdown(SHUT_WR) is EPIPE; the peer saw the FIN and no byte",
             run: send_after_shutdown::<T>,
         },
         Case {
@@ -237,7 +237,7 @@ fn shutdown_write<T: SocketTarget>(t: &mut T) -> CaseResult {
 }
 
 fn shutdown_read<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = connect_witnessed(t, ports::ECHO)?;
     s.shutdown(Shutdown::Read).context("shutdown(SHUT_RD)")?;
     let start = t.net().now();
     ensure_eq!(
@@ -249,13 +249,20 @@ fn shutdown_read<T: SocketTarget>(t: &mut T) -> CaseResult {
         t.net().now() - start < Duration::from_millis(50),
         "recv after SHUT_RD must not wait"
     );
-    Ok(())
+    // EFI has no receive-only close: SHUT_RD is local, the peer sees nothing.
+    let view = peer_view(t, token, Leg::Accepted, Until::Now)?;
+    expect_ending(&view, Ending::Open, "shutdown(SHUT_RD)")
 }
 
 fn send_after_shutdown<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = connect_witnessed(t, ports::ECHO)?;
     s.shutdown(Shutdown::Write).context("shutdown")?;
-    expect_errno(s.send(b"x"), Errno::EPIPE, "send after SHUT_WR")
+    expect_errno(s.send(b"x"), Errno::EPIPE, "send after SHUT_WR")?;
+    ensure_eq!(s.recv(1).context("recv")?, Vec::<u8>::new(), "echo's FIN");
+    s.close().context("close")?;
+    let view = ended_view(t, token)?;
+    expect_bytes_in(&view, 0, fnv1a64(b""), "nothing after SHUT_WR")?;
+    expect_graceful(&view, "shutdown(SHUT_WR)")
 }
 
 fn shutdown_unconnected<T: SocketTarget>(t: &mut T) -> CaseResult {
