@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use efisock::{Errno, Shutdown};
 
-use super::util::{connect, expect_errno, pattern, socket};
+use super::util::{expect_errno, pattern, socket};
 use super::witness::{
     connect_witnessed, ended_view, expect_bytes_in, expect_ending, expect_graceful, peer_view,
 };
