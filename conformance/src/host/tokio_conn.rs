@@ -267,7 +267,15 @@ impl PeerIo for TcpPeerIo {
     }
 
     fn send_queue(&self) -> usize {
-        self.tx.len() + self.kernel_unacked()
+        // The kernel counts a sent FIN in its queue (`write_seq` moves past
+        // it) until it is acknowledged; it is not a byte.
+        let kernel = self.kernel_unacked();
+        let kernel = if self.fin_sent {
+            kernel.saturating_sub(1)
+        } else {
+            kernel
+        };
+        self.tx.len() + kernel
     }
 
     fn close(&mut self) {

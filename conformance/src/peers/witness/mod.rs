@@ -266,11 +266,17 @@ impl Witnessed {
         Some((request.to, Box::new(client)))
     }
 
-    /// Samples the acknowledged count while the connection is open (after
-    /// a reset, the send queue is empty whatever was acknowledged).
+    /// Samples the acknowledged count unless the connection was reset or
+    /// never opened (then the send queue is empty whatever was
+    /// acknowledged); a graceful end still counts, as the final poll may be
+    /// the first to see the last acknowledgements.
     fn sample_acked(&mut self, io: &dyn PeerIo) {
         let state = io.state();
-        if !state.is_terminal() && state != PeerConnState::Connecting && !self.tally.self_reset {
+        let queue_meaningful = !matches!(
+            state,
+            PeerConnState::Connecting | PeerConnState::Reset | PeerConnState::TimedOut
+        );
+        if queue_meaningful && !self.tally.self_reset {
             let queued = io.send_queue() as u64;
             self.acked = self.tally.out.saturating_sub(queued);
         }
