@@ -93,6 +93,34 @@ pub const TABLE: &[CaseExpectation] = &[
               itself is checked on loopback (host::tokio_tests source-rst) and the firmware \
               path in the simulator",
     },
+    CaseExpectation {
+        id: "close/linger_zero_aborts_at_once",
+        sim: Outcome::Pass,
+        ovmf: Outcome::Fail,
+        why: "slirp terminates the guest's TCP: the guest's RST makes slirp drop its own \
+              connection and close(2) its host socket, which sends the host peer a FIN (nothing \
+              was unread there), so the witness behind slirp sees a FIN (measured: the \
+              accept-hold peer saw Fin, observer Socket); the simulator's hosts see the guest's \
+              segments and check the RST itself",
+    },
+    CaseExpectation {
+        id: "close/unread_data",
+        sim: Outcome::Pass,
+        ovmf: Outcome::Fail,
+        why: "EDK2's RST on a close with unread data (close_with_unread_data_sends_rst) reaches \
+              slirp, not the host: slirp then closes its host socket, whose FIN is all the host \
+              peer sees (measured: the source-fin peer saw Fin after all 5000 bytes were \
+              acknowledged, observer Socket); the simulator's hosts see the RST on the wire",
+    },
+    CaseExpectation {
+        id: "buffers/accepted_window_holds_1mib_unread",
+        sim: Outcome::Pass,
+        ovmf: Outcome::Fail,
+        why: "the window a guest connection advertises is seen only by slirp, which terminates \
+              the guest's TCP; the host peer sees slirp's window, so the witness reports none \
+              (the case's other check, 1 MiB acknowledged before the application reads, passed \
+              on OVMF, but there it also counts slirp's and the host kernel's buffers)",
+    },
 ];
 
 /// Why a case's call-level recordings differ between the simulator and

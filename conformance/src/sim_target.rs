@@ -3,7 +3,9 @@
 //! Every case gets a fresh world built from its seed: the system under test
 //! (10.0.2.15, configured statically so that cases start at once; the
 //! IP-configuration cases rebuild it unconfigured) and the peer host
-//! 10.0.2.2 running every peer service on its fixed port.
+//! 10.0.2.2 running every peer service on its fixed port and its witnessed
+//! port, and the witness (`peers::witness`), which sees the system under
+//! test's segments themselves.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -15,7 +17,8 @@ use efisock_sim::{
 };
 
 use crate::error::{SetupError, TargetError};
-use crate::peers::{self, Peer, PeerConnState, PeerIo};
+use crate::peers::witness::{Ledger, WitnessQuery, Witnessed};
+use crate::peers::{self, Peer, PeerConnState, PeerIo, WireView};
 use crate::runner::Target;
 use crate::target::{Expectations, SocketTarget};
 
@@ -160,13 +163,42 @@ fn world(config: &SimConfig) -> (Sim, Net<SimPlatform>) {
     (sim, net)
 }
 
-/// Runs every peer service on `host`, each on its fixed port.
+/// Runs every peer service on `host`, each on its fixed port and on its
+/// witnessed port, and the witness that reports on the witnessed ones.
 pub fn host_services(host: &SimHost) {
     for &(port, service) in peers::listening_services() {
         host.listen(
             port,
             Box::new(move || Box::new(ServiceHandler(peers::make_service(service)))),
         );
+    }
+    let ledger = Ledger::new();
+    for (port, service) in peers::witnessed_services() {
+        let ledger = ledger.clone();
+        host.listen(
+            port,
+            Box::new(move || {
+                Box::new(WitnessedHandler(Witnessed::service(
+                    ledger.clone(),
+                    peers::make_service(service),
+                )))
+            }),
+        );
+    }
+    host.listen(
+        peers::ports::WITNESS,
+        Box::new(move || Box::new(ClientHandler(Box::new(WitnessQuery::new(ledger.clone()))))),
+    );
+}
+
+struct WitnessedHandler(Witnessed);
+
+impl ConnHandler for WitnessedHandler {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        self.0.poll(&mut Bridge(io));
+        if let Some((to, client)) = self.0.take_connect_back() {
+            io.connect(to, Box::new(ClientHandler(client)));
+        }
     }
 }
 
@@ -229,6 +261,15 @@ impl PeerIo for Bridge<'_> {
     }
     fn wake_at(&mut self, t_ns: u64) {
         self.0.wake_at(t_ns)
+    }
+    fn wire(&self) -> Option<WireView> {
+        let w = self.0.wire();
+        Some(WireView {
+            fin_at_ns: w.fin_at_ns,
+            rst_at_ns: w.rst_at_ns,
+            max_window: w.max_window,
+            window_scale: w.window_scale,
+        })
     }
 }
 

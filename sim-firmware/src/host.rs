@@ -11,6 +11,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 
 use crate::device::QueueDevice;
+use crate::host_wire::{WireLog, WireSeen};
 
 /// Buffer size of each peer connection, each direction.
 pub const PEER_BUFFER: usize = 256 * 1024;
@@ -86,6 +87,11 @@ pub trait ConnIo {
     /// `handler` (how a peer connects back to the system under test). The
     /// connection starts once the current round of handlers is done.
     fn connect(&mut self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>);
+    /// What arrived from the other side on the wire: the first FIN and RST
+    /// and the windows it advertised (see [`WireSeen`]).
+    fn wire(&self) -> WireSeen {
+        WireSeen::default()
+    }
 }
 
 pub(crate) struct Listener {
@@ -102,6 +108,7 @@ pub(crate) struct Conn {
     user_closed: bool,
     connect_deadline: Option<u64>,
     final_polled: bool,
+    wire_key: Option<(SocketAddrV4, u16)>,
 }
 
 pub(crate) struct Host {
@@ -112,6 +119,7 @@ pub(crate) struct Host {
     listeners: BTreeMap<u16, Listener>,
     conns: Vec<Conn>,
     next_port: u16,
+    wire: WireLog,
 }
 
 pub(crate) fn instant(ns: u64) -> Instant {
@@ -136,6 +144,7 @@ struct Io<'a> {
     user_closed: &'a mut bool,
     local: SocketAddrV4,
     spawned: &'a mut Vec<(SocketAddrV4, Box<dyn ConnHandler>)>,
+    wire: WireSeen,
 }
 
 fn v4(ep: Option<IpEndpoint>) -> SocketAddrV4 {
@@ -198,6 +207,9 @@ impl ConnIo for Io<'_> {
     fn connect(&mut self, remote: SocketAddrV4, handler: Box<dyn ConnHandler>) {
         self.spawned.push((remote, handler));
     }
+    fn wire(&self) -> WireSeen {
+        self.wire
+    }
 }
 
 impl Host {
@@ -218,6 +230,7 @@ impl Host {
             listeners: BTreeMap::new(),
             conns: Vec::new(),
             next_port: 40000 + (seed % 10000) as u16,
+            wire: WireLog::default(),
         }
     }
 
@@ -263,11 +276,15 @@ impl Host {
             user_closed: false,
             connect_deadline: Some(now + PEER_CONNECT_TIMEOUT_NS),
             final_polled: false,
+            wire_key: None,
         });
     }
 
     /// Run the stack and the applications at `now`; returns transmitted frames.
     pub fn process(&mut self, now: u64) -> Vec<Vec<u8>> {
+        for frame in &self.dev.rx {
+            self.wire.observe(now, frame);
+        }
         for _round in 0..4 {
             self.iface
                 .poll(instant(now), &mut self.dev, &mut self.sockets);
@@ -313,6 +330,7 @@ impl Host {
                     user_closed: false,
                     connect_deadline: None,
                     final_polled: false,
+                    wire_key: None,
                 });
             }
             let listening = l
@@ -360,6 +378,13 @@ impl Host {
                 c.wake_at = None;
             }
             let before = (sock.send_queue(), sock.recv_queue(), sock.state());
+            // A closed socket forgets its endpoints: keep the last ones.
+            if let (Some(remote), Some(local)) = (sock.remote_endpoint(), sock.local_endpoint()) {
+                c.wire_key = Some((v4(Some(remote)), local.port));
+            }
+            let wire = c
+                .wire_key
+                .map_or_else(WireSeen::default, |(r, l)| self.wire.get(r, l));
             let mut io = Io {
                 sock,
                 now,
@@ -368,6 +393,7 @@ impl Host {
                 user_closed: &mut c.user_closed,
                 local: SocketAddrV4::new(local_ip, 0),
                 spawned: &mut spawned,
+                wire,
             };
             c.handler.poll(&mut io);
             let after = (io.sock.send_queue(), io.sock.recv_queue(), io.sock.state());

@@ -156,6 +156,7 @@ mod config;
 mod decide;
 mod device;
 mod host;
+mod host_wire;
 mod ip4config;
 mod pool;
 pub mod rng;
@@ -175,6 +176,7 @@ pub use decide::{
     ParseTapeError, Scheduler, Tape, TapeNumber,
 };
 pub use host::{ConnHandler, ConnIo, MAX_RTO_NS, PeerConnState};
+pub use host_wire::WireSeen;
 pub use sim::{
     DEADLINE_REPEAT_NS, Sim, SimBoot, SimHost, SimIp4Config2, SimPlatform, SimTcp4Service,
 };

@@ -37,7 +37,7 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         Case {
             group: "eof",
             name: "send_after_peer_fin_works",
-            about: "half-closed by the peer: we can still send (no EPIPE yet)",
+            about: "half-closed by the peer: we can still send (no EPIPE yet), and the peer gets the bytes",
             run: send_after_peer_fin_works::<T>,
         },
         Case {
@@ -136,11 +136,19 @@ fn accept_and_close_gives_eof<T: SocketTarget>(t: &mut T) -> CaseResult {
 }
 
 fn send_after_peer_fin_works<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ACCEPT_CLOSE)?;
+    let (s, token) = super::witness::connect_witnessed(t, ports::ACCEPT_CLOSE)?;
     ensure_eq!(s.recv(10).context("recv")?, Vec::<u8>::new(), "EOF");
     let n = s.send(b"after fin").context("send after peer FIN")?;
     ensure_eq!(n, 9, "bytes accepted");
-    Ok(())
+    s.close().context("close")?;
+    let view = super::witness::ended_view(t, token)?;
+    super::witness::expect_bytes_in(
+        &view,
+        9,
+        crate::pattern::fnv1a64(b"after fin"),
+        "bytes sent after the peer's FIN",
+    )?;
+    super::witness::expect_graceful(&view, "close after the peer's FIN")
 }
 
 fn reset_on_recv<T: SocketTarget>(t: &mut T) -> CaseResult {

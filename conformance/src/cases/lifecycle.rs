@@ -47,7 +47,7 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         Case {
             group: "lifecycle",
             name: "closed_socket_ebadf",
-            about: "every operation after close is EBADF; close twice is fine",
+            about: "every operation after close is EBADF; close twice is fine; the peer saw one graceful close",
             run: closed_socket_ebadf::<T>,
         },
         Case {
@@ -147,7 +147,7 @@ fn unconnected_enotconn<T: SocketTarget>(t: &mut T) -> CaseResult {
 }
 
 fn closed_socket_ebadf<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = super::witness::connect_witnessed(t, ports::ECHO)?;
     s.close().context("close")?;
     s.close().context("second close")?;
     expect_errno(s.recv(1), Errno::EBADF, "recv")?;
@@ -155,7 +155,8 @@ fn closed_socket_ebadf<T: SocketTarget>(t: &mut T) -> CaseResult {
     expect_errno(s.connect(t.peer(ports::ECHO)), Errno::EBADF, "connect")?;
     expect_errno(s.getsockname(), Errno::EBADF, "getsockname")?;
     expect_errno(s.listen(1), Errno::EBADF, "listen")?;
-    Ok(())
+    let view = super::witness::ended_view(t, token)?;
+    super::witness::expect_graceful(&view, "close, then a second close")
 }
 
 fn bind_then_getsockname<T: SocketTarget>(t: &mut T) -> CaseResult {

@@ -3,6 +3,7 @@
 //! Each group is a module with a `cases()` list; [`all`] concatenates them
 //! in a fixed order (the order of the report).
 
+pub mod buffers;
 pub mod config;
 pub mod eof_reset;
 pub mod lifecycle;
@@ -15,6 +16,7 @@ pub mod server;
 pub mod teardown;
 pub mod transfer;
 pub mod util;
+pub mod witness;
 
 use crate::runner::Case;
 use crate::target::SocketTarget;
@@ -29,6 +31,7 @@ pub fn all<T: SocketTarget>() -> Vec<Case<T>> {
     cases.extend(readiness::cases());
     cases.extend(teardown::cases());
     cases.extend(server::cases());
+    cases.extend(buffers::cases());
     cases.extend(config::cases());
     cases.extend(probes::cases());
     cases.extend(probes_addressing::cases());

@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use efisock::{Errno, Shutdown};
 
-use super::util::{connect, expect_errno, pattern, socket};
+use super::util::{expect_errno, pattern, socket};
+use super::witness::{
+    connect_witnessed, ended_view, expect_bytes_in, expect_ending, expect_graceful, peer_view,
+};
+use crate::pattern::fnv1a64;
+use crate::peers::witness::{Ending, Leg, Until};
 use crate::peers::{ports, protocol};
 use crate::runner::{Case, CaseError, CaseResult, Context};
 use crate::target::SocketTarget;
@@ -17,19 +22,19 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         Case {
             group: "close",
             name: "with_armed_receive",
-            about: "close while a Receive is armed; shutdown leaves nothing behind",
+            about: "close while a Receive is armed: the peer sees a FIN; shutdown leaves nothing behind",
             run: close_with_armed_receive::<T>,
         },
         Case {
             group: "close",
             name: "with_pending_transmit",
-            about: "nonblocking close with Transmits stuck against a non-reader returns at once, no leak",
+            about: "nonblocking close with Transmits stuck against a non-reader returns at once (the peer sees no FIN or RST yet), no leak",
             run: close_with_pending_transmit::<T>,
         },
         Case {
             group: "close",
             name: "drop_without_close",
-            about: "dropping a connected socket releases everything",
+            about: "dropping a connected socket closes it (the peer gets its byte, then a FIN) and releases everything",
             run: drop_without_close::<T>,
         },
         Case {
@@ -41,31 +46,31 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         Case {
             group: "close",
             name: "linger_zero_aborts_at_once",
-            about: "SO_LINGER 0: a blocking close with stuck data resets at once instead of waiting",
+            about: "SO_LINGER 0: a blocking close with stuck data resets at once instead of waiting; the peer sees a RST",
             run: linger_zero::<T>,
         },
         Case {
             group: "close",
             name: "unread_data",
-            about: "close with unread received data does not block or leak",
+            about: "close with unread received data does not block or leak; the peer sees a RST (EDK2) or a FIN",
             run: close_unread::<T>,
         },
         Case {
             group: "shutdown",
             name: "write_sends_fin",
-            about: "shutdown(SHUT_WR) sends FIN: the echo peer closes, we read EOF",
+            about: "shutdown(SHUT_WR) sends FIN: the peer sees it, the echo peer closes, we read EOF",
             run: shutdown_write::<T>,
         },
         Case {
             group: "shutdown",
             name: "read_gives_eof",
-            about: "shutdown(SHUT_RD): recv returns b'' at once",
+            about: "shutdown(SHUT_RD): recv returns b'' at once; nothing reaches the peer",
             run: shutdown_read::<T>,
         },
         Case {
             group: "shutdown",
             name: "send_after_write_shutdown_epipe",
-            about: "send after shutdown(SHUT_WR) is EPIPE",
+            about: "send after shutdown(SHUT_WR) is EPIPE; the peer saw the FIN and no byte",
             run: send_after_shutdown::<T>,
         },
         Case {
@@ -108,16 +113,18 @@ fn ensure_clean<T: SocketTarget>(t: &T) -> CaseResult {
 }
 
 fn close_with_armed_receive<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = connect_witnessed(t, ports::ECHO)?;
     t.net()
         .select(&[&s], &[], &[], Some(Duration::ZERO))
         .context("select arms Receive")?;
     s.close().context("close")?;
+    let view = ended_view(t, token)?;
+    expect_graceful(&view, "graceful close")?;
     ensure_clean(t)
 }
 
 fn close_with_pending_transmit<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ACCEPT_HOLD)?;
+    let (s, token) = connect_witnessed(t, ports::ACCEPT_HOLD)?;
     s.setblocking(false);
     let chunk = pattern(64 * 1024);
     let mut sent = 0usize;
@@ -136,19 +143,30 @@ fn close_with_pending_transmit<T: SocketTarget>(t: &mut T) -> CaseResult {
         took < Duration::from_millis(100),
         "nonblocking close took {took:?}"
     );
+    // A nonblocking close is graceful: the FIN waits behind the data the
+    // peer never reads, so the peer has seen neither a FIN nor a RST.
+    let view = peer_view(t, token, Leg::Accepted, Until::Now)?;
+    expect_ending(&view, Ending::Open, "nonblocking close stuck behind data")?;
     ensure_clean(t)
 }
 
 fn drop_without_close<T: SocketTarget>(t: &mut T) -> CaseResult {
-    {
-        let s = connect(t, ports::ECHO)?;
+    let token = {
+        let (s, token) = connect_witnessed(t, ports::ECHO)?;
         s.sendall(b"x").context("sendall")?;
-    }
+        token
+    };
+    // Dropping is closing: graceful, after the byte was delivered (the
+    // echo it provokes may be unread by then, which would make EDK2 reset
+    // instead, so the byte goes first and the drop is what is checked).
+    let view = ended_view(t, token)?;
+    expect_bytes_in(&view, 1, fnv1a64(b"x"), "the byte sent before the drop")?;
+    expect_graceful(&view, "drop without close")?;
     ensure_clean(t)
 }
 
 fn linger_zero<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ACCEPT_HOLD)?;
+    let (s, token) = connect_witnessed(t, ports::ACCEPT_HOLD)?;
     s.setblocking(false);
     let chunk = pattern(64 * 1024);
     for _ in 0..64 {
@@ -168,6 +186,8 @@ fn linger_zero<T: SocketTarget>(t: &mut T) -> CaseResult {
         took < Duration::from_millis(100),
         "close with SO_LINGER 0 took {took:?}"
     );
+    let view = ended_view(t, token)?;
+    expect_ending(&view, Ending::Rst, "close with SO_LINGER 0")?;
     ensure_clean(t)
 }
 
@@ -184,7 +204,7 @@ fn close_listener<T: SocketTarget>(t: &mut T) -> CaseResult {
 }
 
 fn close_unread<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::SOURCE_FIN)?;
+    let (s, token) = connect_witnessed(t, ports::SOURCE_FIN)?;
     s.sendall(&protocol::source_request(5000))
         .context("request")?;
     t.net()
@@ -192,22 +212,32 @@ fn close_unread<T: SocketTarget>(t: &mut T) -> CaseResult {
         .context("select")?;
     t.net().sleep(Duration::from_millis(200));
     s.close().context("close with unread data")?;
+    let view = ended_view(t, token)?;
+    ensure_eq!(view.acked_out, 5000, "bytes the peer saw acknowledged");
+    if t.expect().close_with_unread_data_sends_rst {
+        expect_ending(&view, Ending::Rst, "close with unread data")?;
+    } else {
+        expect_graceful(&view, "close with unread data")?;
+    }
     ensure_clean(t)
 }
 
 fn shutdown_write<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = connect_witnessed(t, ports::ECHO)?;
     s.shutdown(Shutdown::Write).context("shutdown(SHUT_WR)")?;
     ensure_eq!(
         s.recv(10).context("recv")?,
         Vec::<u8>::new(),
         "EOF after the echo peer saw our FIN"
     );
-    Ok(())
+    s.close().context("close")?;
+    let view = ended_view(t, token)?;
+    expect_bytes_in(&view, 0, fnv1a64(b""), "nothing but the FIN")?;
+    expect_graceful(&view, "shutdown(SHUT_WR)")
 }
 
 fn shutdown_read<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = connect_witnessed(t, ports::ECHO)?;
     s.shutdown(Shutdown::Read).context("shutdown(SHUT_RD)")?;
     let start = t.net().now();
     ensure_eq!(
@@ -219,13 +249,20 @@ fn shutdown_read<T: SocketTarget>(t: &mut T) -> CaseResult {
         t.net().now() - start < Duration::from_millis(50),
         "recv after SHUT_RD must not wait"
     );
-    Ok(())
+    // EFI has no receive-only close: SHUT_RD is local, the peer sees nothing.
+    let view = peer_view(t, token, Leg::Accepted, Until::Now)?;
+    expect_ending(&view, Ending::Open, "shutdown(SHUT_RD)")
 }
 
 fn send_after_shutdown<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = connect_witnessed(t, ports::ECHO)?;
     s.shutdown(Shutdown::Write).context("shutdown")?;
-    expect_errno(s.send(b"x"), Errno::EPIPE, "send after SHUT_WR")
+    expect_errno(s.send(b"x"), Errno::EPIPE, "send after SHUT_WR")?;
+    ensure_eq!(s.recv(1).context("recv")?, Vec::<u8>::new(), "echo's FIN");
+    s.close().context("close")?;
+    let view = ended_view(t, token)?;
+    expect_bytes_in(&view, 0, fnv1a64(b""), "nothing after SHUT_WR")?;
+    expect_graceful(&view, "shutdown(SHUT_WR)")
 }
 
 fn shutdown_unconnected<T: SocketTarget>(t: &mut T) -> CaseResult {

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::util::{connect, pattern, recv_exact, recv_to_eof};
-use crate::pattern::{find_pattern_mismatch, pattern_checksum};
+use super::witness::{connect_witnessed, ended_view, expect_bytes_in, expect_graceful};
+use crate::pattern::{Fnv64, find_pattern_mismatch, pattern_checksum};
 use crate::peers::{ports, protocol};
 use crate::runner::{Case, CaseError, CaseResult, Context};
 use crate::target::SocketTarget;
@@ -18,19 +19,19 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
         Case {
             group: "transfer",
             name: "echo_4k_exact",
-            about: "4 KiB through echo comes back identical",
+            about: "4 KiB through echo comes back identical; the peer read exactly those bytes, then a FIN",
             run: echo_4k_exact::<T>,
         },
         Case {
             group: "transfer",
             name: "sink_1mib_checksum",
-            about: "1 MiB sendall to the sink; its count and checksum match",
+            about: "1 MiB sendall to the sink; its count and checksum match, as the witness saw them, then a FIN",
             run: sink_1mib_checksum::<T>,
         },
         Case {
             group: "transfer",
             name: "source_1mib_checksum",
-            about: "1 MiB from the source to EOF; count, checksum and order match",
+            about: "1 MiB from the source to EOF; count, checksum and order match; the peer saw all of it acknowledged, then a FIN",
             run: source_1mib_checksum::<T>,
         },
         Case {
@@ -67,7 +68,7 @@ pub fn cases<T: SocketTarget>() -> Vec<Case<T>> {
 }
 
 fn echo_4k_exact<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::ECHO)?;
+    let (s, token) = connect_witnessed(t, ports::ECHO)?;
     let data = pattern(4096);
     s.sendall(&data).context("sendall")?;
     let got = recv_exact(&s, data.len())?;
@@ -76,31 +77,48 @@ fn echo_4k_exact<T: SocketTarget>(t: &mut T) -> CaseResult {
         "echoed data differs at {:?}",
         find_pattern_mismatch(0, &got)
     );
-    Ok(())
+    s.close().context("close")?;
+    let view = ended_view(t, token)?;
+    expect_bytes_in(&view, 4096, pattern_checksum(0, 4096), "echo's input")?;
+    ensure_eq!(view.bytes_out, 4096, "bytes echoed");
+    expect_graceful(&view, "close after the whole echo was read")
 }
 
 fn sink_1mib_checksum<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::SINK)?;
-    s.sendall(&protocol::sink_request(MIB))
-        .context("sink header")?;
+    let (s, token) = connect_witnessed(t, ports::SINK)?;
+    let header = protocol::sink_request(MIB);
+    s.sendall(&header).context("sink header")?;
     let data = pattern(MIB as usize);
     s.sendall(&data).context("sendall 1 MiB")?;
     let report = recv_exact(&s, protocol::SINK_REPORT_LEN)?;
     let report = protocol::SinkReport::decode(report.as_slice().try_into().unwrap());
     ensure_eq!(report.count, MIB, "sink byte count");
     ensure_eq!(report.checksum, pattern_checksum(0, MIB), "sink checksum");
-    Ok(())
+    s.close().context("close")?;
+    let view = ended_view(t, token)?;
+    let mut stream = Fnv64::new();
+    stream.update(&header);
+    stream.update(&data);
+    expect_bytes_in(&view, stream.len(), stream.value(), "header and data")?;
+    expect_graceful(&view, "close after the report")
 }
 
 fn source_1mib_checksum<T: SocketTarget>(t: &mut T) -> CaseResult {
-    let s = connect(t, ports::SOURCE_FIN)?;
+    let (s, token) = connect_witnessed(t, ports::SOURCE_FIN)?;
     s.sendall(&protocol::source_request(MIB))
         .context("request")?;
     let (count, checksum, is_pattern) = recv_to_eof(&s, MIB)?;
     ensure_eq!(count, MIB, "bytes before EOF");
     ensure_eq!(checksum, pattern_checksum(0, MIB), "checksum");
     ensure!(is_pattern, "bytes arrived in order");
-    Ok(())
+    s.close().context("close")?;
+    let view = ended_view(t, token)?;
+    ensure_eq!(
+        (view.bytes_out, view.acked_out),
+        (MIB, MIB),
+        "bytes the source sent and saw acknowledged"
+    );
+    expect_graceful(&view, "close after EOF")
 }
 
 /// Waits until `n` bytes are readable without taking them (select says

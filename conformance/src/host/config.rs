@@ -110,11 +110,17 @@ impl HostConfig {
             return fail("connect_timeout must be non-zero".into());
         }
         if let Listen::Offset(off) = self.listen {
-            for &(port, service) in crate::peers::listening_services() {
+            let witness = crate::peers::ports::WITNESS;
+            let witnessed = crate::peers::witnessed_services();
+            let every = crate::peers::listening_services()
+                .iter()
+                .chain(witnessed.iter())
+                .map(|&(port, service)| (port, service.name()))
+                .chain([(witness, "witness")]);
+            for (port, name) in every {
                 if port.checked_add(off).is_none() {
                     return fail(format!(
-                        "port offset {off} pushes {} (port {port}) past 65535",
-                        service.name()
+                        "port offset {off} pushes {name} (port {port}) past 65535"
                     ));
                 }
             }

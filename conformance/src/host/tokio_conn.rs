@@ -163,6 +163,15 @@ impl TcpPeerIo {
                 }
             }
         }
+        // A reset that arrives while the receive buffer is full (a service
+        // that does not read) is not seen by reading; the socket's pending
+        // error shows it. (Only then: reading first delivers the data that
+        // arrived before the reset.)
+        if failure.is_none() && !self.eof && self.rx.len() >= RX_CAP {
+            if let Ok(Some(e)) = stream.take_error() {
+                failure = Some(e);
+            }
+        }
         while failure.is_none() && !self.tx.is_empty() {
             let (head, _) = self.tx.as_slices();
             match stream.try_write(head) {
@@ -208,8 +217,9 @@ impl TcpPeerIo {
         0
     }
 
-    /// What to wait for next: socket interest, and whether the kernel's
-    /// unacknowledged bytes need timed re-polls.
+    /// What to wait for next: socket interest, and whether timed re-polls
+    /// are needed (the kernel's unacknowledged bytes, or a reset while the
+    /// receive buffer is full and the socket is not being read).
     fn interest(&self) -> (Option<Interest>, bool) {
         if self.stream.is_none() {
             return (None, false);
@@ -222,7 +232,11 @@ impl TcpPeerIo {
             (false, true) => Some(Interest::WRITABLE),
             (false, false) => None,
         };
-        (interest, self.tx.is_empty() && self.kernel_unacked() > 0)
+        let unread_full = !self.eof && self.rx.len() >= RX_CAP;
+        (
+            interest,
+            unread_full || (self.tx.is_empty() && self.kernel_unacked() > 0),
+        )
     }
 }
 
@@ -253,7 +267,15 @@ impl PeerIo for TcpPeerIo {
     }
 
     fn send_queue(&self) -> usize {
-        self.tx.len() + self.kernel_unacked()
+        // The kernel counts a sent FIN in its queue (`write_seq` moves past
+        // it) until it is acknowledged; it is not a byte.
+        let kernel = self.kernel_unacked();
+        let kernel = if self.fin_sent {
+            kernel.saturating_sub(1)
+        } else {
+            kernel
+        };
+        self.tx.len() + kernel
     }
 
     fn close(&mut self) {

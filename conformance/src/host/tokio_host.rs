@@ -27,16 +27,100 @@ use super::config::{HostConfig, Listen};
 use super::report::{HostReport, ServiceStats};
 use super::tokio_conn::{Ending, TcpPeerIo, drive};
 use crate::error::HostError;
-use crate::peers::{self, Peer, PeerConnState, Service, ServicePeer};
+use crate::peers::witness::{Ledger, WitnessQuery, Witnessed};
+use crate::peers::{self, Peer, PeerConnState, PeerIo, Service, ServicePeer, ports};
 
 /// How long [`RunningHost::stop`] lets connection tasks record their end.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// The one place that knows the connect-back hand-off API of `peers`:
-/// `(requested port, the peer that drives the new connection)`.
-fn take_connect_back(peer: &mut ServicePeer) -> Option<(u16, Box<dyn Peer>)> {
-    peer.take_connect_back()
-        .map(|request| (request.to.port(), request.client()))
+/// What one listener serves: a service on its own port, the same service
+/// on its witnessed port, or the witness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Served {
+    Plain(Service),
+    Witnessed(Service),
+    Witness,
+}
+
+impl Served {
+    fn all() -> Vec<Served> {
+        let mut all: Vec<Served> = peers::listening_services()
+            .iter()
+            .map(|&(_, s)| Served::Plain(s))
+            .collect();
+        all.extend(
+            peers::witnessed_services()
+                .into_iter()
+                .map(|(_, s)| Served::Witnessed(s)),
+        );
+        all.push(Served::Witness);
+        all
+    }
+
+    fn port(self) -> u16 {
+        match self {
+            Served::Plain(s) => s.port(),
+            Served::Witnessed(s) => ports::witnessed(s.port()),
+            Served::Witness => ports::WITNESS,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Served::Plain(s) => s.name().to_string(),
+            Served::Witnessed(s) => format!("witnessed {}", s.name()),
+            Served::Witness => "witness".to_string(),
+        }
+    }
+
+    /// The service whose counters this listener's connections count in.
+    fn service(self) -> Option<Service> {
+        match self {
+            Served::Plain(s) | Served::Witnessed(s) => Some(s),
+            Served::Witness => None,
+        }
+    }
+
+    fn peer(self, ledger: &Ledger) -> ConnPeer {
+        match self {
+            Served::Plain(s) => ConnPeer::Plain(peers::make_service(s)),
+            Served::Witnessed(s) => {
+                ConnPeer::Witnessed(Witnessed::service(ledger.clone(), peers::make_service(s)))
+            }
+            Served::Witness => ConnPeer::Witness(WitnessQuery::new(ledger.clone())),
+        }
+    }
+}
+
+/// The peer of one accepted connection, whichever listener it came from.
+enum ConnPeer {
+    Plain(ServicePeer),
+    Witnessed(Witnessed),
+    Witness(WitnessQuery),
+}
+
+impl ConnPeer {
+    /// The one place that knows the connect-back hand-off API of `peers`:
+    /// `(requested port, the peer that drives the new connection)`.
+    fn take_connect_back(&mut self) -> Option<(u16, Box<dyn Peer>)> {
+        match self {
+            ConnPeer::Plain(p) => p
+                .take_connect_back()
+                .map(|request| (request.to.port(), request.client())),
+            ConnPeer::Witnessed(p) => p.take_connect_back().map(|(to, c)| (to.port(), c)),
+            ConnPeer::Witness(_) => None,
+        }
+    }
+}
+
+impl Peer for ConnPeer {
+    fn poll(&mut self, io: &mut dyn PeerIo) {
+        match self {
+            ConnPeer::Plain(p) => p.poll(io),
+            ConnPeer::Witnessed(p) => p.poll(io),
+            ConnPeer::Witness(p) => p.poll(io),
+        }
+    }
 }
 
 /// A host that is serving; stop it with [`RunningHost::stop`] (dropping it
@@ -44,6 +128,8 @@ fn take_connect_back(peer: &mut ServicePeer) -> Option<(u16, Box<dyn Peer>)> {
 #[derive(Debug)]
 pub struct RunningHost {
     addrs: BTreeMap<Service, SocketAddrV4>,
+    witnessed: BTreeMap<Service, SocketAddrV4>,
+    witness: Option<SocketAddrV4>,
     stop: Arc<watch::Sender<bool>>,
     thread: Option<JoinHandle<HostReport>>,
 }
@@ -54,7 +140,17 @@ impl RunningHost {
         self.addrs.get(&service).copied()
     }
 
-    /// Every listening address.
+    /// Where `service` listens on its witnessed port.
+    pub fn witnessed_addr(&self, service: Service) -> Option<SocketAddrV4> {
+        self.witnessed.get(&service).copied()
+    }
+
+    /// Where the witness listens.
+    pub fn witness_addr(&self) -> Option<SocketAddrV4> {
+        self.witness
+    }
+
+    /// Every listening address of the plain services.
     pub fn addrs(&self) -> &BTreeMap<Service, SocketAddrV4> {
         &self.addrs
     }
@@ -91,6 +187,7 @@ struct Shared {
     epoch: Instant,
     report: RefCell<HostReport>,
     active: std::cell::Cell<usize>,
+    ledger: Ledger,
 }
 
 impl Shared {
@@ -113,31 +210,42 @@ pub fn start(config: HostConfig) -> Result<RunningHost, HostError> {
     config.validate()?;
     let mut listeners = Vec::new();
     let mut addrs = BTreeMap::new();
-    for &(port, service) in peers::listening_services() {
+    let mut witnessed = BTreeMap::new();
+    let mut witness = None;
+    for served in Served::all() {
+        let port = served.port();
         let port = match config.listen {
             // `validate` checked that the sum fits.
             Listen::Offset(off) => port.saturating_add(off),
             Listen::Ephemeral => 0,
         };
         let l = StdListener::bind((config.bind, port)).map_err(|source| HostError::Io {
-            what: format!("bind {}:{port} for {}", config.bind, service.name()),
+            what: format!("bind {}:{port} for {}", config.bind, served.name()),
             source,
         })?;
         l.set_nonblocking(true).map_err(|source| HostError::Io {
-            what: format!("nonblocking {}", service.name()),
+            what: format!("nonblocking {}", served.name()),
             source,
         })?;
         let addr = match l.local_addr() {
             Ok(std::net::SocketAddr::V4(a)) => a,
             other => {
                 return Err(HostError::UnexpectedAddress {
-                    service: service.name(),
+                    service: served.service().map_or("witness", Service::name),
                     got: format!("{other:?}"),
                 });
             }
         };
-        addrs.insert(service, addr);
-        listeners.push((service, l));
+        match served {
+            Served::Plain(s) => {
+                addrs.insert(s, addr);
+            }
+            Served::Witnessed(s) => {
+                witnessed.insert(s, addr);
+            }
+            Served::Witness => witness = Some(addr),
+        }
+        listeners.push((served, l));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,6 +266,8 @@ pub fn start(config: HostConfig) -> Result<RunningHost, HostError> {
         })?;
     Ok(RunningHost {
         addrs,
+        witnessed,
+        witness,
         stop: stop_tx,
         thread: Some(thread),
     })
@@ -166,7 +276,7 @@ pub fn start(config: HostConfig) -> Result<RunningHost, HostError> {
 fn serve(
     rt: tokio::runtime::Runtime,
     cfg: HostConfig,
-    listeners: Vec<(Service, StdListener)>,
+    listeners: Vec<(Served, StdListener)>,
     stop_tx: Arc<watch::Sender<bool>>,
     mut stop_rx: watch::Receiver<bool>,
 ) -> HostReport {
@@ -176,12 +286,15 @@ fn serve(
         epoch: Instant::now(),
         report: RefCell::new(HostReport::default()),
         active: std::cell::Cell::new(0),
+        ledger: Ledger::new(),
     });
     let local = LocalSet::new();
     let sh = Rc::clone(&shared);
     local.block_on(&rt, async move {
         for (service, l) in listeners {
-            sh.stats(service, |_| {});
+            if let Some(s) = service.service() {
+                sh.stats(s, |_| {});
+            }
             match TcpListener::from_std(l) {
                 Ok(l) => {
                     tokio::task::spawn_local(listen(l, service, Rc::clone(&sh), stop_rx.clone()));
@@ -227,7 +340,12 @@ impl Drop for ActiveGuard {
     }
 }
 
-async fn listen(l: TcpListener, service: Service, sh: Rc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn listen(l: TcpListener, served: Served, sh: Rc<Shared>, mut stop: watch::Receiver<bool>) {
+    let count = |sh: &Shared, f: &dyn Fn(&mut ServiceStats)| {
+        if let Some(s) = served.service() {
+            sh.stats(s, f);
+        }
+    };
     let _guard = ActiveGuard::new(&sh);
     let mut accepted = 0u32;
     while accepted < sh.cfg.max_connections_per_service {
@@ -238,45 +356,47 @@ async fn listen(l: TcpListener, service: Service, sh: Rc<Shared>, mut stop: watc
         match r {
             Ok((stream, _)) => {
                 accepted += 1;
-                sh.stats(service, |s| s.accepted += 1);
-                tokio::task::spawn_local(serve_conn(stream, service, Rc::clone(&sh), stop.clone()));
+                count(&sh, &|s| s.accepted += 1);
+                tokio::task::spawn_local(serve_conn(stream, served, Rc::clone(&sh), stop.clone()));
             }
             Err(e) => {
-                sh.error(format!("{}: accept: {e}", service.name()));
+                sh.error(format!("{}: accept: {e}", served.name()));
                 // Out of descriptors and similar: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
-    sh.stats(service, |s| s.limit_reached = true);
+    count(&sh, &|s| s.limit_reached = true);
     // Dropping the listener makes further connections refused.
 }
 
 async fn serve_conn(
     stream: TcpStream,
-    service: Service,
+    served: Served,
     sh: Rc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _guard = ActiveGuard::new(&sh);
     let mut io = TcpPeerIo::new(stream, sh.epoch);
-    let mut peer = peers::make_service(service);
+    let mut peer = served.peer(&sh.ledger);
     let stop_for_clients = stop.clone();
     let ending = drive(&mut peer, &mut io, &mut stop, |p| {
-        if let Some((port, client)) = take_connect_back(p) {
+        if let Some((port, client)) = p.take_connect_back() {
             let stop = stop_for_clients.clone();
             tokio::task::spawn_local(connect_back(port, client, Rc::clone(&sh), stop));
         }
     })
     .await;
     if let Some(e) = io.error() {
-        sh.error(format!("{}: {e}", service.name()));
+        sh.error(format!("{}: {e}", served.name()));
     }
-    sh.stats(service, |s| match ending {
-        Ending::Closed => s.closed += 1,
-        Ending::Reset => s.reset += 1,
-        Ending::CutAtStop => s.cut_at_stop += 1,
-    });
+    if let Some(service) = served.service() {
+        sh.stats(service, |s| match ending {
+            Ending::Closed => s.closed += 1,
+            Ending::Reset => s.reset += 1,
+            Ending::CutAtStop => s.cut_at_stop += 1,
+        });
+    }
 }
 
 async fn connect_back(

@@ -8,6 +8,7 @@ use super::config::{ConnectBackMap, HostConfig, Listen};
 use super::tokio_host::{RunningHost, start};
 use crate::pattern::{fill_pattern, find_pattern_mismatch, pattern_checksum};
 use crate::peers::protocol::{SinkReport, connect_back_request, source_request};
+use crate::peers::witness::{Ending, Leg, Observer, PeerView, Query, Until};
 use crate::peers::{Service, ports};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -284,4 +285,75 @@ fn source_just_over_the_send_buffer_does_not_stall() {
     assert_eq!(find_pattern_mismatch(0, &got), None);
     drop(c);
     h.stop();
+}
+
+/// Asks the witness of `h` about `token` (accepted leg, until ended).
+fn witness_view(h: &RunningHost, token: u64) -> PeerView {
+    let mut q = TcpStream::connect(h.witness_addr().unwrap()).unwrap();
+    q.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let query = Query {
+        token,
+        leg: Leg::Accepted,
+        until: Until::Ended,
+        wait_ms: 10_000,
+    };
+    q.write_all(&query.encode()).unwrap();
+    let got = read_to_end(&mut q).unwrap();
+    PeerView::decode(got.as_slice().try_into().expect("one whole view"))
+}
+
+#[test]
+fn the_witness_reports_bytes_and_fin_of_a_graceful_close() {
+    let h = host();
+    let mut c = TcpStream::connect(h.witnessed_addr(Service::Echo).unwrap()).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    c.write_all(&11u64.to_be_bytes()).unwrap();
+    let data = pattern(5000);
+    c.write_all(&data).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(
+        read_to_end(&mut c).unwrap(),
+        data,
+        "the token is not echoed"
+    );
+    drop(c);
+    let v = witness_view(&h, 11);
+    assert!(v.known && !v.self_reset, "{v:?}");
+    assert_eq!(v.observer, Observer::Socket);
+    assert_eq!(
+        (v.bytes_in, v.checksum_in),
+        (5000, pattern_checksum(0, 5000))
+    );
+    assert_eq!(v.ending(), Ending::Fin, "{v:?}");
+    assert_eq!(
+        v.max_window, None,
+        "a socket shows no window of the other side"
+    );
+    let r = h.stop();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+}
+
+#[test]
+fn the_witness_sees_a_reset_even_when_the_service_does_not_read() {
+    let h = host();
+    let c = TcpStream::connect(h.witnessed_addr(Service::AcceptHold).unwrap()).unwrap();
+    let mut w = c.try_clone().unwrap();
+    w.write_all(&12u64.to_be_bytes()).unwrap();
+    // More than the adapter buffers, so the host stops reading.
+    w.set_nonblocking(true).unwrap();
+    let chunk = pattern(64 * 1024);
+    for _ in 0..64 {
+        if w.write(&chunk).is_err() {
+            break;
+        }
+    }
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(w);
+    drop(c);
+    let v = witness_view(&h, 12);
+    assert_eq!(v.ending(), Ending::Rst, "{v:?}");
+    assert_eq!(v.bytes_in, 0, "accept-hold reads nothing");
+    drop(h);
 }

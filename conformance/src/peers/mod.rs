@@ -35,6 +35,15 @@
 //! `dyn Peer` ([`make`]) cannot see the request, and the client's
 //! connect-back cases will then fail with a timeout (they never hang the run).
 //!
+//! # The witness
+//!
+//! Hosts also serve every service on its witnessed port
+//! ([`witnessed_services`], driven by [`witness::Witnessed`]) and run the
+//! witness on [`ports::WITNESS`] ([`witness::WitnessQuery`]), both over one
+//! [`witness::Ledger`] per host, so that a case can ask what the peer saw
+//! of its connection. Hosts that see the segments themselves report them
+//! through [`PeerIo::wire`].
+//!
 //! # EDK2 and half-close
 //!
 //! A client on EDK2 TCP4 cannot half-close and keep receiving: EFI `Close`
@@ -52,6 +61,7 @@ pub mod ports;
 pub mod protocol;
 pub mod sink;
 pub mod source;
+pub mod witness;
 
 use std::net::SocketAddrV4;
 
@@ -115,6 +125,26 @@ pub trait PeerIo {
     fn peer_addr(&self) -> SocketAddrV4;
     /// Asks to be polled again at (or after) `t_ns`, even if nothing changes.
     fn wake_at(&mut self, t_ns: u64);
+    /// What arrived from the other side on the wire, if this host sees the
+    /// segments themselves (`None`: it knows only what its socket API says;
+    /// see [`witness`]).
+    fn wire(&self) -> Option<WireView> {
+        None
+    }
+}
+
+/// What a host saw arrive from the other side of a connection, segment by
+/// segment (times on the host's clock, as [`PeerIo::now_ns`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireView {
+    /// When the first FIN arrived.
+    pub fin_at_ns: Option<u64>,
+    /// When the first RST arrived.
+    pub rst_at_ns: Option<u64>,
+    /// The largest receive window the other side advertised, in bytes.
+    pub max_window: Option<u32>,
+    /// The window scale the other side offered in its SYN or SYN-ACK.
+    pub window_scale: Option<u8>,
 }
 
 /// One side of a connection, driven by its host.
@@ -273,6 +303,14 @@ impl Peer for ServicePeer {
             ServicePeer::ConnectBack(p) | ServicePeer::ConnectBackEcho(p) => p.poll(io),
         }
     }
+}
+
+/// Every witnessed port and the service behind it (see [`witness`]).
+pub fn witnessed_services() -> Vec<(u16, Service)> {
+    listening_services()
+        .iter()
+        .map(|&(port, service)| (ports::witnessed(port), service))
+        .collect()
 }
 
 /// A new peer for one accepted connection to `service`.

@@ -22,3 +22,14 @@ pub const CONNECT_BACK_ECHO: u16 = 7015;
 /// A port nothing listens on: connecting to it is refused (on EDK2 the
 /// connect token completes `EFI_CONNECTION_RESET`).
 pub const REFUSED: u16 = 7999;
+/// The witness, which reports what the peer saw of a witnessed connection
+/// ([`witness`](super::witness)).
+pub const WITNESS: u16 = 7020;
+/// Each service's witnessed port is its port plus this offset.
+pub const WITNESSED_OFFSET: u16 = 100;
+
+/// The witnessed port of the service on `port` (the client sends its token
+/// first, then speaks the service's protocol).
+pub const fn witnessed(port: u16) -> u16 {
+    port + WITNESSED_OFFSET
+}

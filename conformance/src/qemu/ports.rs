@@ -9,7 +9,7 @@
 /// Ports cases bind inside the guest (`bind(SocketAddrV4::new(t.local_ip(), PORT))`).
 pub const GUEST_SERVER_PORTS: &[u16] = &[
     41001, 41002, 41003, 42001, 42101, 43001, 43101, 44001, 44002, 44003, 44010, 44050, 44060,
-    44061,
+    44061, 44070,
 ];
 
 /// `(host_port, guest_port)` forwards for [`GUEST_SERVER_PORTS`], each host
@@ -44,6 +44,7 @@ mod tests {
         include_str!("../cases/readiness.rs"),
         include_str!("../cases/teardown.rs"),
         include_str!("../cases/server.rs"),
+        include_str!("../cases/buffers.rs"),
         include_str!("../cases/config.rs"),
         include_str!("../cases/probes.rs"),
         include_str!("../cases/probes/closing.rs"),
