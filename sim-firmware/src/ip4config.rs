@@ -217,10 +217,33 @@ unsafe impl Ip4Config2 for SimIp4Config2 {
     }
 }
 
+/// One `EFI_IP4_ROUTE_TABLE`: subnet address, subnet mask, gateway.
+const ROUTE_ENTRY_SIZE: usize = 12;
+
+/// The default route table as `Ip4Config2GetIfInfo` reports it after the
+/// interface info (Ip4Config2Impl.c `Ip4Config2BuildDefaultRouteTable`):
+/// most specific first, so the station's subnet route, then the default
+/// route through the gateway. Its entries make INTERFACE_INFO larger than
+/// the structure once an address is set, so a caller sized for the
+/// structure alone gets BUFFER_TOO_SMALL, as on OVMF.
+fn default_routes(ip4: &Ip4State) -> Vec<[Ipv4Addr; 3]> {
+    let Some((addr, mask)) = ip4.address else {
+        return Vec::new();
+    };
+    let subnet = Ipv4Addr::from(u32::from(addr) & u32::from(mask));
+    let mut routes = vec![[subnet, mask, Ipv4Addr::UNSPECIFIED]];
+    if let Some(gw) = ip4.gateway {
+        routes.push([Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, gw]);
+    }
+    routes
+}
+
 /// The size of `data_type`'s data, or why there is none to get.
 fn size_of_data(ip4: &Ip4State, data_type: Ip4Config2DataType) -> Result<usize, Status> {
     match data_type {
-        Ip4Config2DataType::INTERFACE_INFO => Ok(size_of::<Ip4Config2InterfaceInfo>()),
+        Ip4Config2DataType::INTERFACE_INFO => {
+            Ok(size_of::<Ip4Config2InterfaceInfo>() + ROUTE_ENTRY_SIZE * default_routes(ip4).len())
+        }
         Ip4Config2DataType::POLICY => Ok(4),
         Ip4Config2DataType::MANUAL_ADDRESS => {
             if ip4.dhcp_policy || ip4.address.is_none() {
@@ -264,8 +287,32 @@ unsafe fn write_data(ip4: &Ip4State, data_type: Ip4Config2DataType, data: *mut c
                 route_table_size: 0,
                 route_table: core::ptr::null_mut(),
             };
-            // SAFETY: room for the interface info (caller's contract).
-            unsafe { (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info) };
+            let routes = default_routes(ip4);
+            let table = data
+                .cast::<u8>()
+                .wrapping_add(size_of::<Ip4Config2InterfaceInfo>());
+            let info = Ip4Config2InterfaceInfo {
+                route_table_size: routes.len() as u32,
+                route_table: if routes.is_empty() {
+                    core::ptr::null_mut()
+                } else {
+                    table.cast()
+                },
+                ..info
+            };
+            // SAFETY: room for the interface info and the route table after
+            // it (caller's contract: `size_of_data` bytes).
+            unsafe {
+                (data as *mut Ip4Config2InterfaceInfo).write_unaligned(info);
+                for (i, route) in routes.iter().enumerate() {
+                    let entry: Vec<u8> = route.iter().flat_map(|a| a.octets()).collect();
+                    core::ptr::copy_nonoverlapping(
+                        entry.as_ptr(),
+                        table.add(i * ROUTE_ENTRY_SIZE),
+                        ROUTE_ENTRY_SIZE,
+                    );
+                }
+            }
         }
         Ip4Config2DataType::POLICY => {
             let p = if ip4.dhcp_policy {

@@ -215,10 +215,13 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
     let start = env.sim.now_ns();
     assert_eq!(env.boot().wait_for_event(&[e]), Ok(0));
     assert!(env.sim.now_ns() - start >= 3_500_000_000);
+    // With an address, the default route table follows the structure
+    // (Ip4Config2Impl.c `Ip4Config2GetIfInfo`): a buffer sized for the
+    // structure alone is too small, as on OVMF.
     let mut info = std::mem::MaybeUninit::<Ip4Config2InterfaceInfo>::zeroed();
     assert_eq!(
-        // SAFETY: `size` is live and was set by the call above to
-        // `size_of::<Ip4Config2InterfaceInfo>()`, exactly the size of `info`.
+        // SAFETY: `size` is live and equals `size_of::<Ip4Config2InterfaceInfo>()`,
+        // exactly the size of `info`.
         unsafe {
             ip.get_data(
                 Ip4Config2DataType::INTERFACE_INFO,
@@ -226,13 +229,41 @@ fn ip4config_data_notify_fires_on_dhcp_and_interface_info_is_reported() {
                 info.as_mut_ptr() as *mut _,
             )
         },
+        Status::BUFFER_TOO_SMALL
+    );
+    // Subnet route and default route, 12 bytes each.
+    assert_eq!(size, size_of::<Ip4Config2InterfaceInfo>() + 2 * 12);
+    let mut buf = vec![0u64; size.div_ceil(8)];
+    assert_eq!(
+        // SAFETY: `size` is live and `buf` has at least `size` writable bytes.
+        unsafe {
+            ip.get_data(
+                Ip4Config2DataType::INTERFACE_INFO,
+                &mut size,
+                buf.as_mut_ptr() as *mut _,
+            )
+        },
         Status::SUCCESS
     );
-    // SAFETY: `Ip4Config2InterfaceInfo` is plain data for which the zeroed
-    // bytes (then overwritten by GetData) are a valid value.
-    let info = unsafe { info.assume_init() };
+    // SAFETY: GetData wrote a whole `Ip4Config2InterfaceInfo` at the start
+    // of `buf`, which is 8-byte aligned.
+    let info = unsafe { (buf.as_ptr() as *const Ip4Config2InterfaceInfo).read() };
     assert_eq!(info.station_addr.0, [10, 0, 2, 15]);
     assert_eq!(info.subnet_mask.0, [255, 255, 255, 0]);
+    assert_eq!(info.route_table_size, 2);
+    let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let table = &bytes[size_of::<Ip4Config2InterfaceInfo>()..][..24];
+    assert_eq!(
+        info.route_table as usize,
+        buf.as_ptr() as usize + size_of::<Ip4Config2InterfaceInfo>()
+    );
+    assert_eq!(
+        table,
+        [
+            10, 0, 2, 0, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 2, 2
+        ],
+        "subnet route first, then the default route through the gateway"
+    );
     assert_eq!(
         ip.unregister_data_notify(Ip4Config2DataType::INTERFACE_INFO, e),
         Status::SUCCESS

@@ -172,16 +172,23 @@ impl Tokens {
     }
 
     /// Remove every pending token (the Close token only if asked), in the
-    /// order of [`Tokens::iter`].
+    /// order EDK2 signals them when it flushes a connection (SockImpl.c
+    /// `SockConnFlush`): the Connect token, the Close token, then the listen,
+    /// receive, waiting send and processing send lists. Their notifies run
+    /// in that order once the TPL drops, and OVMF's recordings show it
+    /// (a Close token before the armed Receive after Configure(NULL)).
     pub(super) fn take_all(&mut self, include_close: bool) -> Vec<Pending> {
         let mut all: Vec<Pending> = Vec::new();
         all.extend(self.take_connect());
-        all.extend(self.accepts.drain(..));
-        all.extend(self.txs.drain(..));
-        all.extend(self.rxs.drain(..));
         if include_close {
             all.extend(self.close.take());
         }
+        all.extend(self.accepts.drain(..));
+        all.extend(self.rxs.drain(..));
+        let (processing, waiting): (Vec<Pending>, Vec<Pending>) =
+            self.txs.drain(..).partition(|p| p.admitted);
+        all.extend(waiting);
+        all.extend(processing);
         all
     }
 }
@@ -195,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn flush_order_is_connect_accepts_transmits_receives_close() {
+    fn iteration_and_flush_orders() {
         let mut t = Tokens {
             close: Some(tok(Kind::Close, 50)),
             ..Tokens::default()
@@ -208,10 +215,36 @@ mod tests {
         let order: Vec<usize> = t.iter().map(|p| p.token).collect();
         assert_eq!(order, [10, 20, 30, 40, 50]);
         let flushed: Vec<usize> = t.take_all(false).iter().map(|p| p.token).collect();
-        assert_eq!(flushed, [10, 20, 30, 40], "Close stays unless asked");
+        assert_eq!(flushed, [10, 20, 40, 30], "Close stays unless asked");
         assert!(!t.connecting() && t.connect_deadline().is_none());
         assert_eq!(t.iter().map(|p| p.token).collect::<Vec<_>>(), [50]);
         assert_eq!(t.take_all(true).len(), 1);
         assert_eq!(t.iter().count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod flush_order {
+    use super::*;
+
+    fn tok(kind: Kind, token: usize, admitted: bool) -> Pending {
+        let mut p = Pending::token_only(kind, token, token + 1, 8);
+        p.admitted = admitted;
+        p
+    }
+
+    #[test]
+    fn a_flush_signals_connect_close_listen_receive_waiting_then_processing_sends() {
+        let mut t = Tokens {
+            close: Some(tok(Kind::Close, 50, false)),
+            ..Tokens::default()
+        };
+        t.txs.push_back(tok(Kind::Transmit, 30, true));
+        t.txs.push_back(tok(Kind::Transmit, 31, false));
+        t.rxs.push_back(tok(Kind::Receive, 40, false));
+        t.accepts.push_back(tok(Kind::Accept, 20, false));
+        t.start_connect(tok(Kind::Connect, 10, false), 99);
+        let flushed: Vec<usize> = t.take_all(true).iter().map(|p| p.token).collect();
+        assert_eq!(flushed, [10, 50, 20, 40, 31, 30]);
     }
 }
