@@ -331,21 +331,37 @@ fn a_second_dhcp_request_does_not_restart_the_client() {
     assert!(a.abs_diff(b) <= 10_000_000, "lease at {a} ns and {b} ns");
 }
 
-/// The station address from `GetData(InterfaceInfo)`.
+/// The station address from `GetData(InterfaceInfo)`, sized as the
+/// firmware asks (the route table follows the structure once addressed).
 fn interface_address(env: &Env) -> Ipv4Addr {
-    let mut info = core::mem::MaybeUninit::<efisock::firmware::Ip4Config2InterfaceInfo>::zeroed();
-    let mut size = size_of::<efisock::firmware::Ip4Config2InterfaceInfo>();
-    // SAFETY: `info` has `size` writable bytes.
+    let mut size = 0usize;
+    // SAFETY: a null buffer only asks for the size.
     let st = unsafe {
         env.p.ip4_config2().get_data(
             Ip4Config2DataType::INTERFACE_INFO,
             &mut size,
-            info.as_mut_ptr().cast(),
+            core::ptr::null_mut(),
+        )
+    };
+    assert_eq!(st, Status::BUFFER_TOO_SMALL);
+    let mut buf = vec![0u64; size.div_ceil(8)];
+    // SAFETY: `buf` has at least `size` writable bytes.
+    let st = unsafe {
+        env.p.ip4_config2().get_data(
+            Ip4Config2DataType::INTERFACE_INFO,
+            &mut size,
+            buf.as_mut_ptr().cast(),
         )
     };
     assert_eq!(st, Status::SUCCESS);
-    // SAFETY: the firmware wrote a whole structure (SUCCESS).
-    Ipv4Addr::from(unsafe { info.assume_init() }.station_addr.0)
+    // SAFETY: the firmware wrote a whole structure (SUCCESS) at the start of
+    // the 8-byte aligned `buf`.
+    let info = unsafe {
+        buf.as_ptr()
+            .cast::<efisock::firmware::Ip4Config2InterfaceInfo>()
+            .read()
+    };
+    Ipv4Addr::from(info.station_addr.0)
 }
 
 #[test]
