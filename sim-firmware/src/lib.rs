@@ -121,6 +121,7 @@ mod boot;
 mod breach;
 mod config;
 mod decide;
+mod demux;
 mod device;
 mod host;
 mod ip4config;
