@@ -57,14 +57,16 @@ pub fn op(rng: &mut Rng) -> Op {
 /// One operation of a several-connection case: connection management
 /// (slots, connect, listen, dial, accept) or any single-connection one.
 pub fn multi_op(rng: &mut Rng) -> Op {
+    // Connection churn dominates: bugs of this kind show once sockets,
+    // ports and listening slots are reused.
     match rng.below(100) {
         0..=9 => Op::Slot(rng.below(u64::from(SLOTS)) as u8),
-        10..=19 => Op::Open,
-        20..=31 => Op::Dial,
-        32..=45 => Op::Accept,
+        10..=23 => Op::Open,
+        24..=39 => Op::Dial,
+        40..=57 => Op::Accept,
         // Backlogs around EDK2's 5..=10 range (the core clamps into it).
-        46..=48 => Op::Listen(rng.below(13) as u8),
-        49..=50 => Op::Unlisten,
+        58..=60 => Op::Listen(rng.below(13) as u8),
+        61..=62 => Op::Unlisten,
         _ => op(rng),
     }
 }
