@@ -41,6 +41,23 @@ fn duplicated_syn_to_a_reused_peer_listener_resets_nothing() {
     );
 }
 
+/// Regression (simulator): sixteen connections dialed at once to a
+/// listener with a backlog of 5 under 5 % duplication, then accepted one by
+/// one. On the firmware's listener pool, a duplicated SYN reached a listening
+/// socket created after the half-open one (in a lower smoltcp slot) and
+/// opened a second handshake for the same address pair, whose RST reset the
+/// peer's connection before it was accepted ("the connection the peer
+/// dialed ... was reset by the SUT before it was accepted, with the listener
+/// open"; seed 6 of 1..=12, with the exact-match rule reverted).
+#[test]
+fn duplicated_syn_to_the_listener_pool_resets_nothing() {
+    let dials = ",d".repeat(16);
+    let accepts = ",a,w50,r50,C".repeat(16);
+    passes(&format!(
+        "efz2/m/6/fifo/event-wait/dup=0.05/-/-/L5{dials}{accepts}"
+    ));
+}
+
 /// Regression (core): the peer dials, the listener's Accept completes while
 /// the application computes (no efisock call, so nothing collects it), then
 /// the listener is closed: the accepted child's only handle was in the freed

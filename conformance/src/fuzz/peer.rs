@@ -61,8 +61,13 @@ impl ConnHandler for ScriptedPeer {
     fn poll(&mut self, io: &mut dyn ConnIo) {
         let mut c = self.0.borrow_mut();
         c.attached = true;
-        c.local_port = io.local_addr().port();
-        c.remote_port = io.peer_addr().port();
+        // Kept once known: a connection that ended has no endpoints left.
+        if c.local_port == 0 {
+            c.local_port = io.local_addr().port();
+        }
+        if c.remote_port == 0 {
+            c.remote_port = io.peer_addr().port();
+        }
         match io.state() {
             PeerConnState::Closed | PeerConnState::TimedOut => c.peer_state_closed = true,
             PeerConnState::Reset => {
