@@ -6,6 +6,7 @@
 //! `cargo run --release -p efisock-conformance -- fuzz --time 10m`.
 
 use efisock_conformance::fuzz::cli::{DEFAULT_FUZZ_SEED, render};
+use efisock_conformance::fuzz::generate::Connections;
 use efisock_conformance::fuzz::shrink::ShrinkBudget;
 use efisock_conformance::fuzz::{Campaign, FuzzCase, SwarmMode, generate, run_guarded};
 use efisock_sim::Scheduler;
@@ -23,6 +24,7 @@ fn short_campaign() -> Campaign {
         time_budget: None,
         bug: None,
         max_ops: 16,
+        connections: Connections::Mixed,
         determinism_every: 4,
         stop_at_first: false,
         shrink: ShrinkBudget::default(),
@@ -55,6 +57,11 @@ fn replay_string_round_trips_and_replays_bit_for_bit() {
             i % 2 == 1,
             None,
             12,
+            if i % 3 == 2 {
+                Connections::Multi
+            } else {
+                Connections::Single
+            },
         );
         let text = case.to_string();
         let back: FuzzCase = text.parse().expect("parses");

@@ -17,6 +17,7 @@
 
 use efisock_conformance::fuzz::bugs::BUG_NAMES;
 use efisock_conformance::fuzz::cli::{DEFAULT_FUZZ_SEED, render};
+use efisock_conformance::fuzz::generate::Connections;
 use efisock_conformance::fuzz::shrink::ShrinkBudget;
 use efisock_conformance::fuzz::{Campaign, FuzzCase, SwarmMode, run_guarded};
 use efisock_sim::Scheduler;
@@ -35,6 +36,9 @@ fn hunt(bug: &str, max_cases: u64) -> efisock_conformance::fuzz::CampaignReport 
         time_budget: None,
         bug: Some(bug.to_string()),
         max_ops: 24,
+        // The deliberate bugs live in the core's single-connection paths;
+        // the hunts keep the cases they were measured with.
+        connections: Connections::Single,
         determinism_every: 0,
         stop_at_first: true,
         shrink: ShrinkBudget {

@@ -10,6 +10,7 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 
+use crate::demux::syn_owner_state;
 use crate::device::QueueDevice;
 use crate::host_wire::{WireLog, WireSeen};
 
@@ -286,6 +287,7 @@ impl Host {
             self.wire.observe(now, frame);
         }
         for _round in 0..4 {
+            self.ingress(now);
             self.iface
                 .poll(instant(now), &mut self.dev, &mut self.sockets);
             self.adopt_accepted();
@@ -297,6 +299,23 @@ impl Host {
         self.iface
             .poll(instant(now), &mut self.dev, &mut self.sockets);
         std::mem::take(&mut self.dev.tx)
+    }
+
+    /// Feed the received frames to the stack one at a time, so that each
+    /// SYN is judged against the connections the frames before it made. A
+    /// bare SYN whose address pair already has a connection belongs to that
+    /// connection (a duplicate or retransmission) and is discarded, as a
+    /// kernel's exact-match lookup does; it never reaches a spare listener
+    /// (see `crate::demux`).
+    fn ingress(&mut self, now: u64) {
+        while let Some(frame) = self.dev.rx.front() {
+            if syn_owner_state(&self.sockets, frame).is_some() {
+                self.dev.rx.pop_front();
+                continue;
+            }
+            self.iface
+                .poll_ingress_single(instant(now), &mut self.dev, &mut self.sockets);
+        }
     }
 
     fn adopt_accepted(&mut self) {

@@ -120,8 +120,9 @@
 //!   `TcpComputeRtt`). An unanswered SYN goes out at EDK2's times (0, 3, 9,
 //!   21, 45 s: initial RTO 3 s; the driver holds back smoltcp's 1 s
 //!   schedule and re-sends the SYN); a SYN-ACK keeps smoltcp's schedule
-//!   (from 1 s, EDK2: 3 s), and a half-open SYN_RCVD is never dropped
-//!   (EDK2: after 75 s).
+//!   (from 1 s, EDK2: 3 s); a half-open SYN_RCVD is dropped with a RST
+//!   after ConnectionTimeout (75 s by default) from its SYN, exactly rather
+//!   than on a 200 ms tick.
 //! - Delayed ACKs: at once for a segment with PSH or FIN, with the second
 //!   segment (smoltcp: once more than one MSS is unacknowledged), else at
 //!   the next 200 ms tick; ticks fall at multiples of 200 ms from boot
@@ -154,6 +155,7 @@ mod boot;
 mod breach;
 mod config;
 mod decide;
+mod demux;
 mod device;
 mod host;
 mod host_wire;

@@ -10,7 +10,7 @@ use super::bugs;
 use super::case::FuzzCase;
 use super::error::Nondeterminism;
 use super::exec::{RunFailure, RunReport, run_case};
-use super::generate;
+use super::generate::{self, Connections};
 use super::shrink::{ShrinkBudget, Shrunk, shrink};
 
 /// What to run.
@@ -28,8 +28,11 @@ pub struct Campaign {
     pub time_budget: Option<Duration>,
     /// Deliberate bug switched on in every case.
     pub bug: Option<String>,
-    /// Longest operation list generated.
+    /// Longest operation list generated (several-connection cases: twice
+    /// this).
     pub max_ops: usize,
+    /// Which cases hold several connections.
+    pub connections: Connections,
     /// Run every n-th case twice and compare the decision and trace hashes
     /// (0: never).
     pub determinism_every: u64,
@@ -214,6 +217,7 @@ impl Campaign {
                 swarm,
                 self.bug.as_deref(),
                 self.max_ops,
+                self.connections,
             );
             let t0 = Instant::now();
             let mut outcome = run_guarded(&case);

@@ -11,6 +11,7 @@
 //! ```text
 //! efz2/<dir>/<seed hex>/<scheduler>/<strategy>/<faults or ->/<tape or ->/<bug or ->/<ops>
 //! dir   := "c" (the SUT connects) | "a" (the peer connects, the SUT accepts)
+//!        | "m" (several connections: the ops open, dial and accept them)
 //! strategy := one of efisock::STRATEGY_NAMES (the Poll strategy of every wait)
 //! ops   := op ("," op)*  |  ""
 //! op    := "s"N  send N bytes        | "S"N  sendall N bytes
@@ -25,6 +26,14 @@
 //!        | "p"N  the peer stops answering for N ms (a crash with reboot
 //!              of its link: every packet both ways is lost), while the
 //!              core keeps polling
+//! several connections ("m"; no-ops in "c" and "a" cases):
+//!        | "k"N  later operations act on connection slot N (0..=3)
+//!        | "o"   the SUT connects the current slot to the peer's service
+//!              (a socket already in the slot is closed first: slot reuse)
+//!        | "L"N  the SUT listens with backlog N (reopened on the same port
+//!              if it was closed)      | "l" close the listener
+//!        | "d"   the peer dials the SUT's listener (a new connection)
+//!        | "a"   accept into the current slot (closing what it held)
 //! ```
 //! The fields never contain `/`: schedulers, faults and tapes print without it
 //! (checked when a case is formatted). `efz1` strings (no strategy field,
@@ -84,7 +93,26 @@ pub enum Op {
     /// The peer stops answering for N ms (every packet both ways is lost),
     /// then comes back; the core keeps polling meanwhile.
     PeerCrash(u16),
+    /// Later operations act on connection slot N (several-connection
+    /// cases only).
+    Slot(u8),
+    /// The SUT connects the current slot to the peer's service; a socket
+    /// the slot held is closed first.
+    Open,
+    /// The SUT listens with backlog N on its listening port.
+    Listen(u8),
+    /// The SUT closes its listener.
+    Unlisten,
+    /// The peer opens a connection to the SUT's listener.
+    Dial,
+    /// `accept()` into the current slot; a socket the slot held is closed
+    /// first.
+    Accept,
 }
+
+/// Connection slots of a several-connection case (`Op::Slot` takes
+/// `0..SLOTS`).
+pub const SLOTS: u8 = 4;
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -105,6 +133,12 @@ impl fmt::Display for Op {
             Op::PeerStall(b) => write!(f, "h{}", u8::from(b)),
             Op::Close => f.write_str("C"),
             Op::PeerCrash(n) => write!(f, "p{n}"),
+            Op::Slot(n) => write!(f, "k{n}"),
+            Op::Open => f.write_str("o"),
+            Op::Listen(n) => write!(f, "L{n}"),
+            Op::Unlisten => f.write_str("l"),
+            Op::Dial => f.write_str("d"),
+            Op::Accept => f.write_str("a"),
         }
     }
 }
@@ -158,8 +192,19 @@ impl FromStr for Op {
             'h' => Ok(Op::PeerStall(flag()?)),
             'C' => bare(Op::Close),
             'p' => Ok(Op::PeerCrash(num()?)),
+            'k' => match u8::try_from(num()?) {
+                Ok(n) if n < SLOTS => Ok(Op::Slot(n)),
+                _ => Err(bad(format!("operation {s:?}: slot must be in 0..{SLOTS}"))),
+            },
+            'o' => bare(Op::Open),
+            'L' => u8::try_from(num()?)
+                .map(Op::Listen)
+                .map_err(|_| bad(format!("operation {s:?}: backlog must be in 0..=255"))),
+            'l' => bare(Op::Unlisten),
+            'd' => bare(Op::Dial),
+            'a' => bare(Op::Accept),
             other => Err(bad(format!(
-                "operation {s:?}: unknown tag {other:?} (expected one of s S r R W P t b z c w f x h C p)"
+                "operation {s:?}: unknown tag {other:?} (expected one of s S r R W P t b z c w f x h C p k o L l d a)"
             ))),
         }
     }
@@ -172,6 +217,8 @@ pub enum Direction {
     Connect,
     /// The peer connects to a listening SUT socket, which accepts.
     Accept,
+    /// Several connections, opened, dialed and accepted by the operations.
+    Multi,
 }
 
 /// Everything that defines one fuzz run.
@@ -225,6 +272,7 @@ impl fmt::Display for FuzzCase {
         let dir = match self.direction {
             Direction::Connect => "c",
             Direction::Accept => "a",
+            Direction::Multi => "m",
         };
         field(f, &dir)?;
         field(f, &format_args!("{:x}", self.seed))?;
@@ -290,7 +338,12 @@ impl FromStr for FuzzCase {
         let direction = match parts[1] {
             "c" => Direction::Connect,
             "a" => Direction::Accept,
-            other => return Err(bad(format!("direction {other:?}: expected \"c\" or \"a\""))),
+            "m" => Direction::Multi,
+            other => {
+                return Err(bad(format!(
+                    "direction {other:?}: expected \"c\", \"a\" or \"m\""
+                )));
+            }
         };
         let seed = u64::from_str_radix(parts[2], 16)
             .map_err(|_| bad(format!("seed {:?} is not a 64-bit hex number", parts[2])))?;

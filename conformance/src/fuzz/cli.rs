@@ -10,6 +10,7 @@ use efisock_sim::Scheduler;
 use super::bugs::{self, BUG_NAMES};
 use super::campaign::{Campaign, CampaignReport, SwarmMode, run_guarded};
 use super::case::FuzzCase;
+use super::generate::Connections;
 use super::shrink::ShrinkBudget;
 use crate::error::ParseError;
 use crate::runner::fmt_seed;
@@ -30,7 +31,12 @@ OPTIONS:
                        (= fifo,uniform,pct3); repeatable; round-robin per case
     --swarm MODE       off (ordering only), on (every case gets seed-derived
                        faults), mixed (every other case; default)
-    --max-ops N        longest generated operation list (default 24)
+    --max-ops N        longest generated operation list (default 24; cases
+                       with several connections get up to twice as many)
+    --connections MODE single (one connection per case), multi (every case
+                       opens, dials and accepts several connections on a
+                       listener with a backlog, reusing slots and ports),
+                       mixed (a quarter of the cases, by seed; default)
     --determinism N    run every N-th case twice and compare hashes of every
                        decision and of the trace (default 8; 0 = never)
     --bug NAME|all     switch a deliberate bug on (needs --features
@@ -109,6 +115,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, Pa
         time_budget: None,
         bug: None,
         max_ops: 24,
+        connections: Connections::Mixed,
         determinism_every: 8,
         stop_at_first: true,
         shrink: ShrinkBudget::default(),
@@ -182,6 +189,19 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<FuzzCommand, Pa
                 }
                 campaign.max_ops = n as usize;
             }
+            "--connections" => {
+                campaign.connections = match value("--connections")?.as_str() {
+                    "single" => Connections::Single,
+                    "multi" => Connections::Multi,
+                    "mixed" => Connections::Mixed,
+                    o => {
+                        return Err(ParseError::new(
+                            o,
+                            format!("--connections: {o:?}: expected single, multi or mixed"),
+                        ));
+                    }
+                }
+            }
             "--determinism" => {
                 campaign.determinism_every = parse_u64("--determinism", &value("--determinism")?)?
             }
@@ -235,10 +255,11 @@ pub fn render(c: &Campaign, r: &CampaignReport) -> String {
     let sched: Vec<String> = c.schedulers.iter().map(|s| s.to_string()).collect();
     let _ = writeln!(
         out,
-        "efisock fuzz: base seed {}, schedulers {}, swarm {:?}, bug {}",
+        "efisock fuzz: base seed {}, schedulers {}, swarm {:?}, connections {:?}, bug {}",
         fmt_seed(c.base_seed),
         sched.join(","),
         c.swarm,
+        c.connections,
         c.bug.as_deref().unwrap_or("none")
     );
     let _ = writeln!(

@@ -3,7 +3,8 @@
 //! Why: notify ordering, completion timing and the firmware's unusual but
 //! legal statuses are where once-a-month firmware bugs hide. This module
 //! generates cases ([`case::FuzzCase`]: operations on one TCP stream plus peer
-//! actions), runs them on core + simulator under a chosen notify scheduler
+//! actions, or on several connections opened, dialed to a listener with a
+//! backlog and accepted, with slots and ports reused), runs them on core + simulator under a chosen notify scheduler
 //! (EDK2's FIFO, uniform random, or PCT) and, in swarm mode, with fault knobs
 //! derived from the seed, and checks a reference model of Berkeley socket
 //! semantics after every step ([`model`]). Then faults heal and the

@@ -52,6 +52,8 @@ pub struct Model {
     /// The connection failed for an environmental reason (injected status,
     /// timeout under faults): completeness is no longer expected.
     pub broken: Option<String>,
+    /// Stream offset of this connection's patterns ([`PeerCtl::base`]).
+    pub base: u64,
 }
 
 impl Model {
@@ -122,7 +124,9 @@ impl Model {
                         peer.written
                     ).into());
                 }
-                if let Some(i) = find_pattern_mismatch(PEER_PATTERN_BASE + self.received, data) {
+                if let Some(i) =
+                    find_pattern_mismatch(PEER_PATTERN_BASE + self.base + self.received, data)
+                {
                     return Err(format!(
                         "byte at stream offset {} differs from what the peer wrote (lost, duplicated or reordered data)",
                         self.received + i as u64
@@ -219,7 +223,7 @@ impl Model {
             )
             .into());
         }
-        if let Some(i) = find_pattern_mismatch(0, &peer.got) {
+        if let Some(i) = find_pattern_mismatch(self.base, &peer.got) {
             return Err(format!(
                 "the peer's byte at stream offset {i} differs from what the SUT sent"
             )

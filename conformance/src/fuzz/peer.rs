@@ -6,6 +6,7 @@
 //! directions byte for byte.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use efisock_sim::{ConnHandler, ConnIo, PeerConnState};
@@ -41,6 +42,13 @@ pub struct PeerCtl {
     pub fin_sent: bool,
     /// Everything received from the SUT.
     pub got: Vec<u8>,
+    /// Stream offset of this connection's patterns (both directions), so
+    /// that bytes delivered to the wrong connection never match.
+    pub base: u64,
+    /// The peer's own port on this connection (0 until it has one).
+    pub local_port: u16,
+    /// The SUT's port on this connection (0 until it has one).
+    pub remote_port: u16,
 }
 
 /// Shared handle to the script.
@@ -53,6 +61,13 @@ impl ConnHandler for ScriptedPeer {
     fn poll(&mut self, io: &mut dyn ConnIo) {
         let mut c = self.0.borrow_mut();
         c.attached = true;
+        // Kept once known: a connection that ended has no endpoints left.
+        if c.local_port == 0 {
+            c.local_port = io.local_addr().port();
+        }
+        if c.remote_port == 0 {
+            c.remote_port = io.peer_addr().port();
+        }
         match io.state() {
             PeerConnState::Closed | PeerConnState::TimedOut => c.peer_state_closed = true,
             PeerConnState::Reset => {
@@ -81,7 +96,7 @@ impl ConnHandler for ScriptedPeer {
         let mut chunk = [0u8; 2048];
         while c.written < c.asked {
             let n = ((c.asked - c.written) as usize).min(chunk.len());
-            fill_pattern(PEER_PATTERN_BASE + c.written, &mut chunk[..n]);
+            fill_pattern(PEER_PATTERN_BASE + c.base + c.written, &mut chunk[..n]);
             let sent = io.send(&chunk[..n]);
             c.written += sent as u64;
             if sent < n {
@@ -97,6 +112,53 @@ impl ConnHandler for ScriptedPeer {
         // millisecond of virtual time while the connection lives.
         if !c.peer_state_closed {
             io.wake_at(io.now_ns() + 1_000_000);
+        }
+    }
+}
+
+/// The SUT's connections to a peer service, by the SUT's port: the SUT
+/// registers each connection's script once `connect` has told it its port.
+pub type Scripts = Rc<RefCell<BTreeMap<u16, Ctl>>>;
+
+/// A peer service connection that takes the script the SUT registered for
+/// its address pair; until one is registered it only waits (the SUT's
+/// `connect` returns after the peer has accepted). A connection nobody
+/// registers (the SUT's connect failed) stays idle until it ends.
+pub struct RoutedPeer {
+    scripts: Scripts,
+    peer: Option<ScriptedPeer>,
+}
+
+impl RoutedPeer {
+    /// A connection handler that looks its script up in `scripts`.
+    pub fn new(scripts: Scripts) -> Self {
+        RoutedPeer {
+            scripts,
+            peer: None,
+        }
+    }
+}
+
+impl ConnHandler for RoutedPeer {
+    fn poll(&mut self, io: &mut dyn ConnIo) {
+        if self.peer.is_none() {
+            let port = io.peer_addr().port();
+            let ctl = self.scripts.borrow().get(&port).map(Rc::clone);
+            match ctl {
+                Some(c) => self.peer = Some(ScriptedPeer(c)),
+                None => {
+                    if matches!(
+                        io.state(),
+                        PeerConnState::Connecting | PeerConnState::Established
+                    ) {
+                        io.wake_at(io.now_ns() + 1_000_000);
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(p) = self.peer.as_mut() {
+            p.poll(io);
         }
     }
 }

@@ -167,7 +167,7 @@ pub(crate) fn bury<P: Platform, T: Tcp4>(
     let mut kept = Vec::new();
     for id in sock.slots() {
         if Some(id) != close_slot && slots.state(id).freeable() {
-            slots.free(ctx, id);
+            free_slot(ctx, slots, sock.instance, id);
         } else {
             kept.push(id);
         }
@@ -259,7 +259,7 @@ fn step_corpse<P: Platform, T: Tcp4>(
             }
             Action::Bury => {
                 for id in c.slots.drain(..) {
-                    slots.free(ctx, id);
+                    free_slot(ctx, slots, c.instance, id);
                 }
                 if !c.child_destroyed {
                     let _ = ctx.destroy_child(c.instance, c.child);
@@ -270,6 +270,22 @@ fn step_corpse<P: Platform, T: Tcp4>(
         }
     }
     false
+}
+
+/// Frees a dead socket's slot `id`. An Accept in it that completed with a
+/// child since the socket last collected one carries the only handle of
+/// that child: destroy it, or it lives (and holds its port) for good.
+fn free_slot<P: Platform>(ctx: &Ctx<'_, P>, slots: &mut SlotTable, instance: u64, id: SlotId) {
+    let accepted = slots.get(id).is_some_and(|s| {
+        s.kind == TokenKind::Accept && s.state == SlotState::Done(Status::SUCCESS)
+    });
+    if accepted {
+        let child = slots.accepted_child(id);
+        if !child.is_null() {
+            let _ = ctx.destroy_child(instance, child);
+        }
+    }
+    slots.free(ctx, id);
 }
 
 /// Marks the completions recorded so far (used right after a reset, so a

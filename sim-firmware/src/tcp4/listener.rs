@@ -1,10 +1,27 @@
 //! Listening children: the backlog as a pool of listening sockets.
+//!
+//! A half-open connection (SYN_RCVD) lives ConnectionTimeout seconds (75 by
+//! default) from its SYN: EDK2 arms the CONNECT timer on the clone
+//! (`TcpSetTimer (Tcb, TCP_TIMER_CONNECT, Tcb->ConnectTimeout)`, TcpInput.c
+//! l.879) and, when it expires in SYN_RCVD, `TcpConnectTimeout` resets the
+//! connection (RST through `TcpResetConnection`, TcpTimer.c l.143-170) and
+//! closes it; `SockConnClosed` destroys the never-accepted child (SockImpl.c
+//! l.1023-1025), which frees its backlog slot. Neither a duplicate SYN
+//! (discarded, see `crate::demux`) nor a retransmitted one restarts it.
+//! [code-read, edk2-stable202211; not measured: slirp completes handshakes
+//! itself, so OVMF cannot be given a half-open connection]
+//! smoltcp's socket timeout gives exactly that here: it counts from the
+//! last segment the socket accepted (the SYN; a SYN_RCVD socket accepts no
+//! other segment without leaving SYN_RCVD), then closes with an RST. It is
+//! set on each pool socket and cleared when the connection is established.
 
 use efisock::firmware::{Status, Tcp4ListenToken};
 use smoltcp::iface::{SocketHandle, SocketSet};
 use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
+use crate::demux::syn_owner_state;
 use crate::world::Env;
 
 use super::Edk2Tcp4;
@@ -17,13 +34,25 @@ impl Edk2Tcp4 {
     /// has room.
     pub(super) fn service_listener(&mut self, cx: &mut Env, id: usize) {
         let cfg = self.children[&id].cfg.expect("listener configured");
-        let (keep, established) = self.sort_listen_pool(id);
+        let (keep, established) = self.sort_listen_pool(cx, id);
         for h in established {
             self.adopt_connection(cx, id, &cfg, h);
         }
         self.destroy_closed_backlog(cx, id);
         self.hand_out_to_accepts(cx, id);
         self.keep_listening(id, &cfg, keep);
+    }
+
+    /// A bare SYN whose address pair already has a connection (half-open
+    /// in a listener's pool, or any child past SYN_SENT) belongs to it and
+    /// is discarded before smoltcp could hand it to a listening socket
+    /// (EDK2's exact-match lookup; see `crate::demux`).
+    pub(super) fn syn_of_existing_connection(&self, cx: &mut Env, frame: &[u8]) -> bool {
+        let Some(st) = syn_owner_state(&self.sockets, frame) else {
+            return false;
+        };
+        cx.trace(format!("SYN for a connection in {st}: discarded"));
+        true
     }
 
     fn listener_state(&mut self, id: usize) -> &mut ListenerState {
@@ -38,15 +67,22 @@ impl Edk2Tcp4 {
     /// Split the listener's pool: sockets still listening or half-open
     /// stay, closed ones are released, established ones are returned to
     /// become children.
-    fn sort_listen_pool(&mut self, id: usize) -> (Vec<SocketHandle>, Vec<SocketHandle>) {
+    fn sort_listen_pool(
+        &mut self,
+        cx: &mut Env,
+        id: usize,
+    ) -> (Vec<SocketHandle>, Vec<SocketHandle>) {
         let pool = self.listener_state(id).pool.clone();
         let mut keep = Vec::new();
         let mut established = Vec::new();
         for h in pool {
             match self.sockets.get::<tcp::Socket>(h).state() {
                 State::Listen | State::SynReceived => keep.push(h),
+                // Only a half-open connection closes in the pool (an RST,
+                // or the connection timer): a listening socket never does.
                 State::Closed => {
                     self.sockets.remove(h);
+                    cx.trace(format!("listener {id}: half-open connection closed"));
                 }
                 _ => established.push(h),
             }
@@ -58,7 +94,10 @@ impl Edk2Tcp4 {
     fn adopt_connection(&mut self, cx: &mut Env, id: usize, cfg: &ChildCfg, h: SocketHandle) {
         let cid = self.next_child;
         self.next_child += 1;
-        let sock = self.sockets.get::<tcp::Socket>(h);
+        let sock = self.sockets.get_mut::<tcp::Socket>(h);
+        // The connection timer ends with the handshake (TcpInput.c l.1123-1133:
+        // SYN_RCVD to ESTABLISHED clears the CONNECT timer).
+        sock.set_timeout(None);
         let st = sock.state();
         // EDK2 clones the listener's TCB and then records both endpoints
         // of the new connection, which GetModeData reports.
@@ -174,6 +213,9 @@ impl Edk2Tcp4 {
             addr,
             port: cfg.port,
         });
+        s.set_timeout(Some(Duration::from_secs(u64::from(
+            cfg.opts.conn_timeout_s,
+        ))));
         set.add(s)
     }
 }

@@ -88,15 +88,19 @@ impl Edk2Tcp4 {
         self.egress(cx);
     }
 
-    /// Backlog emulation: drop a SYN for a listener whose backlog is full.
+    /// Drop a SYN that belongs to an existing connection (see
+    /// `syn_of_existing_connection`), and, emulating the backlog, a SYN for
+    /// a listener whose backlog is full.
     pub(super) fn admit_frame(&mut self, cx: &mut Env, frame: &[u8]) -> bool {
+        if self.syn_of_existing_connection(cx, frame) {
+            return false;
+        }
         let Some(t) = tcp_summary(frame) else {
             return true;
         };
         if !t.syn || t.ack || !cx.cfg.quirks.backlog_full_drops_syn {
             return true;
         }
-        let src = Ipv4Addr::from(t.src);
         for c in self.children.values() {
             let (Some(l), Some(cfg)) = (&c.listener, &c.cfg) else {
                 continue;
@@ -109,9 +113,6 @@ impl Edk2Tcp4 {
                 let s = self.sockets.get::<tcp::Socket>(h);
                 if s.state() == State::Listen {
                     continue;
-                }
-                if s.remote_endpoint() == Some(IpEndpoint::new(IpAddress::Ipv4(src), t.src_port)) {
-                    return true; // retransmitted SYN of a known half-open connection
                 }
                 used += 1;
             }

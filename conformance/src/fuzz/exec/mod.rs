@@ -5,6 +5,7 @@
 //! `session` drives the case's operations against the model; `phases`
 //! holds what follows them (completion and liveness).
 
+mod multi;
 mod phases;
 mod session;
 
@@ -18,7 +19,7 @@ use efisock::firmware::status;
 use efisock::{Errno, Net};
 use efisock_sim::{Sim, SimConfig, SimPlatform};
 
-use super::case::FuzzCase;
+use super::case::{Direction, FuzzCase};
 use super::error::CheckError;
 use super::peer::{Ctl, PeerCtl};
 use session::Run;
@@ -181,6 +182,27 @@ fn run_on(case: &FuzzCase, sim: &Sim) -> Result<(), CheckError> {
     net.set_wait_deadline(Some(WAIT_BOUND));
     configure_address(case, sim, &net)?;
     let mut run = Run::new(case, sim.clone(), net, ctl);
+    if case.direction == Direction::Multi {
+        let mut multi = multi::Multi::new(&run);
+        let result = multi.steps(&mut run).and_then(|()| {
+            if !case.faults.is_none() {
+                sim.heal();
+            }
+            multi.complete(&mut run)
+        });
+        multi.close_all();
+        result?;
+    } else {
+        run_single(case, sim, &mut run)?;
+    }
+    run.liveness()?;
+    run.net
+        .shutdown(Duration::from_secs(60))
+        .map_err(|e| CheckError::new(format!("Net::shutdown: {e}")))
+}
+
+/// The case's one connection: opened, driven by the operations, completed.
+fn run_single(case: &FuzzCase, sim: &Sim, run: &mut Run<'_>) -> Result<(), CheckError> {
     match run.open() {
         Ok(sock) => {
             let result = run.steps(&sock).and_then(|()| run.complete(&sock));
@@ -197,10 +219,7 @@ fn run_on(case: &FuzzCase, sim: &Sim) -> Result<(), CheckError> {
         }
         Err(e) => return Err(e),
     }
-    run.liveness()?;
-    run.net
-        .shutdown(Duration::from_secs(60))
-        .map_err(|e| CheckError::new(format!("Net::shutdown: {e}")))
+    Ok(())
 }
 
 /// Static address normally; DHCP when the swarm made DHCP slow or failing,

@@ -29,7 +29,7 @@ const DRAIN_ITERATIONS: usize = 10_000;
 /// then delivers it within milliseconds. A fixed 10 s is not enough: a
 /// SYN-ACK retransmitted four times leaves the SUT's first data segment with
 /// a 16 s RTO, so its loss just before the heal is repaired at +16 s.
-const HEALED_PROGRESS_BOUND: Duration = Duration::from_nanos(MAX_RTO_NS + 5_000_000_000);
+pub(super) const HEALED_PROGRESS_BOUND: Duration = Duration::from_nanos(MAX_RTO_NS + 5_000_000_000);
 /// Poll interval while waiting for the peer to receive the SUT's bytes.
 const PEER_POLL: Duration = Duration::from_millis(50);
 

@@ -25,7 +25,7 @@ const SUT_PORT: u16 = 7501;
 /// timeout would, which the model accepts (a blocking recv with nothing to
 /// come waits exactly this long), so the bound only trades simulated idle
 /// time for cases per second; the completion phase has its own, longer one.
-const STEP_BOUND: Duration = Duration::from_secs(5);
+pub(super) const STEP_BOUND: Duration = Duration::from_secs(5);
 
 fn env_of(sim: &Sim, case: &FuzzCase) -> Env {
     let mut env = Env {
@@ -108,6 +108,11 @@ impl Run<'_> {
                 }
                 s
             }
+            Direction::Multi => {
+                return Err(CheckError::new(
+                    "a several-connection case opens its connections in its operations",
+                ));
+            }
             Direction::Accept => {
                 let l = self
                     .net
@@ -150,11 +155,35 @@ impl Run<'_> {
 
     fn payload(&self, n: usize) -> Vec<u8> {
         let mut data = vec![0u8; n];
-        fill_pattern(self.model.sent, &mut data);
+        fill_pattern(self.model.base + self.model.sent, &mut data);
         data
     }
 
-    fn step(&mut self, sock: &Socket<SimPlatform>, op: Op) -> Result<(), CheckError> {
+    /// The operations that act on the world rather than on a connection
+    /// (time passing, the peer crashing); None for any other.
+    pub(super) fn world_step(&mut self, op: Op) -> Option<Result<(), CheckError>> {
+        match op {
+            Op::Sleep(ms) => self.net.sleep(Duration::from_millis(u64::from(ms))),
+            Op::Compute(ms) => self.sim.advance(u64::from(ms) * 1_000_000),
+            Op::PeerCrash(ms) => {
+                self.crashed = true;
+                self.sim.set_link(LinkConfig {
+                    loss: 1.0,
+                    ..LinkConfig::default()
+                });
+                self.net.sleep(Duration::from_millis(u64::from(ms)));
+                self.sim.set_link(LinkConfig::default());
+            }
+            _ => return None,
+        }
+        Some(Ok(()))
+    }
+
+    /// One operation on the connection `sock`, checked against the model.
+    pub(super) fn step(&mut self, sock: &Socket<SimPlatform>, op: Op) -> Result<(), CheckError> {
+        if let Some(r) = self.world_step(op) {
+            return r;
+        }
         match op {
             Op::Send(n) | Op::SendAll(n) => {
                 if self.model.uncertain > 0 || n == 0 {
@@ -248,14 +277,6 @@ impl Run<'_> {
                 sock.setblocking(b);
                 Ok(())
             }
-            Op::Sleep(ms) => {
-                self.net.sleep(Duration::from_millis(u64::from(ms)));
-                Ok(())
-            }
-            Op::Compute(ms) => {
-                self.sim.advance(u64::from(ms) * 1_000_000);
-                Ok(())
-            }
             Op::PeerWrite(n) => {
                 let mut c = self.ctl.borrow_mut();
                 if !(c.fin || c.rst) {
@@ -275,16 +296,17 @@ impl Run<'_> {
                 self.ctl.borrow_mut().stalled = on;
                 Ok(())
             }
-            Op::PeerCrash(ms) => {
-                self.crashed = true;
-                self.sim.set_link(LinkConfig {
-                    loss: 1.0,
-                    ..LinkConfig::default()
-                });
-                self.net.sleep(Duration::from_millis(u64::from(ms)));
-                self.sim.set_link(LinkConfig::default());
-                Ok(())
-            }
+            // Connection management belongs to several-connection cases
+            // (`super::multi`), which handle it before reaching here.
+            Op::Slot(_)
+            | Op::Open
+            | Op::Listen(_)
+            | Op::Unlisten
+            | Op::Dial
+            | Op::Accept
+            | Op::Sleep(_)
+            | Op::Compute(_)
+            | Op::PeerCrash(_) => Ok(()),
             Op::Close => {
                 let r = sock.close();
                 if self.model.closed {
