@@ -364,3 +364,33 @@ fn check_event_on_notify_wait_runs_the_notify_which_may_signal() {
     env.close_event(e);
     assert_clean(&env);
 }
+
+#[test]
+fn closing_a_listener_signals_the_close_token_before_the_flushed_accept() {
+    // TcpClose -> SockConnClosed signals the Close token, then SockConnFlush
+    // aborts the Accept (SockImpl.c); the notifies run in that order, as
+    // OVMF's call-level recordings show (`ports/relisten_after_close`).
+    let env = Env::new(SimConfig::new(47));
+    let (h, t) = env.child();
+    assert_eq!(configure(&t, &passive_cfg(4711)), Status::SUCCESS);
+    let accept_tok = ListenTok::new(&env);
+    let close = CloseTok::new(&env);
+    let (on_accept, on_close) = (
+        notify_event(&env, Tpl::CALLBACK, 1),
+        notify_event(&env, Tpl::CALLBACK, 2),
+    );
+    accept_tok.set_event(on_accept);
+    close.set_event(on_close);
+    take_log();
+    assert_eq!(accept(&t, &accept_tok), Status::SUCCESS);
+    assert_eq!(close_tok(&t, &close), Status::SUCCESS);
+    assert_eq!(take_log(), vec![2, 1], "Close token first, then the Accept");
+    assert_eq!(close.status(), Status::SUCCESS);
+    assert_eq!(accept_tok.status(), Status::ABORTED);
+    for e in [on_accept, on_close] {
+        env.close_event(e);
+    }
+    accept_tok.free(&env);
+    close.free(&env);
+    env.destroy(h);
+}

@@ -216,9 +216,12 @@ impl Edk2Tcp4 {
                 self.egress(cx); // RST inside the call
                 cx.trace(format!("child {id}: close sends RST"));
             }
+            // TcpClose -> SockConnClosed: the Close token first, then
+            // SockConnFlush aborts the rest (SockImpl.c); OVMF's recordings
+            // show the Close token before the flushed Accept or Receive.
+            self.complete(cx, p, Status::SUCCESS);
             self.flush_tokens(cx, id, Status::ABORTED, false);
             self.drop_socket(id);
-            self.complete(cx, p, Status::SUCCESS);
             return Status::SUCCESS;
         }
         self.children.get_mut(&id).expect("exists").tokens.close = Some(p);

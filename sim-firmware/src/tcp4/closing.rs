@@ -104,11 +104,11 @@ impl Edk2Tcp4 {
     }
 
     /// Release a child's socket (and a listener's idle listening sockets).
-    /// The connection is gone: its socket is released, its other pending
-    /// tokens end ABORTED, and a pending Close completes SUCCESS.
+    /// The connection is gone: as EDK2's `SockConnClosed` (SockImpl.c), a
+    /// pending Close completes SUCCESS first, then the other pending tokens
+    /// end ABORTED.
     fn release_closed(&mut self, cx: &mut Env, id: usize) {
         self.drop_socket(id);
-        self.flush_tokens(cx, id, Status::ABORTED, false);
         if let Some(p) = self
             .children
             .get_mut(&id)
@@ -116,6 +116,7 @@ impl Edk2Tcp4 {
         {
             self.complete(cx, p, Status::SUCCESS);
         }
+        self.flush_tokens(cx, id, Status::ABORTED, false);
     }
 
     pub(super) fn drop_socket(&mut self, id: usize) {
