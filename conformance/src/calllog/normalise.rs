@@ -53,10 +53,15 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     (
         "Instance numbers, IPv4 addresses (other than 0.0.0.0), ports (other than 0) and child \
-         handles are renamed to symbols in order of first appearance (i1, A1, P1, H1).",
+         handles are renamed to symbols in order of first appearance (i1, A1, P1, H1); a \
+         handle's symbol is free again once DestroyChild succeeded on it, and the next new \
+         handle takes the lowest free one.",
         "ephemeral ports, the DHCP lease, the peers' forwarded ports and pool addresses differ \
          between the runs without meaning anything; the first-seen renaming still shows when \
-         a case uses the same value twice or a new one.",
+         a case uses the same value twice or a new one. A handle is a pool address in EDK2, \
+         and the pool often gives a new child the memory of one just destroyed; the \
+         simulator never reuses a handle (a stale one is always caught), so handles are named \
+         by live child.",
     ),
     (
         "The slot number in Tcp4.Connect and Tcp4.Accept arguments is dropped.",
@@ -131,6 +136,8 @@ struct Symbols {
     instances: BTreeMap<u64, String>,
     values: BTreeMap<(char, String), String>,
     counts: BTreeMap<char, usize>,
+    /// Handle symbols freed by a DestroyChild, for the next new handles.
+    free_handles: std::collections::BTreeSet<usize>,
 }
 
 impl Symbols {
@@ -149,11 +156,33 @@ impl Symbols {
         if let Some(s) = self.values.get(&(class, v.to_string())) {
             return s.clone();
         }
-        let n = self.counts.entry(class).or_insert(0);
-        *n += 1;
+        let reused = if class == 'H' {
+            self.free_handles.pop_first()
+        } else {
+            None
+        };
+        let n = reused.unwrap_or_else(|| {
+            let n = self.counts.entry(class).or_insert(0);
+            *n += 1;
+            *n
+        });
         let s = format!("{class}{n}");
         self.values.insert((class, v.to_string()), s.clone());
         s
+    }
+
+    /// A destroyed child's handle: its symbol goes to the next new handle,
+    /// so handles are named by live child rather than by value (EDK2's
+    /// pool often gives a new child the destroyed one's memory, the
+    /// simulator never reuses a handle).
+    fn release_handles(&mut self, args: &str) {
+        for w in args.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
+            if let Some(sym) = self.values.remove(&('H', w.to_string())) {
+                if let Ok(n) = sym[1..].parse::<usize>() {
+                    self.free_handles.insert(n);
+                }
+            }
+        }
     }
 
     fn ipv4(s: &str) -> bool {
@@ -257,6 +286,14 @@ enum Pre {
     ReceiveData(String, u64),
 }
 
+/// The raw argument text of a call step.
+fn args_raw(step: &RawStep) -> &str {
+    match step {
+        RawStep::Call { args, .. } => args,
+        _ => "",
+    }
+}
+
 /// Applies every rule of [`RULES`] to a raw recording.
 pub fn normalise(steps: &[RawStep]) -> Vec<NormStep> {
     let mut sym = Symbols::default();
@@ -295,6 +332,9 @@ pub fn normalise(steps: &[RawStep]) -> Vec<NormStep> {
                 } else {
                     sym.args(args)
                 };
+                if name.ends_with(".DestroyChild") && status == "SUCCESS" {
+                    sym.release_handles(args_raw(s));
+                }
                 pre.push(Pre::Step(NormStep {
                     key: format!("{inst} {name}({args}) = {status}"),
                     detail: if *repeat > 1 {

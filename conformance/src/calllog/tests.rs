@@ -429,3 +429,41 @@ fn malformed_files_are_typed_errors_with_the_line() {
         "{e}"
     );
 }
+
+#[test]
+fn handles_are_named_by_live_child_whether_or_not_the_firmware_reuses_them() {
+    // OVMF's pool gives the third child the first one's memory; the
+    // simulator gives it a new handle. Both name it H1, the free symbol.
+    let reusing = steps(&[
+        "call #1 Tcp4ServiceBinding.CreateChild SUCCESS",
+        "call #1 OpenProtocol(Tcp4) SUCCESS child=0x1df4eb98",
+        "call #2 OpenProtocol(Tcp4) SUCCESS child=0x1df4e018",
+        "call #1 Tcp4ServiceBinding.DestroyChild SUCCESS child=0x1df4eb98",
+        "call #3 OpenProtocol(Tcp4) SUCCESS child=0x1df4eb98",
+    ]);
+    let fresh = steps(&[
+        "call #1 Tcp4ServiceBinding.CreateChild SUCCESS",
+        "call #1 OpenProtocol(Tcp4) SUCCESS child=0x20000",
+        "call #2 OpenProtocol(Tcp4) SUCCESS child=0x20001",
+        "call #1 Tcp4ServiceBinding.DestroyChild SUCCESS child=0x20000",
+        "call #3 OpenProtocol(Tcp4) SUCCESS child=0x20002",
+    ]);
+    let keys = |s: &[RawStep]| -> Vec<String> { normalise(s).into_iter().map(|s| s.key).collect() };
+    assert_eq!(keys(&reusing), keys(&fresh));
+    assert_eq!(keys(&fresh)[4], "i3 OpenProtocol(Tcp4)(child=H1) = SUCCESS");
+    // A live child's handle is never shared: the second child stays H2, and
+    // a new child while both live would be H3.
+    assert_eq!(keys(&fresh)[2], "i2 OpenProtocol(Tcp4)(child=H2) = SUCCESS");
+    // Using a destroyed handle again without a new child is still visible:
+    // it is named as a new one would be, not as the live H2.
+    let stale = steps(&[
+        "call #1 OpenProtocol(Tcp4) SUCCESS child=0x1",
+        "call #2 OpenProtocol(Tcp4) SUCCESS child=0x2",
+        "call #1 Tcp4ServiceBinding.DestroyChild SUCCESS child=0x1",
+        "call #1 Tcp4ServiceBinding.DestroyChild INVALID_PARAMETER child=0x1",
+    ]);
+    assert_eq!(
+        keys(&stale)[3],
+        "i1 Tcp4ServiceBinding.DestroyChild(child=H1) = INVALID_PARAMETER"
+    );
+}
