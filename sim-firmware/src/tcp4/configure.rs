@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 use efisock::firmware::{Status, Tcp4ConfigData, Tcp4ConnectionState, Tcp4Option};
+use smoltcp::socket::tcp::State;
 use smoltcp::wire::{IpAddress, IpCidr};
 
 use crate::world::Env;
@@ -199,8 +200,18 @@ impl Edk2Tcp4 {
         let st = if c.listener.is_some() {
             Tcp4ConnectionState::LISTEN
         } else {
-            self.state_of(id)
-                .map_or(Tcp4ConnectionState::CLOSED, edk2_state)
+            // A graceful Close moves EDK2 to FIN_WAIT_1 (or LAST_ACK from
+            // CLOSE_WAIT) at once, its FIN following the data still queued
+            // (TcpMisc.c `TcpOnAppClose`); the simulator hands smoltcp the
+            // close only once the pending Transmits are cut, so its socket
+            // still says ESTABLISHED (or CLOSE_WAIT) until then.
+            match self.state_of(id) {
+                Some(State::Established) if c.tokens.close.is_some() => {
+                    Tcp4ConnectionState::FIN_WAIT1
+                }
+                Some(State::CloseWait) if c.tokens.close.is_some() => Tcp4ConnectionState::LAST_ACK,
+                other => other.map_or(Tcp4ConnectionState::CLOSED, edk2_state),
+            }
         };
         // SAFETY: non-null output pointers are writable (trait contract).
         unsafe {
