@@ -107,6 +107,8 @@ pub(crate) struct Conn {
     prev: State,
     outcome: Option<PeerConnState>,
     user_closed: bool,
+    /// When the application's close reaches the wire (see [`FIN_RELAY_NS`]).
+    close_at: Option<u64>,
     connect_deadline: Option<u64>,
     final_polled: bool,
     wire_key: Option<(SocketAddrV4, u16)>,
@@ -126,6 +128,16 @@ pub(crate) struct Host {
 pub(crate) fn instant(ns: u64) -> Instant {
     Instant::from_micros((ns / 1000) as i64)
 }
+
+/// How long after a peer application closes its socket its FIN leaves.
+///
+/// The guest's peers in QEMU sit behind slirp, which relays the host
+/// socket's end of stream on a later pass of its poll loop than the data
+/// before it: a capture of OVMF's lifecycle cases shows the host's FIN
+/// reaching the guest 3-12 ms after the guest's own FIN was acknowledged
+/// (the guest, already torn down, answers it with a bare RST). A simulated
+/// peer's FIN would otherwise ride on its last data or its ACK.
+pub(crate) const FIN_RELAY_NS: u64 = 5_000_000;
 
 fn new_socket(buf: usize) -> tcp::Socket<'static> {
     let mut s = tcp::Socket::new(
@@ -149,6 +161,7 @@ struct Io<'a> {
     conn_wake: &'a mut Option<u64>,
     outcome: Option<PeerConnState>,
     user_closed: &'a mut bool,
+    close_at: &'a mut Option<u64>,
     local: SocketAddrV4,
     spawned: &'a mut Vec<(SocketAddrV4, Box<dyn ConnHandler>)>,
     wire: WireSeen,
@@ -194,11 +207,14 @@ impl ConnIo for Io<'_> {
         self.sock.send_queue()
     }
     fn close(&mut self) {
-        *self.user_closed = true;
-        self.sock.close();
+        if !*self.user_closed {
+            *self.user_closed = true;
+            *self.close_at = Some(self.now + FIN_RELAY_NS);
+        }
     }
     fn abort(&mut self) {
         *self.user_closed = true;
+        *self.close_at = None;
         self.sock.abort();
     }
     fn local_addr(&self) -> SocketAddrV4 {
@@ -281,6 +297,7 @@ impl Host {
             prev: State::SynSent,
             outcome: if ok { None } else { Some(PeerConnState::Reset) },
             user_closed: false,
+            close_at: None,
             connect_deadline: Some(now + PEER_CONNECT_TIMEOUT_NS),
             final_polled: false,
             wire_key: None,
@@ -353,6 +370,7 @@ impl Host {
                     prev: State::SynReceived,
                     outcome: None,
                     user_closed: false,
+                    close_at: None,
                     connect_deadline: None,
                     final_polled: false,
                     wire_key: None,
@@ -402,6 +420,11 @@ impl Host {
             if due {
                 c.wake_at = None;
             }
+            if c.close_at.is_some_and(|t| t <= now) {
+                c.close_at = None;
+                sock.close();
+                changed = true;
+            }
             let before = (sock.send_queue(), sock.recv_queue(), sock.state());
             // A closed socket forgets its endpoints: keep the last ones.
             if let (Some(remote), Some(local)) = (sock.remote_endpoint(), sock.local_endpoint()) {
@@ -416,6 +439,7 @@ impl Host {
                 conn_wake: &mut c.wake_at,
                 outcome: c.outcome,
                 user_closed: &mut c.user_closed,
+                close_at: &mut c.close_at,
                 local: SocketAddrV4::new(local_ip, 0),
                 spawned: &mut spawned,
                 wire,
@@ -450,7 +474,10 @@ impl Host {
             .poll_at(instant(now), &self.sockets)
             .map(|i| (i.total_micros().max(0) as u64) * 1000);
         for c in &self.conns {
-            for w in [c.wake_at, c.connect_deadline].into_iter().flatten() {
+            for w in [c.wake_at, c.connect_deadline, c.close_at]
+                .into_iter()
+                .flatten()
+            {
                 t = Some(t.map_or(w, |x| x.min(w)));
             }
         }

@@ -64,7 +64,9 @@ fn a_reset_in_closing_stores_no_error() {
     env.sim
         .advance((now / MNP_TICK_NS + 1) * MNP_TICK_NS + 1_000_000 - now);
     close.set(true);
-    env.sim.advance(3_000_000);
+    // The peer's FIN leaves 5 ms after its close (slirp's relay delay,
+    // `FIN_RELAY_NS`), still before the next tick.
+    env.sim.advance(7_000_000);
     // Our FIN crosses the peer's and is lost, and so is our ACK of the
     // peer's FIN: both ends stay in a simultaneous close.
     env.sim.set_link(LinkConfig {
