@@ -131,27 +131,44 @@ pub struct CallLevelReason {
     pub id: &'static str,
     /// The mechanism behind the first divergence.
     pub why: &'static str,
-    /// The divergence the diff shows next, measured once by replaying
-    /// OVMF's recording (`--replay-log`) with the first one neutralised;
-    /// where it depends on the peer's timing (FIN/ACK arrival, several
-    /// peers at once) another run may show the next timing-dependent step.
+    /// What the simulator would have to model for the recordings to be
+    /// identical, or why nothing in the simulated firmware would.
     pub next: &'static str,
 }
 
-/// EDK2 writes into the caller's `Tcp4ConfigData`; the simulator does not.
-const CONFIGURE_WRITES_BACK: &str = "EDK2's Tcp4.Configure writes the default station address \
-     (TcpConfigurePcb copies IP4's StationAddress and SubnetMask into the caller's access point) \
-     and the port it bound (TcpBind: `*Port = *RandomPort` for port 0) back into the caller's \
-     Tcp4ConfigData (edk2-stable202211 NetworkPkg/TcpDxe/TcpDispatcher.c); measured: OVMF's \
-     recording shows station=<lease>:<port> after the call. The simulator leaves the caller's \
-     config untouched (station=0.0.0.0:0).";
+/// The host peer's FIN and the guest's close race through slirp.
+const PEER_FIN_RACE: &str = "which call sees the peer's FIN (a wait loop reading FIN_WAIT1, \
+     FIN_WAIT2, CLOSE_WAIT or TIME_WAIT, a Receive ending the stream, or the guest's Close \
+     coming first) is a race between the guest and the host peer's close as slirp relays it: in \
+     OVMF the host's FIN arrives some milliseconds after the data or the ACK before it (a \
+     capture shows it 3-12 ms after the guest's own FIN was acknowledged, answered with a bare \
+     RST by the torn-down guest), and two OVMF runs of the same case have shown either side of \
+     the race. The simulator's peers send their FIN FIN_RELAY_NS (5 ms) after their close, one \
+     deterministic point in that range.";
 
-/// EDK2's INTERFACE_INFO carries the route table after the structure.
-const IFINFO_ROUTE_TABLE: &str = "EDK2's Ip4Config2.GetData(InterfaceInfo) needs room for the \
-     default route table after the structure (Ip4Config2GetIfInfo, \
-     NetworkPkg/Ip4Dxe/Ip4Config2Impl.c) and answers a structure-sized buffer with \
-     BUFFER_TOO_SMALL once routes exist (measured: OVMF's first GetData); the simulator's \
-     InterfaceInfo has no route table and answers SUCCESS.";
+/// slirp acknowledges before the host application answers.
+const SLIRP_ACK_BEFORE_DATA: &str = "slirp's own TCP acknowledges the guest's segments before \
+     the host application behind it answers, and OVMF's timer tick runs the stack between the \
+     application's calls (TCG makes the application's own code slow), so a Transmit held by \
+     the congestion window completes in the background before the echoed data arrives; the \
+     simulated peer's ACK comes with its answer, and between calls no virtual time passes.";
+
+/// The hold peer never reads; slirp and the host kernel buffer for it.
+const HOLD_PEER_BUFFERS: &str = "the hold peer never reads: in OVMF, slirp's socket buffer and \
+     the host kernel's keep accepting the guest's data well beyond the simulated peer's 256 KiB \
+     receive window, so Transmit tokens still complete (after Polls) where the simulator's stay \
+     pending behind a zero window.";
+
+/// How a byte stream is cut depends on arrival times.
+const RECEIVE_CUT: &str = "where a run of Receive completions ends (an interleaved Transmit, \
+     another connection's event, or the test's own read) depends on when each segment \
+     arrives; EDK2 copies every byte already queued into a Receive (SockRcv), so a Receive \
+     armed after two segments arrived takes both (OVMF: 2000 bytes at once, simulator: 1460 \
+     then 540).";
+
+/// slirp relays a host RST as a FIN.
+const SLIRP_RST_AS_FIN: &str = "slirp sometimes relays the host peer's RST to the guest as a \
+     FIN (see TABLE), so OVMF's stream ends early and without an error.";
 
 /// The case is sim-only.
 const NOT_RUN_IN_OVMF: &str = "the case needs an address nobody answers, which slirp cannot \
@@ -159,389 +176,305 @@ const NOT_RUN_IN_OVMF: &str = "the case needs an address nobody answers, which s
 
 /// The ipconfig cases call the target's own `unconfigure`.
 const UNCONFIGURE_HARNESS: &str = "the case calls the target's `unconfigure`, which is harness \
-     code and differs by construction: the simulator builds a fresh unconfigured world, OVMF \
-     releases the lease and sets the STATIC policy through raw Ip4Config2 calls (untraced), so \
-     the traced address calls around it differ.";
+     code and differs by construction: the simulator builds a fresh unconfigured world (its \
+     recording restarts), OVMF releases the lease and sets the STATIC policy through raw \
+     Ip4Config2 calls that are not traced, so the traced address calls around it differ.";
 
-const NEXT_NONE: &str = "nothing: with the first divergence neutralised the recordings are \
-     identical.";
+/// A timer tick falls inside a call in OVMF.
+const TICK_INSIDE_CALL: &str = "OVMF sometimes completes a Connect inside the call: when the \
+     10 ms timer tick falls inside it (TCG makes a Connect take long), MNP's poll runs as the \
+     call restores the TPL and delivers the SYN-ACK before the call returns; the simulator's \
+     calls take microseconds of virtual time, so a tick rarely falls inside one.";
 
-/// EDK2's SockConnFlush order.
-const NEXT_FLUSH_ORDER: &str = "the tokens a reset or close flushes complete in another order: \
-     EDK2's SockConnFlush (NetworkPkg/TcpDxe/SockImpl.c) signals the Connect token, then the \
-     Close token, then the Accept, Receive and Transmit tokens; the simulator signals the \
-     pending Receive (or Accept) token before the Close token.";
+/// Several peers at once.
+const CONCURRENT_PEERS: &str = "with several peers connecting or closing at once, the order \
+     of their Accept completions and FINs depends on when each host connection's segments \
+     arrive, which the host's scheduler and slirp decide in OVMF.";
 
-/// The issue's first divergence.
-const NEXT_TRANSMIT: &str = "a Transmit token the simulator signals inside the call stays \
-     pending in OVMF (EDK2 signals it once its bytes are segmented, which the peer's and the \
-     congestion window limit: SockDataSent via TcpOutput.c); the simulator signals it when the \
-     bytes are copied into smoltcp's send buffer.";
+/// What would close the gap: model slirp's relay timing.
+const FIX_SLIRP_TIMING: &str = "a model of slirp's relay timing beyond FIN_RELAY_NS (its ACKs \
+     ahead of the host's data, its buffering, its poll loop); the firmware side of these \
+     recordings matches.";
 
-const NEXT_CLOSE_BEFORE_DATA: &str = "OVMF completes the Close token before the simulator's last \
-     Receive completion (the simulator still delivers 1-2 bytes first); the mechanism is not \
-     yet explained.";
+/// What would close the gap: nothing on the firmware side.
+const FIX_HARNESS: &str = "nothing in the simulated firmware: the difference is in the test \
+     harness or the network the case needs.";
 
-const NEXT_PEER_FIN_TIMING: &str = "the connection state a wait loop sees (ESTABLISHED vs \
-     CLOSE_WAIT, FIN_WAIT1 vs FIN_WAIT2) or whether the peer's FIN came before a call: in OVMF \
-     the stack runs between the application's calls (MNP's receive timer), so the peer's FIN or \
-     ACK is often processed before the next call; in virtual time it arrives Polls later.";
+/// What would close the gap: a model of the DXE tick inside calls.
+const FIX_TICK_IN_CALL: &str = "charging calls their OVMF duration, so that ticks fall inside \
+     them as often as under TCG.";
 
-const NEXT_CONCURRENT_PEERS: &str = "with several peers connecting at once, the order of the \
-     Accept and Connect completions differs; it depends on when each peer's handshake \
-     segments arrive.";
-
-const NEXT_UNMEASURED: &str = "not measured.";
-
-/// Every case whose call-level recording is expected to differ, with the
-/// reason. `--compare` lists any non-identical case missing here as an
-/// unexplained call-level divergence and fails. Measured with
-/// `cargo run --release -- --compare` (base seed 0xef150c4b5eed0001).
+/// Every case whose call-level recording differed in at least one of the
+/// `--compare` runs made while calibrating (base seed 0xef150c4b5eed0001),
+/// with the reason. `--compare` lists any non-identical case missing here
+/// as an unexplained call-level divergence and fails. Several reasons are
+/// races that OVMF resolves either way from run to run, so a listed case
+/// may be identical in a given run.
 pub const CALL_LEVEL: &[CallLevelReason] = &[
     CallLevelReason {
         id: "lifecycle/connect_echo_hello",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "lifecycle/peer_and_local_names",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "lifecycle/connect_ex_returns_zero",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "lifecycle/connect_twice_eisconn",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "lifecycle/closed_socket_ebadf",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "lifecycle/bind_then_getsockname",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "lifecycle/bind_twice_einval",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "lifecycle/accept_connect_back",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_PEER_FIN_TIMING,
-    },
-    CallLevelReason {
-        id: "lifecycle/listen_unbound_gets_port",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "transfer/echo_4k_exact",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: SLIRP_ACK_BEFORE_DATA,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "transfer/sink_1mib_checksum",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: SLIRP_ACK_BEFORE_DATA,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "transfer/source_1mib_checksum",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "transfer/recv_one_leaves_rest",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
-    },
-    CallLevelReason {
-        id: "transfer/recv_into_partial",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "transfer/echo_interleaved_256k",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: RECEIVE_CUT,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "transfer/send_returns_count",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "transfer/io_read_write_traits",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "eof/eof_is_sticky",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "eof/eof_is_readable",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: TICK_INSIDE_CALL,
+        next: FIX_TICK_IN_CALL,
     },
     CallLevelReason {
         id: "eof/accept_and_close_gives_eof",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "eof/send_after_peer_fin_works",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_PEER_FIN_TIMING,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "reset/reset_on_recv",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_PEER_FIN_TIMING,
+        why: SLIRP_RST_AS_FIN,
+        next: FIX_HARNESS,
     },
     CallLevelReason {
         id: "reset/reset_on_send",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
-    },
-    CallLevelReason {
-        id: "reset/reset_so_error",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
-    },
-    CallLevelReason {
-        id: "connect/refused",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
-    },
-    CallLevelReason {
-        id: "connect/connect_ex_refused",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "connect/connect_timeout",
         why: NOT_RUN_IN_OVMF,
-        next: NEXT_UNMEASURED,
+        next: FIX_HARNESS,
     },
     CallLevelReason {
         id: "connect/reconnect_after_refused",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "nonblocking/connect_inprogress_already_isconn",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_CLOSE_BEFORE_DATA,
-    },
-    CallLevelReason {
-        id: "nonblocking/connect_refused_via_so_error",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "nonblocking/recv_eagain",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "nonblocking/accept_eagain",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "nonblocking/send_eagain_when_full",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: HOLD_PEER_BUFFERS,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "nonblocking/recv_after_eagain_gets_data",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "backpressure/sendall_timeout_against_hold",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: HOLD_PEER_BUFFERS,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "backpressure/hold_not_writable",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: HOLD_PEER_BUFFERS,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "backpressure/sendall_slow_reader",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "timeout/net_wait_deadline_ends_blocking_recv",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "timeout/recv_timeout_keeps_late_data",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "select/timeout_honoured",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "select/zero_timeout_polls",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "select/readable_does_not_consume",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "select/writable_when_connected",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "select/listener_readable_on_connection",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_PEER_FIN_TIMING,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
-        id: "select/only_ready_sockets_reported",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "select/closed_socket_ebadf",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        id: "select/writable_when_connected",
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "poller/readable_event_with_token",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "poller/modify_and_unregister",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "poller/timeout_honoured",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "poller/register_errors",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "poller/hup_on_eof",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "close/with_armed_receive",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "close/with_pending_transmit",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "close/drop_without_close",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_CLOSE_BEFORE_DATA,
-    },
-    CallLevelReason {
-        id: "close/listener_with_armed_accept",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_FLUSH_ORDER,
+        why: SLIRP_ACK_BEFORE_DATA,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "close/linger_zero_aborts_at_once",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_TRANSMIT,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "close/unread_data",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "shutdown/write_sends_fin",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_NONE,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "shutdown/read_gives_eof",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "shutdown/send_after_write_shutdown_epipe",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "ports/listen_port_in_use",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "ports/relisten_after_close",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_FLUSH_ORDER,
-    },
-    CallLevelReason {
-        id: "ports/reuse_after_active_close",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "server/select_echo_server_32_clients",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_CONCURRENT_PEERS,
+        why: RECEIVE_CUT,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "server/sequential_1000_connections",
-        why: CONFIGURE_WRITES_BACK,
-        next: NEXT_FLUSH_ORDER,
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "server/accept_many_in_order",
-        why: IFINFO_ROUTE_TABLE,
-        next: NEXT_CONCURRENT_PEERS,
+        why: CONCURRENT_PEERS,
+        next: FIX_SLIRP_TIMING,
+    },
+    CallLevelReason {
+        id: "buffers/accepted_window_holds_1mib_unread",
+        why: RECEIVE_CUT,
+        next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
         id: "ipconfig/dhcp_assigns_address",
         why: UNCONFIGURE_HARNESS,
-        next: NEXT_UNMEASURED,
+        next: FIX_HARNESS,
     },
     CallLevelReason {
         id: "ipconfig/dhcp_is_idempotent",
         why: UNCONFIGURE_HARNESS,
-        next: NEXT_UNMEASURED,
+        next: FIX_HARNESS,
     },
     CallLevelReason {
         id: "ipconfig/static_address",
         why: UNCONFIGURE_HARNESS,
-        next: NEXT_UNMEASURED,
+        next: FIX_HARNESS,
+    },
+    CallLevelReason {
+        id: "probe/addressing_no_mapping_sticks",
+        why: UNCONFIGURE_HARNESS,
+        next: FIX_HARNESS,
+    },
+    CallLevelReason {
+        id: "probe/addressing_unmapped_child_maps_later",
+        why: UNCONFIGURE_HARNESS,
+        next: FIX_HARNESS,
+    },
+    CallLevelReason {
+        id: "probe/addressing_explicit_before_lease",
+        why: UNCONFIGURE_HARNESS,
+        next: FIX_HARNESS,
     },
 ];
 

@@ -125,7 +125,7 @@ fn call_cell(diffs: &CallDiffs, id: &str, seed: u64) -> String {
         Some(d) if d.identical() => "identical".to_string(),
         Some(d) => match call_level_reason(id) {
             Some(r) => format!(
-                "{} — reason: {} Next: {}",
+                "{} — reason: {} To close it: {}",
                 cell(&d.to_string()),
                 cell(r.why),
                 cell(r.next)
