@@ -224,3 +224,21 @@ fn same_seed_same_run_different_seed_different_isn_and_port() {
     );
     assert!((1024..2048).contains(&a.2));
 }
+
+#[test]
+fn a_bulk_receive_burst_waits_in_the_nic_queue_instead_of_being_dropped() {
+    // QEMU holds what virtio-net's ring cannot take (NIC_QUEUE_FRAMES): a
+    // fast source's bursts are never dropped at the NIC, so no segment waits
+    // for a retransmission timeout.
+    let env = Env::new(SimConfig::new(36));
+    let data = pattern(1 << 20, 6);
+    listen_source(&env.sim, 20, data.clone(), true);
+    let (h, t) = env.child();
+    assert_eq!(connect(&env, &t, PEER, 20), Status::SUCCESS);
+    let got = receive_all(&env, &t, true);
+    assert_eq!(checksum(&got), checksum(&data));
+    assert_eq!(env.sim.stats().frames_dropped, 0, "a burst was dropped");
+    assert_eq!(close(&env, &t, true), Status::SUCCESS);
+    env.destroy(h);
+    assert_clean(&env);
+}
