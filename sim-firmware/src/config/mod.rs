@@ -31,10 +31,10 @@ impl Default for CostModel {
         // Calibrated against OVMF (edk2-stable202211) under QEMU TCG by
         // `cargo xtask bench-report` (docs/benchmarks.md).
         CostModel {
-            per_call_ns: 3_000,
+            per_call_ns: 4_000,
             poll_ns: 0,
-            per_frame_ns: 60_000,
-            per_byte_copy_ps: 2_000,
+            per_frame_ns: 40_000,
+            per_byte_copy_ps: 2_500,
         }
     }
 }
