@@ -367,6 +367,11 @@ pub const CALL_LEVEL: &[CallLevelReason] = &[
         next: FIX_SLIRP_TIMING,
     },
     CallLevelReason {
+        id: "select/readable_does_not_consume",
+        why: PEER_FIN_RACE,
+        next: FIX_SLIRP_TIMING,
+    },
+    CallLevelReason {
         id: "select/listener_readable_on_connection",
         why: PEER_FIN_RACE,
         next: FIX_SLIRP_TIMING,
