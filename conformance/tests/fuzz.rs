@@ -169,3 +169,20 @@ fn core_fixes_found_by_the_fuzzer_hold() {
         }
     }
 }
+
+/// Regression: the peer sent its FIN, the SUT sent 11162 bytes, and an
+/// injected Transmit CONNECTION_RESET reset the connection while EDK2's
+/// sender still held part of them (a Transmit completes only once cut into
+/// segments). The peer, which had closed its side first, reported the RST
+/// as a plain close, and the drain phase demanded every byte: "the peer
+/// received 10220 of the 11162 bytes the SUT sent (liveness)". An injected
+/// reset now excuses the bytes it destroyed.
+#[test]
+fn an_injected_reset_excuses_the_bytes_it_destroyed() {
+    let text = "efz2/c/b918bb55f439343a/uniform/event-wait/dup=0.036,spike=0.013,jitter,inject=0.012/\
+                _7.29_1n.1/-/f,z1,S11162,p38";
+    let case: FuzzCase = text.parse().expect("parses");
+    if let Err(f) = run_guarded(&case) {
+        panic!("{text}: {}", f.message);
+    }
+}
