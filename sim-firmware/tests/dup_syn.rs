@@ -12,6 +12,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::Duration;
 
+mod common;
+
 use efisock::Net;
 use efisock_sim::{ConnHandler, ConnIo, Faults, PeerConnState, Sim, SimConfig, SimPlatform};
 
@@ -46,36 +48,6 @@ fn net_on(sim: &Sim) -> Net<SimPlatform> {
 /// reached the wrong connection is noticed.
 fn message(i: usize) -> Vec<u8> {
     (0..200 + i * 7).map(|k| (k * 31 + i * 17) as u8).collect()
-}
-
-/// Echoes everything; closes after the peer's FIN.
-struct Echo {
-    pending: Vec<u8>,
-    closed: bool,
-}
-
-impl ConnHandler for Echo {
-    fn poll(&mut self, io: &mut dyn ConnIo) {
-        let mut buf = [0u8; 4096];
-        loop {
-            if !self.pending.is_empty() {
-                let n = io.send(&self.pending);
-                self.pending.drain(..n);
-                if !self.pending.is_empty() {
-                    break;
-                }
-            }
-            let n = io.recv(&mut buf);
-            if n == 0 {
-                break;
-            }
-            self.pending.extend_from_slice(&buf[..n]);
-        }
-        if io.state() == PeerConnState::PeerFin && self.pending.is_empty() && !self.closed {
-            self.closed = true;
-            io.close();
-        }
-    }
 }
 
 /// What one peer client saw.
@@ -129,15 +101,7 @@ impl ConnHandler for Client {
 /// its message and reading the echo back before closing.
 fn sequential_client(seed: u64, count: usize) -> Result<(), String> {
     let sim = sim_with_duplication(seed);
-    sim.peer_host().listen(
-        ECHO_PORT,
-        Box::new(|| {
-            Box::new(Echo {
-                pending: Vec::new(),
-                closed: false,
-            })
-        }),
-    );
+    common::listen_echo(&sim, ECHO_PORT);
     let net = net_on(&sim);
     for i in 0..count {
         let sock = net.socket().map_err(|e| format!("socket {i}: {e}"))?;
