@@ -27,23 +27,11 @@ impl<P: Platform> RawChild<P> {
     /// `CreateChild`, then the TCP4 protocol on it (the child is destroyed
     /// again if that fails).
     pub fn create(platform: P) -> Result<Self, RawError> {
-        let service = platform.tcp4_service();
-        let handle = service
+        let handle = platform
+            .tcp4_service()
             .create_child()
             .map_err(|s| RawError::new("CreateChild", s))?;
-        let tcp = match service.open_tcp4(handle) {
-            Ok(tcp) => tcp,
-            Err(s) => {
-                let _ = service.destroy_child(handle);
-                return Err(RawError::new("OpenProtocol(Tcp4)", s));
-            }
-        };
-        Ok(RawChild {
-            platform,
-            handle,
-            tcp,
-            station: None,
-        })
+        Self::adopt(platform, handle)
     }
 
     /// Takes over a child the firmware created (an Accept's new child):
